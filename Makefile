@@ -1,0 +1,43 @@
+# worldmodels: `make demo` trains DreamerV3 on CartPole; `make test` runs lint + the fast suite.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: setup setup-dev demo test lint format bench-cartpole bench-pendulum bench-pixels bench-resume clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# The CLI ends up at .venv/bin/worldmodels; torch==2.13.0 is pinned (CPU wheel).
+setup: $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@$(BIN)/worldmodels list > /dev/null && echo "installed: $(BIN)/worldmodels"
+
+setup-dev: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+
+demo: setup
+	$(BIN)/worldmodels train dreamerv3 --env gym:CartPole-v1 --steps 30000 --seed 0 \
+		--run-dir runs/demo-cartpole-$$(date +%Y%m%d-%H%M%S)
+
+lint: setup-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup-dev
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+test: setup-dev lint
+	$(BIN)/python -m pytest -q
+
+bench-cartpole: setup
+	$(BIN)/python benchmarks/learning.py --env gym:CartPole-v1 --steps 30000 --seeds 0 1 2
+
+bench-pendulum: setup
+	$(BIN)/python benchmarks/learning.py --env gym:Pendulum-v1 --steps 30000 --seeds 0 1 2
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

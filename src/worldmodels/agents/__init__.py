@@ -1,0 +1,60 @@
+"""Agent registry: names on the command line -> (config class, presets, agent class)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Preset
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to build one agent name: its config class, presets and the presets the name implies."""
+
+    name: str
+    family: str
+    description: str
+    base_presets: tuple[str, ...]
+
+    def load(self) -> tuple[type, dict[str, Preset], type]:
+        """Import lazily so ``worldmodels list`` stays fast: (config class, presets, agent class)."""
+        if self.family == "dreamer":
+            from .dreamer import PRESETS, DreamerAgent, DreamerConfig
+
+            return DreamerConfig, PRESETS, DreamerAgent
+        raise AssertionError(self.family)
+
+
+AGENTS: dict[str, AgentSpec] = {
+    s.name: s
+    for s in [
+        AgentSpec("dreamer", "dreamer", "Dreamer world model + actor-critic (V3 defaults)", ()),
+        AgentSpec("dreamerv3", "dreamer", "DreamerV3, Nature 2025 = dreamer --preset dreamerv3",
+                  ("dreamerv3",)),
+    ]
+}
+
+
+def get_agent_spec(name: str) -> AgentSpec:
+    """The registered agent ``name``, or a UserError naming close matches."""
+    if name not in AGENTS:
+        close = difflib.get_close_matches(name, list(AGENTS), n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise UserError(f"unknown agent '{name}'; {hint}(available: {', '.join(AGENTS)})")
+    return AGENTS[name]
+
+
+def build_config(name: str, presets: list[str] | None = None, overrides: dict[str, Any] | None = None):
+    """Resolve the config of agent ``name``: its base presets, then ``presets``, then overrides."""
+    from ..config import apply_overrides, resolve_presets
+
+    spec = get_agent_spec(name)
+    cls, table, _ = spec.load()
+    cfg = cls()
+    names = list(spec.base_presets) + list(presets or [])
+    apply_overrides(cfg, resolve_presets(table, names))
+    apply_overrides(cfg, overrides or {})
+    return cfg, names

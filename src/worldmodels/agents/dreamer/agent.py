@@ -1,0 +1,312 @@
+"""The Dreamer agent: world model + actor-critic learned in imagination (DreamerV3)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...envs.base import ActionSpace, Spec
+from ...math import (
+    BoundedNormal,
+    OneHotCategoricalST,
+    PercentileNormalizer,
+    discount_weights,
+    dyn_rep_kl,
+    ema_update,
+    lambda_return,
+    symlog,
+    unimix_logits,
+)
+from ...models.rssm import RSSM
+from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
+from .config import DreamerConfig
+
+
+class WorldModel(nn.Module):
+    """Encoder, RSSM, decoder and reward/continue heads (DreamerV3 eq. 1-5)."""
+
+    def __init__(self, cfg: DreamerConfig, obs_space: dict[str, Spec], act_dim: int):
+        super().__init__()
+        m = cfg.model
+        self.vector_keys = [k for k, s in obs_space.items() if len(s.shape) == 1]
+        self.image_keys = [k for k, s in obs_space.items() if len(s.shape) == 3]
+        self.obs_space = obs_space
+        embed = 0
+        if self.vector_keys:
+            vdim = sum(obs_space[k].shape[0] for k in self.vector_keys)
+            self.vec_enc = MLP(vdim, m.units, m.enc_layers, m.norm, m.act)
+            embed += self.vec_enc.out_dim
+        if self.image_keys:
+            h, w, _ = obs_space[self.image_keys[0]].shape
+            c = sum(obs_space[k].shape[2] for k in self.image_keys)
+            self.img_enc = ConvEncoder((h, w, c), m.depth, norm=m.norm, act=m.act)
+            embed += self.img_enc.out_dim
+        self.rssm = RSSM(
+            act_dim, embed, m.deter, m.hidden, m.stoch, m.classes, m.blocks, m.unimix, m.norm, m.act
+        )
+        feat = self.rssm.feat_dim
+        if self.vector_keys:
+            self.vec_dec = Head(feat, (vdim,), m.vector_decoder, m.units, m.dec_layers, m.norm, m.act)
+        if self.image_keys:
+            self.img_dec = ConvDecoder(feat, (h, w, c), m.depth, norm=m.norm, act=m.act)
+        head = dict(units=m.units, layers=m.head_layers, norm=m.norm, act=m.act, bins=m.bins)
+        self.reward = Head(feat, (), m.reward_head, **head, outscale=0.0)
+        self.cont = Head(feat, (), "binary", **head)
+
+    def encode(self, obs: dict[str, Tensor]) -> Tensor:
+        """Observations ``[..., *shape]`` -> embedding ``[..., E]`` (vectors are symlog'd)."""
+        parts = []
+        if self.vector_keys:
+            vec = torch.cat([obs[k].float() for k in self.vector_keys], -1)
+            parts.append(self.vec_enc(symlog(vec)))
+        if self.image_keys:
+            parts.append(self.img_enc(torch.cat([obs[k] for k in self.image_keys], -1)))
+        return torch.cat(parts, -1)
+
+    def recon_loss(self, feat: Tensor, obs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Decoder negative log-likelihoods ``[B, T]`` by observation kind."""
+        losses = {}
+        if self.vector_keys:
+            vec = torch.cat([obs[k].float() for k in self.vector_keys], -1)
+            losses["recon_vector"] = self.vec_dec(feat).loss(vec)
+        if self.image_keys:
+            img = image_to_float(torch.cat([obs[k] for k in self.image_keys], -1))
+            pred = self.img_dec(feat).movedim(-1, -3)
+            losses["recon_image"] = ((pred - img) ** 2).sum((-3, -2, -1))
+        return losses
+
+
+class Actor(nn.Module):
+    """pi(a_t | s_t): unimix categorical (discrete) or bounded normal (continuous)."""
+
+    def __init__(self, feat: int, act_space: ActionSpace, cfg: DreamerConfig):
+        super().__init__()
+        b, m = cfg.behavior, cfg.model
+        self.discrete, self.n = act_space.discrete, act_space.n
+        self.unimix, self.min_std, self.max_std = b.unimix, b.min_std, b.max_std
+        self.mlp = MLP(feat, b.units, b.layers, m.norm, m.act)
+        self.out = nn.Linear(self.mlp.out_dim, self.n if self.discrete else 2 * self.n)
+        nn.init.trunc_normal_(self.out.weight, std=0.01 / self.mlp.out_dim**0.5)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, feat: Tensor):
+        x = self.out(self.mlp(feat))
+        if self.discrete:
+            return OneHotCategoricalST(unimix_logits(x, self.unimix))
+        mean, std = x.chunk(2, -1)
+        return BoundedNormal(mean, std, self.min_std, self.max_std)
+
+
+class DreamerAgent:
+    """DreamerV3 (Hafner et al. 2023/2025): the Agent protocol of shared/DESIGN.md."""
+
+    name = "dreamer"
+
+    def __init__(
+        self,
+        config: DreamerConfig,
+        obs_space: dict[str, Spec],
+        act_space: ActionSpace,
+        device: torch.device | str = "cpu",
+    ):
+        self.config, self.obs_space, self.act_space = config, obs_space, act_space
+        self.device = torch.device(device)
+        self.act_dim = act_space.n if act_space.discrete else act_space.shape[0]
+        self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
+        feat = self.wm.rssm.feat_dim
+        b, m, o = config.behavior, config.model, config.optim
+        self.actor = Actor(feat, act_space, config).to(self.device)
+        self.critic = Head(feat, (), "symexp_twohot", b.units, b.layers, m.norm, m.act, m.bins,
+                           outscale=0.0).to(self.device)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.retnorm = PercentileNormalizer(
+            b.retnorm_low, b.retnorm_high, b.retnorm_decay, b.retnorm_limit
+        ).to(self.device)
+        self.model_opt = torch.optim.Adam(self.wm.parameters(), o.model_lr, eps=o.model_eps)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), o.actor_lr, eps=o.ac_eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), o.critic_lr, eps=o.ac_eps)
+        self.updates = 0
+        grad = b.actor_grad
+        if grad == "auto":
+            grad = "reinforce" if act_space.discrete else b.actor_grad_cont
+        if grad == "dynamics" and act_space.discrete:
+            raise ValueError("actor_grad=dynamics needs continuous actions; use reinforce")
+        self.actor_grad = grad
+
+    # Acting
+    def init_state(self, batch_size: int) -> dict[str, Tensor]:
+        """Latent state and previous action for ``batch_size`` environments."""
+        state = self.wm.rssm.initial(batch_size, self.device)
+        state["action"] = torch.zeros(batch_size, self.act_dim, device=self.device)
+        return state
+
+    def _obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
+
+    @torch.no_grad()
+    def act(
+        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str = "explore"
+    ) -> tuple[dict[str, Tensor], np.ndarray, dict[str, Any]]:
+        """One filtering step and an action per env: obs ``[N, ...]`` -> actions ``[N, ...]``.
+
+        ``mode='explore'`` samples the actor, ``'eval'`` takes its mode (greedy).
+        """
+        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        embed = self.wm.encode(self._obs_tensors(obs))
+        latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+        dist = self.actor(self.wm.rssm.feat(latent))
+        action = dist.sample() if mode == "explore" else dist.mode()
+        new_state = {"deter": latent["deter"], "stoch": latent["stoch"], "action": action}
+        if self.act_space.discrete:
+            out = action.argmax(-1).cpu().numpy().astype(np.int64)
+        else:
+            out = action.cpu().numpy().astype(np.float32)
+        return new_state, out, {}
+
+    def _action_tensor(self, action: np.ndarray | Tensor) -> Tensor:
+        action = torch.as_tensor(action, device=self.device)
+        if self.act_space.discrete:
+            return nn.functional.one_hot(action.long(), self.act_dim).float()
+        return action.float()
+
+    # Learning
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One gradient step of world model, actor and critic on a ``[B, T]`` replay batch."""
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        metrics: dict[str, Tensor] = {}
+        post, wm_metrics = self._train_world_model(data)
+        metrics.update(wm_metrics)
+        start = {k: v.detach().reshape(-1, *v.shape[2:]) for k, v in post.items()}
+        start_cont = (1.0 - data["is_terminal"].float()).reshape(-1)
+        metrics.update(self._train_behavior(start, start_cont))
+        self.updates += 1
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _train_world_model(self, data: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict]:
+        m, o = self.config.model, self.config.optim
+        obs = {k: data[k] for k in self.obs_space}
+        action = self._action_tensor(data["action"])
+        prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
+        embed = self.wm.encode(obs)
+        post, prior_logits = self.wm.rssm.observe(embed, prev_action, data["is_first"].bool())
+        feat = self.wm.rssm.feat(post)
+        losses = self.wm.recon_loss(feat, obs)
+        losses["reward"] = self.wm.reward(feat).loss(data["reward"].float())
+        losses["cont"] = self.wm.cont(feat).loss(1.0 - data["is_terminal"].float())
+        dyn, rep = dyn_rep_kl(post["logits"], prior_logits, m.free_bits)
+        pred = sum(losses.values())
+        total = (m.beta_pred * pred + m.beta_dyn * dyn + m.beta_rep * rep).mean()
+        self.model_opt.zero_grad(set_to_none=True)
+        total.backward()
+        gnorm = nn.utils.clip_grad_norm_(self.wm.parameters(), o.model_clip)
+        self.model_opt.step()
+        metrics = {f"loss/{k}": v.mean().detach() for k, v in losses.items()}
+        metrics.update({"loss/dyn": dyn.mean().detach(), "loss/rep": rep.mean().detach()})
+        metrics.update({"loss/model": total.detach(), "grad/model": gnorm})
+        ent = self.wm.rssm.dist(post["logits"]).entropy().mean().detach()
+        metrics["post_entropy"] = ent
+        return post, metrics
+
+    def _imagine(self, start: dict[str, Tensor], horizon: int, grad: bool):
+        """Roll the actor out in the model: features ``[N, H+1, F]``, actions ``[N, H+1, A]``."""
+        rssm = self.wm.rssm
+        state = {"deter": start["deter"], "stoch": start["stoch"]}
+        feats, actions = [rssm.feat(state)], []
+        with torch.set_grad_enabled(grad):
+            for _ in range(horizon):
+                action = self.actor(feats[-1] if grad else feats[-1]).sample()
+                actions.append(action)
+                state = rssm.img_step(state, action)
+                feats.append(rssm.feat(state))
+            feat = torch.stack(feats, 1)
+            actions.append(self.actor(feats[-1]).sample())
+        return feat, torch.stack(actions, 1)
+
+    def _train_behavior(self, start: dict[str, Tensor], start_cont: Tensor) -> dict[str, Tensor]:
+        b, o = self.config.behavior, self.config.optim
+        dynamics = self.actor_grad == "dynamics"
+        wm_params = list(self.wm.parameters())
+        if dynamics:
+            for p in wm_params:
+                p.requires_grad_(False)
+        try:
+            feat, action = self._imagine(start, b.horizon, grad=dynamics)
+            with torch.set_grad_enabled(dynamics):
+                reward = self.wm.reward(feat[:, 1:]).pred()
+                cont = self.wm.cont(feat[:, 1:]).pred()
+                value = self.critic(feat).pred()
+        finally:
+            if dynamics:
+                for p in wm_params:
+                    p.requires_grad_(True)
+        ret = lambda_return(reward, cont, value, b.gamma, b.lam)  # [N, H]
+        weight = discount_weights(b.gamma * cont, 1.0).detach() * start_cont[:, None]  # [N, H+1]
+        self.retnorm.update(ret.detach())
+        scale = self.retnorm.scale()
+        metrics: dict[str, Tensor] = {}
+
+        # Actor
+        if dynamics:
+            policy = self.actor(feat[:, :-1].detach())
+            actor_obj = (ret - self.retnorm.offset()) / scale
+        else:
+            feat = feat.detach()
+            policy = self.actor(feat[:, :-1])
+            adv = (ret - value[:, :-1]).detach() / scale
+            actor_obj = policy.log_prob(action[:, :-1].detach()) * adv
+        entropy = policy.entropy()
+        actor_loss = -(weight[:, :-1] * (actor_obj + b.entropy * entropy)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), o.ac_clip)
+        self.actor_opt.step()
+
+        # Critic: two-hot towards the lambda-return, regularised towards the slow critic
+        feat = feat.detach()
+        dist = self.critic(feat[:, :-1])
+        with torch.no_grad():
+            slow = self.slow_critic(feat[:, :-1]).pred()
+        critic_loss = dist.loss(ret.detach()) + b.slow_reg * dist.loss(slow)
+        critic_loss = (weight[:, :-1] * critic_loss).mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), o.ac_clip)
+        self.critic_opt.step()
+        ema_update(self.slow_critic, self.critic, 1.0 - b.slow_critic_rate)
+
+        metrics.update({
+            "loss/actor": actor_loss.detach(),
+            "loss/critic": critic_loss.detach(),
+            "actor_entropy": entropy.mean().detach(),
+            "imag_return": ret.mean().detach(),
+            "imag_reward": reward.mean().detach(),
+            "retnorm_scale": scale.detach(),
+        })
+        return metrics
+
+    # Persistence
+    def modules(self) -> dict[str, nn.Module]:
+        return {"wm": self.wm, "actor": self.actor, "critic": self.critic,
+                "slow_critic": self.slow_critic, "retnorm": self.retnorm}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model_opt": self.model_opt, "actor_opt": self.actor_opt,
+                "critic_opt": self.critic_opt}
+
+    def state_dict(self) -> dict:
+        """Everything a resume needs: weights, optimiser states, normaliser, counters."""
+        out: dict[str, Any] = {k: m.state_dict() for k, m in self.modules().items()}
+        out.update({k: o.state_dict() for k, o in self.optimizers().items()})
+        out["updates"] = self.updates
+        return out
+
+    def load_state_dict(self, d: dict) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(d[k])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(d[k])
+        self.updates = int(d["updates"])

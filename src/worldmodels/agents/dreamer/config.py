@@ -1,0 +1,169 @@
+"""DreamerV3 configuration: typed dataclasses, presets with provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...config import Preset, RunConfig
+
+
+@dataclass
+class WorldModelConfig:
+    """RSSM, encoder, decoder and heads (DreamerV3 Nature 2025, `configs.yaml` `agent.dyn/enc/dec`)."""
+
+    deter: int = 512
+    """GRU state size h_t."""
+    hidden: int = 64
+    """Width of the RSSM input embeddings and prior/posterior MLPs."""
+    stoch: int = 32
+    """Number of categorical latents in z_t."""
+    classes: int = 4
+    """Classes per categorical latent."""
+    blocks: int = 8
+    """Block-diagonal GRU blocks (Nature 2025); 1 is a plain GRU (2023)."""
+    unimix: float = 0.01
+    """Uniform mixture in every latent categorical."""
+    units: int = 64
+    """MLP width of encoder, decoder and heads."""
+    enc_layers: int = 3
+    dec_layers: int = 3
+    head_layers: int = 1
+    depth: int = 16
+    """CNN channel depth for image encoder/decoder."""
+    norm: Literal["rms", "layer", "none"] = "rms"
+    act: Literal["silu", "elu", "relu", "tanh"] = "silu"
+    bins: int = 255
+    """Two-hot bins for reward and value (symexp spaced over [-20, 20])."""
+    free_bits: float = 1.0
+    beta_pred: float = 1.0
+    beta_dyn: float = 1.0
+    """Nature 2025: 1.0; arXiv 2023: 0.5."""
+    beta_rep: float = 0.1
+    vector_decoder: Literal["symlog_mse", "mse"] = "symlog_mse"
+    reward_head: Literal["symexp_twohot", "symlog_mse", "mse"] = "symexp_twohot"
+
+
+@dataclass
+class BehaviorConfig:
+    """Actor-critic learned in imagination."""
+
+    horizon: int = 15
+    """Imagination horizon H."""
+    gamma: float = 0.997
+    """Discount (1 - 1/333)."""
+    lam: float = 0.95
+    units: int = 64
+    layers: int = 3
+    actor_grad: Literal["auto", "reinforce", "dynamics"] = "auto"
+    """Actor gradient: auto = the preset's choice per action space (see actor_grad_cont)."""
+    actor_grad_cont: Literal["reinforce", "dynamics"] = "reinforce"
+    """Gradient for continuous actions when actor_grad=auto (2025: reinforce; 2023: dynamics)."""
+    entropy: float = 3e-4
+    """Actor entropy scale eta."""
+    unimix: float = 0.01
+    """Uniform mixture of the discrete actor."""
+    min_std: float = 0.1
+    max_std: float = 1.0
+    slow_critic_rate: float = 0.02
+    """EMA rate of the slow critic (decay 0.98)."""
+    slow_reg: float = 1.0
+    """Weight of the critic's regulariser towards the slow critic."""
+    retnorm_decay: float = 0.99
+    retnorm_low: float = 0.05
+    retnorm_high: float = 0.95
+    retnorm_limit: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    """Optimisers (Adam with gradient-norm clipping, as the 2023 paper's Table W.1)."""
+
+    model_lr: float = 1e-4
+    actor_lr: float = 3e-5
+    critic_lr: float = 3e-5
+    model_eps: float = 1e-8
+    ac_eps: float = 1e-5
+    model_clip: float = 1000.0
+    ac_clip: float = 100.0
+
+
+@dataclass
+class DreamerConfig:
+    """Full DreamerV3 configuration: ``run`` (loop), ``model``, ``behavior``, ``optim``."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def _size(deter: int, hidden: int, classes: int, depth: int, units: int) -> dict:
+    return {
+        "model.deter": deter,
+        "model.hidden": hidden,
+        "model.classes": classes,
+        "model.depth": depth,
+        "model.units": units,
+        "behavior.units": units,
+    }
+
+
+_NATURE = "Hafner et al., Mastering diverse control tasks through world models, Nature 2025"
+_ARXIV = "Hafner et al., Mastering Diverse Domains through World Models, arXiv:2301.04104v1 (2023)"
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "dreamerv3",
+            {},
+            f"{_NATURE}; dreamerv3/configs.yaml defaults (beta_dyn=1, beta_rep=0.1, free bits 1, "
+            "block GRU, RMSNorm, H=15, gamma=1-1/333, lambda=0.95, entropy 3e-4) with the "
+            "size1m model (the reference's size for proprioceptive control). Optimiser: Adam as "
+            "in the 2023 paper, not LaProp+AGC; see docs/deviations.md.",
+        ),
+        Preset(
+            "dreamerv3_2023",
+            {"model.beta_dyn": 0.5, "model.blocks": 1, "model.norm": "layer",
+             "behavior.actor_grad_cont": "dynamics"},
+            f"{_ARXIV}: beta_dyn=0.5, plain GRU, LayerNorm, dynamics backprop for continuous "
+            "actions (actor_grad_cont=backprop in the 2023 reference config).",
+        ),
+        Preset("size1m", _size(512, 64, 4, 4, 64), f"{_NATURE}: configs.yaml size1m", "size"),
+        Preset("size12m", _size(2048, 256, 16, 16, 256), f"{_NATURE}: size12m", "size"),
+        Preset("size25m", _size(3072, 384, 24, 24, 384), f"{_NATURE}: size25m", "size"),
+        Preset("size50m", _size(4096, 512, 32, 32, 512), f"{_NATURE}: size50m", "size"),
+        Preset("size100m", _size(6144, 768, 48, 48, 768), f"{_NATURE}: size100m", "size"),
+        Preset("size200m", _size(8192, 1024, 64, 64, 1024), f"{_NATURE}: size200m", "size"),
+        Preset("size400m", _size(12288, 1536, 96, 96, 1536), f"{_NATURE}: size400m", "size"),
+        Preset(
+            "cpu",
+            {**_size(256, 64, 4, 8, 64), "model.blocks": 4},
+            "worldmodels: a model sized for 2 CPU cores (deter 256 in 4 blocks)",
+            "size",
+        ),
+        Preset(
+            "debug",
+            {
+                **_size(32, 16, 4, 2, 16),
+                "model.blocks": 2,
+                "model.stoch": 4,
+                "model.bins": 31,
+                "model.enc_layers": 1,
+                "model.dec_layers": 1,
+                "behavior.layers": 1,
+                "run.batch_size": 4,
+                "run.batch_length": 8,
+                "run.train_ratio": 32,
+                "run.prefill": 100,
+                "run.eval_every": 500,
+                "run.eval_episodes": 1,
+                "run.log_every": 100,
+                "run.replay_chunk": 64,
+            },
+            "worldmodels: makes any run tiny (smoke tests)",
+            "debug",
+        ),
+    ]
+}

@@ -1,0 +1,152 @@
+"""Command line: ``worldmodels train|eval|list``. Bad input -> one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="worldmodels", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an agent (or --resume a run directory)")
+    t.add_argument("agent", nargs="?", help="agent name, e.g. dreamerv3 (see `worldmodels list`)")
+    t.add_argument("--env", help="environment id suite:name, e.g. gym:CartPole-v1")
+    t.add_argument("--preset", action="append", default=[], help="named preset (repeatable)")
+    t.add_argument("--steps", type=int, help="environment steps (run.steps)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--run-dir", help="run directory (default runs/<agent>-<env>-<seed>-<time>)")
+    t.add_argument("--obs", choices=["vector", "pixels"], help="what the agent sees (run.obs)")
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N (run.device)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set run.train_ratio=256")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("list", help="agents, presets, env suites and installed extras")
+    return p
+
+
+def _cmd_train(args) -> int:
+    from .config import parse_set_args
+    from .train.loop import Trainer
+    from .train.run import load_run, new_run
+
+    if args.resume:
+        if args.agent or args.env or args.set or args.preset:
+            raise UserError("--resume takes only the run directory; drop the agent, --env, "
+                            "--preset and --set (the run's config.json is used)")
+        info = load_run(args.resume)
+        if not (Path(args.resume) / "checkpoints" / "latest.json").exists():
+            raise UserError(f"{args.resume} has no checkpoint yet; fix: start it again with "
+                            "`worldmodels train` into a new --run-dir")
+        trainer = Trainer(info, resume=True, progress=not args.no_progress)
+    else:
+        if not args.agent:
+            raise UserError("name an agent, e.g. `worldmodels train dreamerv3 --env gym:CartPole-v1`"
+                            " (or --resume RUN_DIR)")
+        if not args.env:
+            raise UserError("missing --env; e.g. --env gym:CartPole-v1 (worldmodels list shows "
+                            "the suites)")
+        overrides = {}
+        if args.steps is not None:
+            overrides["run.steps"] = args.steps
+        if args.obs:
+            overrides["run.obs"] = args.obs
+        if args.device:
+            overrides["run.device"] = args.device
+        overrides.update(parse_set_args(args.set))
+        info = new_run(args.agent, args.env, seed=args.seed, presets=args.preset,
+                       overrides=overrides, run_dir=args.run_dir)
+        print(f"run directory: {info.run_dir}", file=sys.stderr)
+        trainer = Trainer(info, progress=not args.no_progress)
+    try:
+        result = trainer.train()
+    except KeyboardInterrupt:
+        print(f"stopped; checkpoint saved. resume: worldmodels train --resume {info.run_dir}",
+              file=sys.stderr)
+        return 130
+    print(f"final eval: return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
+          f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) over "
+          f"{result['episodes']} episodes; run directory: {info.run_dir}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .envs.vector import VectorEnv
+    from .envs import make_env
+    from .train.loop import evaluate
+    from .train.run import load_agent
+
+    if args.episodes < 1:
+        raise UserError(f"--episodes must be at least 1 (got {args.episodes})")
+    agent = load_agent(args.run_dir, device=args.device)
+    info = agent.run_info
+    env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=args.seed)])
+    try:
+        result = evaluate(agent, env, args.episodes, seed=args.seed)
+    finally:
+        env.close()
+    result["env_steps"] = int(agent.counters.get("env_steps", 0))
+    result["run_dir"] = str(args.run_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{info.agent} on {info.env} after {result['env_steps']} env steps: "
+              f"return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
+              f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) "
+              f"over {args.episodes} episodes")
+    return 0
+
+
+def _cmd_list(args) -> int:
+    from .agents import AGENTS
+    from .envs import list_suites
+
+    print("agents:")
+    for name, spec in AGENTS.items():
+        print(f"  {name:12s} {spec.description}")
+    seen = set()
+    for spec in AGENTS.values():
+        if spec.family in seen:
+            continue
+        seen.add(spec.family)
+        _, presets, _ = spec.load()
+        print(f"presets ({spec.family}):")
+        for p in presets.values():
+            print(f"  {p.name:14s} [{p.kind}] {p.source}")
+    print("env suites:")
+    for s in list_suites():
+        mark = "installed" if s["installed"] else f"pip install 'worldmodels[{s['extra']}]'"
+        print(f"  {s['name']:8s} {s['description']} ({mark})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``worldmodels`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "eval":
+            return _cmd_eval(args)
+        return _cmd_list(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Pure tensor math shared by the agents: transforms, distributions, KLs, returns, normalisers."""
+
+from worldmodels.math.dists import (
+    BoundedNormal,
+    MultiOneHotST,
+    OneHotCategoricalST,
+    log_softmax,
+    softmax,
+    unimix_logits,
+)
+from worldmodels.math.ema import ema_update, hard_update
+from worldmodels.math.kl import balanced_kl, categorical_kl, dyn_rep_kl, gaussian_kl
+from worldmodels.math.normalize import PercentileNormalizer
+from worldmodels.math.returns import discount_weights, lambda_return
+from worldmodels.math.transforms import (
+    symexp,
+    symexp_bins,
+    symlog,
+    two_hot,
+    two_hot_decode,
+    two_hot_index,
+    twohot_loss,
+    twohot_nll,
+)
+
+__all__ = [
+    "BoundedNormal",
+    "MultiOneHotST",
+    "OneHotCategoricalST",
+    "PercentileNormalizer",
+    "balanced_kl",
+    "categorical_kl",
+    "discount_weights",
+    "dyn_rep_kl",
+    "ema_update",
+    "gaussian_kl",
+    "hard_update",
+    "lambda_return",
+    "symexp",
+    "symexp_bins",
+    "symlog",
+    "two_hot",
+    "two_hot_decode",
+    "twohot_loss",
+    "twohot_nll",
+    "two_hot_index",
+    "softmax",
+    "log_softmax",
+    "unimix_logits",
+]

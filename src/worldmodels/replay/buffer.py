@@ -1,0 +1,528 @@
+"""Sequence replay: per-stream chunks in memory, mirrored to ``.npz`` files on disk.
+
+A *stream* is the sequence of consecutive steps of one environment (e.g. one index of a
+vector env). Steps are appended to the stream's current chunk, a set of preallocated numpy
+arrays of ``chunk_size`` rows, one array per key, dtypes as given (images stay uint8). When a
+chunk fills it is *completed*: it gets the next ``chunk_id`` and, when the buffer has a
+``directory``, is written there atomically (temp file, ``fsync``, ``os.replace``). A crash
+therefore loses at most the partial chunk of each stream; :meth:`ReplayBuffer.flush` writes
+those too (as short chunks) and the stream goes on in a fresh chunk.
+
+File names are ``{chunk_id:09d}-{uid}-{stream}-{seq:06d}-{length}.npz``: ``chunk_id`` orders
+chunks by completion, ``uid`` (8 hex digits, fresh for every buffer instance) and ``stream``
+name the stream *incarnation*, and ``seq`` numbers the chunks of one incarnation. Windows are
+sampled within one incarnation only; a buffer reloaded from a directory puts new data into
+new incarnations, so data written after a resume never glues onto pre-crash data. Files are
+plain ``.npy`` members in a zip (``np.load(path, allow_pickle=False)`` reads them); nothing is
+ever unpickled.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import uuid
+import warnings
+import zipfile
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ReplayBuffer"]
+
+_NAME_RE = re.compile(r"^(\d+)-([0-9a-f]{8})-(\d+)-(\d+)-(\d+)\.npz$")
+_TMP_PREFIX = "."
+_TMP_SUFFIX = ".tmp"
+_NOT_COMPLETED = 1 << 62  # sort key of an incarnation whose first chunk is still partial
+_FORMAT = 1
+
+
+class _Chunk:
+    """Consecutive steps of one incarnation; ``data[k]`` has rows ``[:length]`` filled."""
+
+    __slots__ = ("data", "length", "start", "seq", "chunk_id", "inc", "path")
+
+    def __init__(self, data: dict[str, np.ndarray], length: int, start: int, seq: int, inc):
+        self.data = data
+        self.length = length
+        self.start = start  # absolute position of row 0 within the incarnation
+        self.seq = seq
+        self.chunk_id: int | None = None  # set when completed
+        self.inc: _Incarnation = inc
+        self.path: Path | None = None
+
+
+class _Incarnation:
+    """One unbroken run of one stream; ``chunks`` are the ones still held, in order."""
+
+    __slots__ = ("uid", "stream", "created", "chunks", "starts", "next_seq", "next_start", "live")
+
+    def __init__(self, uid: str, stream: int, created: int, live: bool):
+        self.uid = uid
+        self.stream = stream
+        self.created = created
+        self.chunks: list[_Chunk] = []
+        self.starts: list[int] = []  # chunks[i].start, kept for bisection
+        self.next_seq = 0
+        self.next_start = 0
+        self.live = live  # a stream of this buffer instance still writes into it
+
+    def append(self, chunk: _Chunk) -> None:
+        self.chunks.append(chunk)
+        self.starts.append(chunk.start)
+
+    def length(self) -> int:
+        if not self.chunks:
+            return 0
+        last = self.chunks[-1]
+        return last.start + last.length - self.chunks[0].start
+
+    def sort_key(self) -> tuple[int, int]:
+        first = self.chunks[0].chunk_id if self.chunks else None
+        return (_NOT_COMPLETED if first is None else first, self.created)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class ReplayBuffer:
+    """Sequence replay over environment streams, optionally persisted as chunk files.
+
+    Args:
+        capacity: most steps held; when exceeded, the oldest *completed* chunk is dropped
+            (from memory and disk). Partial chunks are never dropped, so with many streams
+            and a tiny capacity the buffer may briefly hold more than ``capacity``.
+        directory: where chunk files live; ``None`` keeps everything in memory. A directory
+            that already holds chunk files is reloaded (newest chunks up to ``capacity``);
+            unreadable files are deleted with a warning, temp files of interrupted writes
+            are removed, other files are left alone.
+        chunk_size: steps per chunk; capped at ``max(1, capacity // 4)`` so that dropping a
+            whole chunk never empties most of the buffer (see ``self.chunk_size``).
+        seed: seed of the buffer's own ``np.random.Generator`` used by :meth:`sample`.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        directory: str | os.PathLike | None = None,
+        chunk_size: int = 1024,
+        seed: int = 0,
+    ):
+        capacity = int(capacity)
+        chunk_size = int(chunk_size)
+        if capacity < 1:
+            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+        if chunk_size < 1:
+            raise ValueError(f"replay chunk_size must be >= 1, got {chunk_size}")
+        self.capacity = capacity
+        self.chunk_size = max(1, min(chunk_size, capacity // 4))
+        self.directory = Path(directory) if directory is not None else None
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+        self._schema: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
+        self._key_set: frozenset[str] = frozenset()
+        self._incs: dict[int, _Incarnation] = {}
+        self._streams: dict[int, list] = {}  # stream -> [incarnation, partial chunk or None]
+        self._completed: deque[_Chunk] = deque()  # by chunk_id: the eviction order
+        self._order: list[_Incarnation] | None = None  # cached sampling order
+        self._size = 0
+        self._num_added = 0
+        self._next_chunk_id = 0
+        self._inc_counter = 0
+        loaded_uids: set[str] = set()
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            loaded_uids = self._load_directory()
+            self._num_added = self._size
+        self._uid = uuid.uuid4().hex[:8]
+        while self._uid in loaded_uids:
+            self._uid = uuid.uuid4().hex[:8]
+
+    # ------------------------------------------------------------------ public API
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def num_added(self) -> int:
+        """Total steps ever added (restored by :meth:`load_state_dict`; after a reload without
+        it, the number of steps loaded)."""
+        return self._num_added
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys every stored step has (empty before the first step)."""
+        return tuple(self._schema) if self._schema else ()
+
+    def __repr__(self) -> str:
+        where = str(self.directory) if self.directory is not None else "memory"
+        return (
+            f"ReplayBuffer(len={self._size}, capacity={self.capacity}, "
+            f"chunk_size={self.chunk_size}, streams={len(self._streams)}, "
+            f"incarnations={len(self._incs)}, at={where})"
+        )
+
+    def add(self, step: Mapping[str, Any], stream: int = 0) -> None:
+        """Append one time step to ``stream``; the arrays are copied, dtypes kept.
+
+        The first step fixes the keys, shapes and dtypes; later steps must have the same keys
+        and shapes, and dtypes that cast ``same_kind`` (a float image into uint8 is refused).
+        """
+        stream = int(stream)
+        if stream < 0:
+            raise ValueError(f"replay stream ids must be >= 0, got {stream}")
+        if self._schema is None:
+            self._set_schema(step)
+        elif step.keys() != self._key_set:
+            raise ValueError(
+                f"replay step has keys {sorted(step)}, but this replay stores "
+                f"{sorted(self._key_set)}"
+            )
+        state = self._streams.get(stream)
+        if state is None:
+            inc = self._new_incarnation(self._uid, stream, live=True)
+            state = self._streams[stream] = [inc, None]
+        chunk = state[1]
+        if chunk is None:
+            chunk = state[1] = self._new_chunk(state[0])
+        i = chunk.length
+        data = chunk.data
+        for key, (shape, dtype) in self._schema.items():
+            value = step[key]
+            if not isinstance(value, np.ndarray):
+                value = np.asarray(value)
+            if value.shape != shape:
+                raise ValueError(f"replay key {key!r}: expected shape {shape}, got {value.shape}")
+            if value.dtype != dtype and not np.can_cast(value.dtype, dtype, "same_kind"):
+                raise TypeError(
+                    f"replay key {key!r} is stored as {dtype}, got {value.dtype} "
+                    f"(which does not cast safely)"
+                )
+            data[key][i] = value
+        chunk.length = i + 1
+        self._size += 1
+        self._num_added += 1
+        if chunk.length >= self.chunk_size:
+            state[1] = None
+            self._complete(chunk)
+        if self._size > self.capacity:
+            self._evict()
+
+    def add_batch(self, steps: Mapping[str, Any], streams: Sequence[int] | None = None) -> None:
+        """Add step ``i`` (``steps[k][i]`` for every key) to stream ``i`` or ``streams[i]``."""
+        arrays = {k: np.asarray(v) for k, v in steps.items()}
+        sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
+        if len(sizes) != 1 or None in sizes:
+            raise ValueError(
+                "add_batch needs arrays with one common leading dimension, got shapes "
+                + ", ".join(f"{k}={a.shape}" for k, a in arrays.items())
+            )
+        (n,) = sizes
+        if streams is None:
+            streams = range(n)
+        elif len(streams) != n:
+            raise ValueError(f"add_batch got {n} steps but {len(streams)} stream ids")
+        for i, s in enumerate(streams):
+            self.add({k: a[i] for k, a in arrays.items()}, s)
+
+    def sample(self, batch_size: int, length: int) -> dict[str, np.ndarray]:
+        """Sample ``batch_size`` windows of ``length`` consecutive steps, uniformly over all
+        start positions of all incarnations; returns ``{key: [batch_size, length, ...]}``.
+
+        Windows may span chunks (including the partial ones) and episode boundaries; they
+        never span two incarnations.
+        """
+        batch_size = int(batch_size)
+        length = int(length)
+        if batch_size < 1 or length < 1:
+            raise ValueError(
+                f"sample needs batch_size >= 1 and length >= 1, got {batch_size}, {length}"
+            )
+        order = self._sampling_order()
+        counts = np.fromiter(
+            (max(0, inc.length() - length + 1) for inc in order), np.int64, len(order)
+        )
+        total = int(counts.sum())
+        if total <= 0:
+            raise ValueError(
+                f"replay holds {self._size} steps, but no stream has {length} consecutive "
+                f"steps yet; collect more before training"
+            )
+        ends = np.cumsum(counts)
+        draws = self._rng.integers(0, total, size=batch_size)
+        which = np.searchsorted(ends, draws, side="right")
+        offsets = draws - (ends[which] - counts[which])
+        assert self._schema is not None
+        out = {
+            k: np.empty((batch_size, length, *shape), dtype)
+            for k, (shape, dtype) in self._schema.items()
+        }
+        items = list(out.items())
+        for b in range(batch_size):
+            inc = order[which[b]]
+            pos = inc.starts[0] + int(offsets[b])
+            ci = bisect_right(inc.starts, pos) - 1
+            off = pos - inc.starts[ci]
+            t = 0
+            while t < length:
+                chunk = inc.chunks[ci]
+                n = min(chunk.length - off, length - t)
+                data = chunk.data
+                for k, arr in items:
+                    arr[b, t : t + n] = data[k][off : off + n]
+                t += n
+                ci += 1
+                off = 0
+        return out
+
+    def flush(self) -> None:
+        """Write every non-empty partial chunk to disk now (no-op without a directory).
+
+        Each stream then continues, in the same incarnation, in a fresh chunk, so windows
+        may still span the flushed chunk and what follows.
+        """
+        if self.directory is None:
+            return
+        for state in self._streams.values():
+            chunk = state[1]
+            if chunk is not None and chunk.length > 0:
+                state[1] = None
+                self._complete(chunk)
+        if self._size > self.capacity:
+            self._evict()
+
+    def state_dict(self) -> dict:
+        """JSON-able counters a resume needs (the data itself lives in the chunk files)."""
+        return {
+            "format": _FORMAT,
+            "capacity": self.capacity,
+            "chunk_size": self.chunk_size,
+            "num_added": self._num_added,
+            "next_chunk_id": self._next_chunk_id,
+            "size": self._size,
+            "rng": copy.deepcopy(self._rng.bit_generator.state),
+        }
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Restore the counters and the sampling RNG from :meth:`state_dict`.
+
+        Chunks on disk newer than the state (written after it was taken) stay in the
+        buffer; the chunk counter never moves backwards, so no file name is reused.
+        """
+        if d.get("format") != _FORMAT:
+            raise ValueError(
+                f"replay state has format {d.get('format')!r}, this version reads {_FORMAT}"
+            )
+        rng_state = dict(d["rng"])
+        name = type(self._rng.bit_generator).__name__
+        if rng_state.get("bit_generator") != name:
+            raise ValueError(
+                f"replay state's RNG is {rng_state.get('bit_generator')!r}, expected {name!r}"
+            )
+        self._rng.bit_generator.state = rng_state
+        self._num_added = int(d["num_added"])
+        self._next_chunk_id = max(self._next_chunk_id, int(d["next_chunk_id"]))
+
+    # ------------------------------------------------------------------ internals
+
+    def _set_schema(self, step: Mapping[str, Any]) -> None:
+        if not step:
+            raise ValueError("replay step has no keys")
+        schema = {}
+        for key, value in step.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"replay keys must be non-empty strings, got {key!r}")
+            arr = np.asarray(value)
+            if arr.dtype.hasobject:
+                raise TypeError(f"replay key {key!r} has object dtype, which cannot be stored")
+            schema[key] = (arr.shape, arr.dtype)
+        self._schema = schema
+        self._key_set = frozenset(schema)
+
+    def _new_incarnation(self, uid: str, stream: int, live: bool) -> _Incarnation:
+        inc = _Incarnation(uid, stream, self._inc_counter, live)
+        self._inc_counter += 1
+        self._incs[inc.created] = inc
+        self._order = None
+        return inc
+
+    def _new_chunk(self, inc: _Incarnation) -> _Chunk:
+        assert self._schema is not None
+        data = {
+            k: np.empty((self.chunk_size, *shape), dtype)
+            for k, (shape, dtype) in self._schema.items()
+        }
+        chunk = _Chunk(data, 0, inc.next_start, inc.next_seq, inc)
+        inc.next_seq += 1
+        inc.append(chunk)
+        self._order = None
+        return chunk
+
+    def _complete(self, chunk: _Chunk) -> None:
+        """Give ``chunk`` its id, trim it, queue it for eviction and write it to disk."""
+        n = chunk.length
+        if n < self.chunk_size:
+            chunk.data = {k: v[:n].copy() for k, v in chunk.data.items()}
+        chunk.chunk_id = self._next_chunk_id
+        self._next_chunk_id += 1
+        chunk.inc.next_start = chunk.start + n
+        self._completed.append(chunk)
+        self._order = None
+        if self.directory is not None:
+            chunk.path = self._write(chunk)
+
+    def _write(self, chunk: _Chunk) -> Path:
+        inc = chunk.inc
+        name = f"{chunk.chunk_id:09d}-{inc.uid}-{inc.stream}-{chunk.seq:06d}-{chunk.length}.npz"
+        assert self.directory is not None
+        final = self.directory / name
+        tmp = self.directory / f"{_TMP_PREFIX}{name}{_TMP_SUFFIX}"
+        try:
+            with open(tmp, "wb") as f:
+                with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                    for key, arr in chunk.data.items():
+                        with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                            np.lib.format.write_array(
+                                member, arr[: chunk.length], allow_pickle=False
+                            )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.directory)
+        return final
+
+    def _evict(self) -> None:
+        while self._size > self.capacity and self._completed:
+            chunk = self._completed.popleft()
+            inc = chunk.inc
+            # Chunks complete in order within an incarnation, so the globally oldest
+            # completed chunk is the first chunk of its incarnation.
+            assert inc.chunks[0] is chunk
+            inc.chunks.pop(0)
+            inc.starts.pop(0)
+            self._size -= chunk.length
+            if chunk.path is not None:
+                try:
+                    chunk.path.unlink()
+                except FileNotFoundError:
+                    pass
+            if not inc.chunks and not inc.live:
+                del self._incs[inc.created]
+            self._order = None
+
+    def _sampling_order(self) -> list[_Incarnation]:
+        # Ordered by first held chunk id, so a buffer rebuilt from the same files (after a
+        # flush) orders incarnations, and hence samples, exactly like the original.
+        if self._order is None:
+            self._order = sorted(self._incs.values(), key=_Incarnation.sort_key)
+        return self._order
+
+    def _load_directory(self) -> set[str]:
+        assert self.directory is not None
+        entries = []
+        for path in self.directory.iterdir():
+            name = path.name
+            if name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX):
+                # An interrupted write: its chunk was never complete.
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+                continue
+            m = _NAME_RE.match(name)
+            if m is None or not path.is_file():
+                continue
+            cid, uid, stream, seq, length = m.groups()
+            entries.append((int(cid), uid, int(stream), int(seq), int(length), path))
+        if not entries:
+            return set()
+        entries.sort(key=lambda e: (e[0], e[5].name))
+        self._next_chunk_id = entries[-1][0] + 1
+        uids = {e[1] for e in entries}
+
+        # Keep the newest chunks that fit in the capacity; drop the older ones for good.
+        keep_from = len(entries)
+        total = 0
+        while keep_from > 0 and total + entries[keep_from - 1][4] <= self.capacity:
+            keep_from -= 1
+            total += entries[keep_from][4]
+        for entry in entries[:keep_from]:
+            entry[5].unlink(missing_ok=True)
+
+        open_incs: dict[tuple[str, int], _Incarnation] = {}
+        for cid, uid, stream, seq, length, path in entries[keep_from:]:
+            data = self._read_chunk(path, length)
+            if data is None:
+                continue
+            if self._schema is None:
+                self._set_schema({k: v[0] for k, v in data.items()})
+            elif not self._matches_schema(data):
+                warnings.warn(
+                    f"replay: skipping chunk {path.name} in {self.directory}: its keys, "
+                    f"shapes or dtypes differ from the other chunks",
+                    stacklevel=3,
+                )
+                continue
+            inc = open_incs.get((uid, stream))
+            if inc is None or not inc.chunks or inc.chunks[-1].seq != seq - 1:
+                # A new incarnation, or a gap (a skipped file): windows must not cross it.
+                inc = open_incs[(uid, stream)] = self._new_incarnation(uid, stream, False)
+            chunk = _Chunk(data, length, inc.next_start, seq, inc)
+            chunk.chunk_id = cid
+            chunk.path = path
+            inc.append(chunk)
+            inc.next_start += length
+            inc.next_seq = seq + 1
+            self._completed.append(chunk)
+            self._size += length
+        return uids
+
+    def _read_chunk(self, path: Path, length: int) -> dict[str, np.ndarray] | None:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {k: npz[k] for k in npz.files}
+            if not data:
+                raise ValueError("no arrays in file")
+            for key, arr in data.items():
+                if arr.ndim == 0 or arr.shape[0] != length:
+                    raise ValueError(
+                        f"array {key!r} has shape {arr.shape}, the name says {length} steps"
+                    )
+        except Exception as e:  # any unreadable file is skipped, never fatal
+            warnings.warn(
+                f"replay: deleting unreadable chunk {path.name} in {self.directory} "
+                f"({type(e).__name__}: {e})",
+                stacklevel=4,
+            )
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        return data
+
+    def _matches_schema(self, data: dict[str, np.ndarray]) -> bool:
+        assert self._schema is not None
+        if data.keys() != self._key_set:
+            return False
+        return all(
+            arr.shape[1:] == self._schema[k][0] and arr.dtype == self._schema[k][1]
+            for k, arr in data.items()
+        )

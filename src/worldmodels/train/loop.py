@@ -1,0 +1,237 @@
+"""The training loop: collect with vector envs -> replay -> update at a train ratio -> eval ->
+log -> checkpoint. It knows an agent only through the Agent protocol of shared/DESIGN.md."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import UserError
+from ..logging import MetricsLogger, Progress, truncate_after
+from ..replay import ReplayBuffer
+from .run import RunInfo, build_agent, make_envs, resolve_device, set_threads
+
+
+@dataclass
+class Counters:
+    """Loop position saved with every checkpoint."""
+
+    env_steps: int = 0
+    updates: int = 0
+    episodes: int = 0
+    update_credit: float = 0.0
+    """Updates owed at the train ratio but not yet run."""
+    wall_time: float = 0.0
+    last_eval: int = 0
+    last_log: int = 0
+    best_eval: float = -math.inf
+    history: list = field(default_factory=list)
+
+
+def evaluate(agent, env, episodes: int, seed: int) -> dict[str, float]:
+    """Run ``episodes`` greedy episodes one after another on a 1-env VectorEnv."""
+    returns, lengths = [], []
+    obs = env.reset(seed=seed)
+    state = agent.init_state(1)
+    ret, length = 0.0, 0
+    while len(returns) < episodes:
+        state, action, _ = agent.act(state, obs, mode="eval")
+        obs = env.step(action)
+        ret += float(obs["reward"][0])
+        length += 1
+        if obs["is_last"][0]:
+            returns.append(ret)
+            lengths.append(length)
+            ret, length = 0.0, 0
+            obs = env.step(action)  # autoreset: returns the first observation of the next one
+            state = agent.init_state(1)
+    r = np.asarray(returns)
+    return {
+        "return_mean": float(r.mean()),
+        "return_std": float(r.std()),
+        "return_min": float(r.min()),
+        "return_max": float(r.max()),
+        "length_mean": float(np.mean(lengths)),
+        "episodes": episodes,
+    }
+
+
+class Trainer:
+    """Trains one agent in one run directory; ``resume`` continues from its latest checkpoint."""
+
+    def __init__(self, info: RunInfo, *, resume: bool = False, progress: bool = True):
+        self.info = info
+        self.cfg = info.config
+        run = self.cfg.run
+        self.run_dir = Path(info.run_dir)
+        set_threads(run.threads)
+        self.device = resolve_device(run.device)
+        torch.manual_seed(info.seed)
+        self.rng = np.random.default_rng(info.seed)
+        self.envs, self.eval_env = make_envs(info, run.num_envs)
+        self.agent = build_agent(info, self.envs.obs_space, self.envs.act_space, self.device)
+        self.c = Counters()
+        self.replay = ReplayBuffer(run.replay_capacity, self.run_dir / "replay", run.replay_chunk,
+                                   seed=info.seed)
+        if resume:
+            self._restore()
+        self.logger = MetricsLogger(self.run_dir, tensorboard=None if run.tensorboard else False,
+                                    time_offset=self.c.wall_time)
+        self.progress = Progress(run.steps, self.c.env_steps, disable=None if progress else True)
+        self._stop_signal: int | None = None
+
+    # Persistence
+    def _meta(self) -> dict:
+        return {"library": "worldmodels", "version": __version__, "agent": self.info.agent,
+                "config_hash": self.info.config_hash}
+
+    def save(self) -> None:
+        """Atomic checkpoint of agent, counters, RNG states and the replay's sampling position."""
+        self.c.wall_time = self.logger.elapsed if hasattr(self, "logger") else self.c.wall_time
+        state = {
+            "agent": self.agent.state_dict(),
+            "counters": {k: v for k, v in vars(self.c).items()},
+            "replay": self.replay.state_dict(),
+            "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
+        }
+        save_checkpoint(self.run_dir / "checkpoints", state, step=self.c.env_steps,
+                        meta=self._meta())
+
+    def _restore(self) -> None:
+        from ..checkpoint import check_meta
+
+        state, meta = load_checkpoint(self.run_dir / "checkpoints", map_location=self.device)
+        check_meta(meta, version=__version__, agent=self.info.agent)
+        try:
+            self.agent.load_state_dict(state["agent"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise UserError(
+                f"checkpoint in {self.run_dir} does not match this agent's config ({str(e)[:80]}); "
+                "fix: resume with the config.json it was written with, or start a new run"
+            ) from None
+        counters = dict(state["counters"])
+        counters["best_eval"] = float(counters.get("best_eval") or -math.inf)
+        self.c = Counters(**counters)
+        self.replay.load_state_dict(state["replay"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        truncate_after(self.run_dir, self.c.env_steps)
+
+    # Signals
+    def _on_signal(self, signum, frame) -> None:
+        self._stop_signal = signum
+
+    # Loop
+    def train(self) -> dict[str, Any]:
+        """Run until ``run.steps`` env steps; returns the final evaluation."""
+        run = self.cfg.run
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._train(run)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            self.progress.close()
+            self.logger.close()
+            self.envs.close()
+            self.eval_env.close()
+
+    def _train(self, run) -> dict[str, Any]:
+        n = self.envs.num_envs
+        per_update = run.batch_size * run.batch_length
+        obs = self.envs.reset(seed=self.info.seed + 1000 * (self.c.episodes + 1))
+        state = self.agent.init_state(n)
+        ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+        train_returns: list[float] = []
+        agg: dict[str, list[float]] = {}
+        t_last, steps_last, updates_last = time.perf_counter(), self.c.env_steps, self.c.updates
+        last_save = time.perf_counter()
+        final_eval: dict[str, Any] | None = None
+        while self.c.env_steps < run.steps:
+            if self._stop_signal is not None:
+                self.progress.write(f"signal {self._stop_signal}: saving and exiting")
+                self.save()
+                self.replay.flush()
+                raise KeyboardInterrupt
+            # Act
+            if self.c.env_steps < run.prefill:
+                action = self.envs.act_space.sample(self.rng, n)
+            else:
+                state, action, _ = self.agent.act(state, obs, mode="explore")
+            self.replay.add_batch({**obs, "action": action})
+            obs = self.envs.step(action)
+            self.c.env_steps += n
+            ep_ret += obs["reward"]
+            ep_len += 1
+            for i in np.flatnonzero(obs["is_last"]):
+                train_returns.append(float(ep_ret[i]))
+                self.logger.write(self.c.env_steps, {"train/return": ep_ret[i],
+                                                     "train/length": ep_len[i]})
+                ep_ret[i], ep_len[i] = 0.0, 0
+                self.c.episodes += 1
+            # Update at the train ratio
+            if self.c.env_steps >= run.prefill:
+                self.c.update_credit += n * run.train_ratio / per_update
+                while self.c.update_credit >= 1.0:
+                    batch = self.replay.sample(run.batch_size, run.batch_length)
+                    for k, v in self.agent.update(batch).items():
+                        agg.setdefault(k, []).append(v)
+                    self.c.updates += 1
+                    self.c.update_credit -= 1.0
+            # Log
+            if self.c.env_steps - self.c.last_log >= run.log_every:
+                now = time.perf_counter()
+                dt = max(now - t_last, 1e-9)
+                fps = (self.c.env_steps - steps_last) / dt
+                ups = (self.c.updates - updates_last) / dt
+                row = {k: float(np.mean(v)) for k, v in agg.items()}
+                row.update({"env_steps_per_s": fps, "updates_per_s": ups,
+                            "updates": self.c.updates, "episodes": self.c.episodes})
+                if train_returns:
+                    row["train/return_mean"] = float(np.mean(train_returns))
+                self.logger.write(self.c.env_steps, row)
+                self.progress.update(
+                    self.c.env_steps,
+                    ret=row.get("train/return_mean"),
+                    eval=None if self.c.best_eval == -math.inf else self.c.history[-1][1],
+                    fps=fps, ups=ups,
+                )
+                agg.clear()
+                train_returns.clear()
+                t_last, steps_last, updates_last = now, self.c.env_steps, self.c.updates
+                self.c.last_log = self.c.env_steps
+            # Evaluate and checkpoint
+            if run.eval_every and self.c.env_steps - self.c.last_eval >= run.eval_every:
+                final_eval = self._evaluate()
+                last_save = time.perf_counter()
+            elif time.perf_counter() - last_save >= run.save_every_s:
+                self.save()
+                last_save = time.perf_counter()
+        if final_eval is None or self.c.last_eval != self.c.env_steps:
+            final_eval = self._evaluate()
+        self.replay.flush()
+        return final_eval
+
+    def _evaluate(self) -> dict[str, Any]:
+        run = self.cfg.run
+        result = evaluate(self.agent, self.eval_env, run.eval_episodes,
+                          seed=self.info.seed + 10_000 + self.c.env_steps)
+        self.c.last_eval = self.c.env_steps
+        self.c.history.append([self.c.env_steps, result["return_mean"]])
+        self.c.best_eval = max(self.c.best_eval, result["return_mean"])
+        self.logger.write(self.c.env_steps, {f"eval/{k}": v for k, v in result.items()})
+        self.progress.write(
+            f"step {self.c.env_steps}: eval return {result['return_mean']:.1f} "
+            f"± {result['return_std']:.1f} over {result['episodes']} episodes"
+        )
+        self.save()
+        return result

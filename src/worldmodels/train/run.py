@@ -1,0 +1,167 @@
+"""Run directories: creating one from a command, reading one back, building its agent and envs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..agents import build_config, get_agent_spec
+from ..checkpoint import atomic_write_text
+from ..config import from_dict, to_dict
+from ..envs import make_env
+from ..envs.base import ActionSpace, Spec
+from ..envs.vector import VectorEnv
+from ..errors import UserError
+
+
+@dataclass
+class RunInfo:
+    """What identifies a run: agent, env, seed, presets, resolved config and where it lives."""
+
+    agent: str
+    env: str
+    seed: int
+    presets: list[str]
+    config: Any
+    run_dir: Path
+
+    @property
+    def config_hash(self) -> str:
+        text = json.dumps(to_dict(self.config), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return {
+            "library": "worldmodels",
+            "version": __version__,
+            "agent": self.agent,
+            "env": self.env,
+            "seed": self.seed,
+            "presets": self.presets,
+            "config": to_dict(self.config),
+        }
+
+
+def set_threads(threads: int) -> None:
+    """Set torch intra-op threads (1 is fastest for small-batch CPU training, measured)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an unavailable device is a UserError."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' asked for but CUDA is not available; use --device auto")
+    return device
+
+
+def default_run_dir(agent: str, env: str, seed: int) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe_env = env.replace(":", "_").replace("/", "_")
+    return Path("runs") / f"{agent}-{safe_env}-{seed}-{stamp}"
+
+
+def new_run(
+    agent: str,
+    env: str,
+    *,
+    seed: int = 0,
+    presets: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+) -> RunInfo:
+    """Resolve the config, check the env id, create the run directory and write config.json."""
+    cfg, names = build_config(agent, presets, overrides)
+    make_env(env, obs=cfg.run.obs, seed=seed).close()  # fail early on a bad env id / extra
+    path = Path(run_dir) if run_dir else default_run_dir(agent, env, seed)
+    if (path / "config.json").exists():
+        raise UserError(
+            f"{path} already holds a run; fix: resume it with `worldmodels train --resume {path}` "
+            "or choose another --run-dir"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    info = RunInfo(agent, env, seed, names, cfg, path)
+    atomic_write_text(path / "config.json", json.dumps(info.to_json(), indent=2))
+    return info
+
+
+def load_run(run_dir: str | Path) -> RunInfo:
+    """Read a run directory's config.json back into a RunInfo (checking every key and type)."""
+    path = Path(run_dir)
+    cfg_path = path / "config.json"
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory; give the run directory printed by train")
+    if not cfg_path.exists():
+        raise UserError(f"{path} is not a run directory (no config.json); give the directory "
+                        "that `worldmodels train` printed")
+    try:
+        data = json.loads(cfg_path.read_text())
+        spec = get_agent_spec(data["agent"])
+        cls, _, _ = spec.load()
+        cfg = from_dict(cls, data["config"])
+        return RunInfo(data["agent"], data["env"], int(data["seed"]), list(data["presets"]), cfg,
+                       path)
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{cfg_path} is corrupt ({type(e).__name__}: {e}); fix: restore it or "
+                        "start a new run") from None
+
+
+def make_envs(info: RunInfo, num_envs: int) -> tuple[VectorEnv, VectorEnv]:
+    """Training envs (``num_envs``) and a 1-env evaluation env, seeded from the run seed."""
+    obs = info.config.run.obs
+
+    def factory(offset: int):
+        return lambda: make_env(info.env, obs=obs, seed=info.seed + offset)
+
+    train = VectorEnv([factory(i) for i in range(num_envs)])
+    evaluation = VectorEnv([factory(10_000)])
+    return train, evaluation
+
+
+def build_agent(info: RunInfo, obs_space: dict[str, Spec], act_space: ActionSpace,
+                device: torch.device):
+    """Instantiate the agent class of ``info.agent`` with its resolved config."""
+    _, _, cls = get_agent_spec(info.agent).load()
+    return cls(info.config, obs_space, act_space, device)
+
+
+def load_agent(run_dir: str | Path, device: str = "auto"):
+    """Load the latest checkpointed agent of a run directory (``worldmodels.Agent.load``)."""
+    from ..checkpoint import check_meta, load_checkpoint
+
+    info = load_run(run_dir)
+    dev = resolve_device(device)
+    env = make_env(info.env, obs=info.config.run.obs, seed=info.seed)
+    agent = build_agent(info, env.obs_space, env.act_space, dev)
+    env.close()
+    state, meta = load_checkpoint(Path(run_dir) / "checkpoints", map_location=dev)
+    check_meta(meta, version=__version__, agent=info.agent)
+    agent.load_state_dict(state["agent"])
+    agent.run_info = info
+    agent.counters = state.get("counters", {})
+    return agent
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    return np.random.default_rng(seed)
