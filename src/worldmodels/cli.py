@@ -23,8 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", help="run directory (default runs/<agent>-<env>-<seed>-<time>)")
     t.add_argument("--obs", choices=["vector", "pixels"], help="what the agent sees (run.obs)")
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N (run.device)")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set run.train_ratio=256")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set run.train_ratio=256",
+    )
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -46,20 +51,27 @@ def _cmd_train(args) -> int:
 
     if args.resume:
         if args.agent or args.env or args.set or args.preset:
-            raise UserError("--resume takes only the run directory; drop the agent, --env, "
-                            "--preset and --set (the run's config.json is used)")
+            raise UserError(
+                "--resume takes only the run directory; drop the agent, --env, "
+                "--preset and --set (the run's config.json is used)"
+            )
         info = load_run(args.resume)
         if not (Path(args.resume) / "checkpoints" / "latest.json").exists():
-            raise UserError(f"{args.resume} has no checkpoint yet; fix: start it again with "
-                            "`worldmodels train` into a new --run-dir")
+            raise UserError(
+                f"{args.resume} has no checkpoint yet; fix: start it again with "
+                "`worldmodels train` into a new --run-dir"
+            )
         trainer = Trainer(info, resume=True, progress=not args.no_progress)
     else:
         if not args.agent:
-            raise UserError("name an agent, e.g. `worldmodels train dreamerv3 --env gym:CartPole-v1`"
-                            " (or --resume RUN_DIR)")
+            raise UserError(
+                "name an agent, e.g. `worldmodels train dreamerv3 --env gym:CartPole-v1`"
+                " (or --resume RUN_DIR)"
+            )
         if not args.env:
-            raise UserError("missing --env; e.g. --env gym:CartPole-v1 (worldmodels list shows "
-                            "the suites)")
+            raise UserError(
+                "missing --env; e.g. --env gym:CartPole-v1 (worldmodels list shows the suites)"
+            )
         overrides = {}
         if args.steps is not None:
             overrides["run.steps"] = args.steps
@@ -68,25 +80,35 @@ def _cmd_train(args) -> int:
         if args.device:
             overrides["run.device"] = args.device
         overrides.update(parse_set_args(args.set))
-        info = new_run(args.agent, args.env, seed=args.seed, presets=args.preset,
-                       overrides=overrides, run_dir=args.run_dir)
+        info = new_run(
+            args.agent,
+            args.env,
+            seed=args.seed,
+            presets=args.preset,
+            overrides=overrides,
+            run_dir=args.run_dir,
+        )
         print(f"run directory: {info.run_dir}", file=sys.stderr)
         trainer = Trainer(info, progress=not args.no_progress)
     try:
         result = trainer.train()
     except KeyboardInterrupt:
-        print(f"stopped; checkpoint saved. resume: worldmodels train --resume {info.run_dir}",
-              file=sys.stderr)
+        print(
+            f"stopped; checkpoint saved. resume: worldmodels train --resume {info.run_dir}",
+            file=sys.stderr,
+        )
         return 130
-    print(f"final eval: return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
-          f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) over "
-          f"{result['episodes']} episodes; run directory: {info.run_dir}")
+    print(
+        f"final eval: return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
+        f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) over "
+        f"{result['episodes']} episodes; run directory: {info.run_dir}"
+    )
     return 0
 
 
 def _cmd_eval(args) -> int:
-    from .envs.vector import VectorEnv
     from .envs import make_env
+    from .envs.vector import VectorEnv
     from .train.loop import evaluate
     from .train.run import load_agent
 
@@ -104,10 +126,12 @@ def _cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{info.agent} on {info.env} after {result['env_steps']} env steps: "
-              f"return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
-              f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) "
-              f"over {args.episodes} episodes")
+        print(
+            f"{info.agent} on {info.env} after {result['env_steps']} env steps: "
+            f"return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
+            f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) "
+            f"over {args.episodes} episodes"
+        )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Typed dataclass configs: presets with provenance, ``--set a.b=value`` overrides, JSON round trip."""
+"""Typed dataclass configs: presets with provenance, ``--set a.b=value``, JSON round trip."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class RunConfig:
     device: str = "auto"
     """auto | cpu | cuda | cuda:N | mps."""
     threads: int = 1
-    """torch intra-op threads on CPU; 1 is fastest for small-batch training (benchmarks/RESULTS.md)."""
+    """torch intra-op threads on CPU; 1 is fastest for small batches (benchmarks/RESULTS.md)."""
     obs: str = "vector"
     """vector | pixels."""
     tensorboard: bool = True

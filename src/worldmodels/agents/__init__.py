@@ -20,7 +20,7 @@ class AgentSpec:
     base_presets: tuple[str, ...]
 
     def load(self) -> tuple[type, dict[str, Preset], type]:
-        """Import lazily so ``worldmodels list`` stays fast: (config class, presets, agent class)."""
+        """Lazy import (keeps ``worldmodels list`` fast): (config class, presets, agent class)."""
         if self.family == "dreamer":
             from .dreamer import PRESETS, DreamerAgent, DreamerConfig
 
@@ -32,8 +32,12 @@ AGENTS: dict[str, AgentSpec] = {
     s.name: s
     for s in [
         AgentSpec("dreamer", "dreamer", "Dreamer world model + actor-critic (V3 defaults)", ()),
-        AgentSpec("dreamerv3", "dreamer", "DreamerV3, Nature 2025 = dreamer --preset dreamerv3",
-                  ("dreamerv3",)),
+        AgentSpec(
+            "dreamerv3",
+            "dreamer",
+            "DreamerV3, Nature 2025 = dreamer --preset dreamerv3",
+            ("dreamerv3",),
+        ),
     ]
 }
 
@@ -47,7 +51,9 @@ def get_agent_spec(name: str) -> AgentSpec:
     return AGENTS[name]
 
 
-def build_config(name: str, presets: list[str] | None = None, overrides: dict[str, Any] | None = None):
+def build_config(
+    name: str, presets: list[str] | None = None, overrides: dict[str, Any] | None = None
+):
     """Resolve the config of agent ``name``: its base presets, then ``presets``, then overrides."""
     from ..config import apply_overrides, resolve_presets
 

@@ -7,6 +7,7 @@ from worldmodels.math.dists import (
     log_softmax,
     softmax,
     unimix_logits,
+    unimix_probs,
 )
 from worldmodels.math.ema import ema_update, hard_update
 from worldmodels.math.kl import balanced_kl, categorical_kl, dyn_rep_kl, gaussian_kl
@@ -47,4 +48,5 @@ __all__ = [
     "softmax",
     "log_softmax",
     "unimix_logits",
+    "unimix_probs",
 ]

@@ -25,13 +25,19 @@ def log_softmax(logits: Tensor) -> Tensor:
     return z - z.exp().sum(-1, keepdim=True).log()
 
 
+def unimix_probs(logits: Tensor, unimix: float) -> Tensor:
+    """[..., K] -> [..., K] (1 - unimix) * softmax(logits) + unimix / K (DreamerV3 unimix)."""
+    probs = softmax(logits)
+    if unimix == 0.0:
+        return probs
+    return (1.0 - unimix) * probs + unimix / logits.shape[-1]
+
+
 def unimix_logits(logits: Tensor, unimix: float) -> Tensor:
     """[..., K] -> [..., K] log((1 - unimix) * softmax(logits) + unimix / K) (DreamerV3 unimix)."""
     if unimix == 0.0:
         return logits
-    probs = softmax(logits)
-    probs = (1.0 - unimix) * probs + unimix / logits.shape[-1]
-    return torch.log(probs)
+    return torch.log(unimix_probs(logits, unimix))
 
 
 def _xlogx_safe(probs: Tensor, log_probs: Tensor) -> Tensor:
@@ -46,10 +52,11 @@ class OneHotCategoricalST:
     return an exact one-hot in the forward pass whose gradient is that of `probs`.
     """
 
-    def __init__(self, logits: Tensor) -> None:
+    def __init__(self, logits: Tensor, probs: Tensor | None = None) -> None:
+        """``probs``, when the caller has them (e.g. from unimix), must equal softmax(logits)."""
         self._raw = logits
         self._logits: Tensor | None = None
-        self._probs: Tensor | None = None
+        self._probs: Tensor | None = probs
 
     @property
     def logits(self) -> Tensor:
@@ -100,8 +107,8 @@ class OneHotCategoricalST:
 class MultiOneHotST:
     """G independent categoricals over logits [..., G, K] (the DreamerV2/V3 32x32 latent)."""
 
-    def __init__(self, logits: Tensor) -> None:
-        self.dist = OneHotCategoricalST(logits)
+    def __init__(self, logits: Tensor, probs: Tensor | None = None) -> None:
+        self.dist = OneHotCategoricalST(logits, probs)
 
     @property
     def logits(self) -> Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..math import MultiOneHotST, unimix_logits
+from ..math import MultiOneHotST, unimix_logits, unimix_probs
 from ..nn.layers import Dense, make_act, make_norm, trunc_normal_init_
 
 State = dict[str, Tensor]
@@ -41,7 +41,7 @@ class BlockLinear(nn.Module):
 
 
 class RSSM(nn.Module):
-    """RSSM: ``img_step`` (prior), ``obs_step`` (posterior), ``observe`` over ``[B, T]``, ``imagine``."""
+    """RSSM: ``img_step`` (prior), ``obs_step`` (posterior), ``observe`` over ``[B, T]``."""
 
     def __init__(
         self,
@@ -64,8 +64,11 @@ class RSSM(nn.Module):
         self.blocks, self.unimix = blocks, unimix
         self.feat_dim = deter + stoch * classes
         self.dyn_in = nn.ModuleList(
-            [Dense(deter, hidden, norm, act), Dense(stoch * classes, hidden, norm, act),
-             Dense(action_dim, hidden, norm, act)]
+            [
+                Dense(deter, hidden, norm, act),
+                Dense(stoch * classes, hidden, norm, act),
+                Dense(action_dim, hidden, norm, act),
+            ]
         )
         g = blocks
         # First block layer over [deter_g, x0, x1, x2] for each block g, split into its
@@ -83,9 +86,14 @@ class RSSM(nn.Module):
             *[Dense(deter if i == 0 else hidden, hidden, norm, act) for i in range(img_layers)],
             nn.Linear(hidden, stoch * classes),
         )
+        # Posterior's first layer on [h_t, e_t], split so the embedding part runs batched over
+        # the whole sequence before the sequential loop.
+        self.post_deter = nn.Linear(deter, hidden, bias=False)
+        self.post_embed = nn.Linear(embed_dim, hidden, bias=norm == "none")
         self.post_net = nn.Sequential(
-            *[Dense(deter + embed_dim if i == 0 else hidden, hidden, norm, act)
-              for i in range(obs_layers)],
+            make_norm(norm, hidden),
+            make_act(act),
+            *[Dense(hidden, hidden, norm, act) for i in range(obs_layers - 1)],
             nn.Linear(hidden, stoch * classes),
         )
         trunc_normal_init_(self.dyn_in)
@@ -93,6 +101,9 @@ class RSSM(nn.Module):
         nn.init.trunc_normal_(self.dyn_shared.weight, 0.0, std, -2 * std, 2 * std)
         trunc_normal_init_(self.prior_net)
         trunc_normal_init_(self.post_net)
+        for lin in (self.post_deter, self.post_embed):
+            std = (1.0 / (deter + embed_dim)) ** 0.5 / 0.87962566103423978
+            nn.init.trunc_normal_(lin.weight, 0.0, std, -2 * std, 2 * std)
 
     # State helpers
     def initial(self, batch_size: int, device: torch.device | None = None) -> State:
@@ -116,13 +127,24 @@ class RSSM(nn.Module):
         raw = raw.reshape(*raw.shape[:-1], self.stoch, self.classes)
         return unimix_logits(raw, self.unimix)
 
+    def _sample(self, raw: Tensor, sample: bool) -> tuple[Tensor, Tensor]:
+        """Raw ``[..., S*K]`` -> (unimix logits, straight-through one-hot ``[..., S, K]``)."""
+        raw = raw.reshape(*raw.shape[:-1], self.stoch, self.classes)
+        probs = unimix_probs(raw, self.unimix)
+        logits = torch.log(probs)
+        dist = MultiOneHotST(logits, probs)
+        return logits, dist.sample() if sample else dist.mode()
+
+    def embed_action(self, action: Tensor) -> Tensor:
+        """``[..., A] -> [..., hidden]`` action input of the core (batched over time by callers)."""
+        return self.dyn_in[2](action / action.abs().clamp(min=1.0).detach())
+
     # Transitions
-    def core(self, deter: Tensor, stoch: Tensor, action: Tensor) -> Tensor:
+    def core(self, deter: Tensor, stoch: Tensor, action: Tensor, embedded: bool = False) -> Tensor:
         """Block-GRU step h_t = f(h_{t-1}, z_{t-1}, a_{t-1}); ``[B, D]``."""
-        action = action / action.abs().clamp(min=1.0).detach()
         x0 = self.dyn_in[0](deter)
         x1 = self.dyn_in[1](stoch.reshape(*stoch.shape[:-2], -1))
-        x2 = self.dyn_in[2](action)
+        x2 = action if embedded else self.embed_action(action)
         g = self.blocks
         lead = deter.shape[:-1]
         x = self.dyn_deter(deter) + self.dyn_shared(torch.cat([x0, x1, x2], -1))
@@ -141,38 +163,52 @@ class RSSM(nn.Module):
 
     def post_logits(self, deter: Tensor, embed: Tensor) -> Tensor:
         """Representation q(z_t | h_t, x_t): ``[..., S, K]`` logits."""
-        return self._logits(self.post_net(torch.cat([deter, embed], -1)))
+        return self._logits(self.post_net(self.post_deter(deter) + self.post_embed(embed)))
 
     def img_step(self, state: State, action: Tensor, sample: bool = True) -> State:
         """Prior step: ``s_{t-1}, a_{t-1} -> s_t`` with z_t from p(z_t | h_t)."""
         deter = self.core(state["deter"], state["stoch"], action)
-        logits = self.prior_logits(deter)
-        dist = self.dist(logits)
-        stoch = dist.sample() if sample else dist.mode()
+        logits, stoch = self._sample(self.prior_net(deter), sample)
         return {"deter": deter, "stoch": stoch, "logits": logits}
 
     def obs_step(
-        self, state: State, action: Tensor, embed: Tensor, is_first: Tensor, sample: bool = True
+        self,
+        state: State,
+        action: Tensor,
+        embed: Tensor,
+        is_first: Tensor,
+        sample: bool = True,
+        prepared: bool = False,
     ) -> State:
-        """Posterior step; state and action are zeroed where ``is_first`` (episode start)."""
-        keep = (~is_first).to(embed.dtype).unsqueeze(-1)
-        deter = self.core(state["deter"] * keep, state["stoch"] * keep.unsqueeze(-1), action * keep)
-        logits = self.post_logits(deter, embed)
-        dist = self.dist(logits)
-        stoch = dist.sample() if sample else dist.mode()
+        """Posterior step; state and action are zeroed where ``is_first`` (episode start).
+
+        With ``prepared``, ``action`` is ``embed_action(a * keep)`` and ``embed`` is
+        ``post_embed(e)`` (``observe`` computes both for the whole sequence at once).
+        """
+        keep = (~is_first).to(state["deter"].dtype).unsqueeze(-1)
+        if not prepared:
+            action = self.embed_action(action * keep)
+            embed = self.post_embed(embed)
+        deter = self.core(state["deter"] * keep, state["stoch"] * keep.unsqueeze(-1), action, True)
+        logits, stoch = self._sample(self.post_net(self.post_deter(deter) + embed), sample)
         return {"deter": deter, "stoch": stoch, "logits": logits}
 
     def observe(
         self, embed: Tensor, prev_action: Tensor, is_first: Tensor, state: State | None = None
     ) -> tuple[State, Tensor]:
         """Filter a sequence: embed ``[B, T, E]``, prev_action ``[B, T, A]`` (a_{t-1}),
-        is_first ``[B, T]`` -> posterior states ``[B, T, ...]`` and prior logits ``[B, T, S, K]``."""
+        is_first ``[B, T]`` -> posterior states ``[B, T, ...]``, prior logits ``[B, T, S, K]``."""
         B, T = embed.shape[:2]
         if state is None:
             state = self.initial(B, embed.device)
+        keep = (~is_first).to(embed.dtype).unsqueeze(-1)
+        action_in = self.embed_action(prev_action * keep)  # batched over time
+        embed_in = self.post_embed(embed)
         deters, stochs, logits = [], [], []
         for t in range(T):
-            state = self.obs_step(state, prev_action[:, t], embed[:, t], is_first[:, t])
+            state = self.obs_step(
+                state, action_in[:, t], embed_in[:, t], is_first[:, t], prepared=True
+            )
             deters.append(state["deter"])
             stochs.append(state["stoch"])
             logits.append(state["logits"])

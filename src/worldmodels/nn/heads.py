@@ -28,7 +28,7 @@ class MSEOutput:
 
 
 class SymlogMSEOutput(MSEOutput):
-    """Regression in symlog space (DreamerV3 eq. for vector observations): ``pred = symexp(raw)``."""
+    """Regression in symlog space (DreamerV3, vector observations): ``pred = symexp(raw)``."""
 
     def pred(self) -> Tensor:
         return symexp(self.mean)
@@ -70,7 +70,7 @@ class BinaryOutput:
 
 
 class Head(nn.Module):
-    """MLP + output layer producing an output object of type ``output``; scalar heads use shape ()."""
+    """MLP + output layer giving an output object of type ``output``; scalar heads: shape ()."""
 
     def __init__(
         self,

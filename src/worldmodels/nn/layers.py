@@ -32,9 +32,11 @@ def trunc_normal_init_(module: nn.Module, scale: float = 1.0) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             w = m.weight
-            fan_in = w[0].numel() if not isinstance(m, nn.ConvTranspose2d) else w.shape[0] * w[
-                0, 0
-            ].numel()
+            fan_in = (
+                w[0].numel()
+                if not isinstance(m, nn.ConvTranspose2d)
+                else w.shape[0] * w[0, 0].numel()
+            )
             std = scale * math.sqrt(1.0 / max(fan_in, 1)) / 0.87962566103423978
             nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
             if m.bias is not None:
@@ -70,7 +72,7 @@ def image_to_float(x: Tensor) -> Tensor:
 
 
 class ConvEncoder(nn.Module):
-    """Strided convs (kernel 4, stride 2) halving the image to 4x4; ``[B, H, W, C] uint8 -> [B, E]``."""
+    """Strided convs (kernel 4, stride 2) down to 4x4; ``[B, H, W, C] uint8 -> [B, E]``."""
 
     def __init__(
         self,
@@ -83,7 +85,9 @@ class ConvEncoder(nn.Module):
         super().__init__()
         h, w, c = shape
         if h != w or h % (2 ** len(mults)) != 0:
-            raise ValueError(f"image shape {shape} must be square and divisible by {2 ** len(mults)}")
+            raise ValueError(
+                f"image shape {shape} must be square and divisible by {2 ** len(mults)}"
+            )
         layers: list[nn.Module] = []
         chans = c
         for m in mults:
@@ -102,7 +106,7 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Linear to 4x4 then transposed convs to the image; ``[B, F] -> [B, H, W, C]`` in [-0.5, 0.5]."""
+    """Linear to 4x4, transposed convs to the image; ``[B, F] -> [B, H, W, C]`` in [-0.5, 0.5]."""
 
     def __init__(
         self,

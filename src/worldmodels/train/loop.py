@@ -80,19 +80,27 @@ class Trainer:
         self.envs, self.eval_env = make_envs(info, run.num_envs)
         self.agent = build_agent(info, self.envs.obs_space, self.envs.act_space, self.device)
         self.c = Counters()
-        self.replay = ReplayBuffer(run.replay_capacity, self.run_dir / "replay", run.replay_chunk,
-                                   seed=info.seed)
+        self.replay = ReplayBuffer(
+            run.replay_capacity, self.run_dir / "replay", run.replay_chunk, seed=info.seed
+        )
         if resume:
             self._restore()
-        self.logger = MetricsLogger(self.run_dir, tensorboard=None if run.tensorboard else False,
-                                    time_offset=self.c.wall_time)
+        self.logger = MetricsLogger(
+            self.run_dir,
+            tensorboard=None if run.tensorboard else False,
+            time_offset=self.c.wall_time,
+        )
         self.progress = Progress(run.steps, self.c.env_steps, disable=None if progress else True)
         self._stop_signal: int | None = None
 
     # Persistence
     def _meta(self) -> dict:
-        return {"library": "worldmodels", "version": __version__, "agent": self.info.agent,
-                "config_hash": self.info.config_hash}
+        return {
+            "library": "worldmodels",
+            "version": __version__,
+            "agent": self.info.agent,
+            "config_hash": self.info.config_hash,
+        }
 
     def save(self) -> None:
         """Atomic checkpoint of agent, counters, RNG states and the replay's sampling position."""
@@ -103,8 +111,9 @@ class Trainer:
             "replay": self.replay.state_dict(),
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
         }
-        save_checkpoint(self.run_dir / "checkpoints", state, step=self.c.env_steps,
-                        meta=self._meta())
+        save_checkpoint(
+            self.run_dir / "checkpoints", state, step=self.c.env_steps, meta=self._meta()
+        )
 
     def _restore(self) -> None:
         from ..checkpoint import check_meta
@@ -174,8 +183,9 @@ class Trainer:
             ep_len += 1
             for i in np.flatnonzero(obs["is_last"]):
                 train_returns.append(float(ep_ret[i]))
-                self.logger.write(self.c.env_steps, {"train/return": ep_ret[i],
-                                                     "train/length": ep_len[i]})
+                self.logger.write(
+                    self.c.env_steps, {"train/return": ep_ret[i], "train/length": ep_len[i]}
+                )
                 ep_ret[i], ep_len[i] = 0.0, 0
                 self.c.episodes += 1
             # Update at the train ratio
@@ -194,8 +204,14 @@ class Trainer:
                 fps = (self.c.env_steps - steps_last) / dt
                 ups = (self.c.updates - updates_last) / dt
                 row = {k: float(np.mean(v)) for k, v in agg.items()}
-                row.update({"env_steps_per_s": fps, "updates_per_s": ups,
-                            "updates": self.c.updates, "episodes": self.c.episodes})
+                row.update(
+                    {
+                        "env_steps_per_s": fps,
+                        "updates_per_s": ups,
+                        "updates": self.c.updates,
+                        "episodes": self.c.episodes,
+                    }
+                )
                 if train_returns:
                     row["train/return_mean"] = float(np.mean(train_returns))
                 self.logger.write(self.c.env_steps, row)
@@ -203,7 +219,8 @@ class Trainer:
                     self.c.env_steps,
                     ret=row.get("train/return_mean"),
                     eval=None if self.c.best_eval == -math.inf else self.c.history[-1][1],
-                    fps=fps, ups=ups,
+                    fps=fps,
+                    ups=ups,
                 )
                 agg.clear()
                 train_returns.clear()
@@ -223,8 +240,12 @@ class Trainer:
 
     def _evaluate(self) -> dict[str, Any]:
         run = self.cfg.run
-        result = evaluate(self.agent, self.eval_env, run.eval_episodes,
-                          seed=self.info.seed + 10_000 + self.c.env_steps)
+        result = evaluate(
+            self.agent,
+            self.eval_env,
+            run.eval_episodes,
+            seed=self.info.seed + 10_000 + self.c.env_steps,
+        )
         self.c.last_eval = self.c.env_steps
         self.c.history.append([self.c.env_steps, result["return_mean"]])
         self.c.best_eval = max(self.c.best_eval, result["return_mean"])

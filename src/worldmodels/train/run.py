@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import __version__
@@ -111,18 +109,22 @@ def load_run(run_dir: str | Path) -> RunInfo:
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; give the run directory printed by train")
     if not cfg_path.exists():
-        raise UserError(f"{path} is not a run directory (no config.json); give the directory "
-                        "that `worldmodels train` printed")
+        raise UserError(
+            f"{path} is not a run directory (no config.json); give the directory "
+            "that `worldmodels train` printed"
+        )
     try:
         data = json.loads(cfg_path.read_text())
         spec = get_agent_spec(data["agent"])
         cls, _, _ = spec.load()
         cfg = from_dict(cls, data["config"])
-        return RunInfo(data["agent"], data["env"], int(data["seed"]), list(data["presets"]), cfg,
-                       path)
+        return RunInfo(
+            data["agent"], data["env"], int(data["seed"]), list(data["presets"]), cfg, path
+        )
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UserError(f"{cfg_path} is corrupt ({type(e).__name__}: {e}); fix: restore it or "
-                        "start a new run") from None
+        raise UserError(
+            f"{cfg_path} is corrupt ({type(e).__name__}: {e}); fix: restore it or start a new run"
+        ) from None
 
 
 def make_envs(info: RunInfo, num_envs: int) -> tuple[VectorEnv, VectorEnv]:
@@ -137,8 +139,9 @@ def make_envs(info: RunInfo, num_envs: int) -> tuple[VectorEnv, VectorEnv]:
     return train, evaluation
 
 
-def build_agent(info: RunInfo, obs_space: dict[str, Spec], act_space: ActionSpace,
-                device: torch.device):
+def build_agent(
+    info: RunInfo, obs_space: dict[str, Spec], act_space: ActionSpace, device: torch.device
+):
     """Instantiate the agent class of ``info.agent`` with its resolved config."""
     _, _, cls = get_agent_spec(info.agent).load()
     return cls(info.config, obs_space, act_space, device)
@@ -159,9 +162,3 @@ def load_agent(run_dir: str | Path, device: str = "auto"):
     agent.run_info = info
     agent.counters = state.get("counters", {})
     return agent
-
-
-def seed_everything(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-    return np.random.default_rng(seed)

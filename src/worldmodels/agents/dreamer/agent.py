@@ -50,7 +50,9 @@ class WorldModel(nn.Module):
         )
         feat = self.rssm.feat_dim
         if self.vector_keys:
-            self.vec_dec = Head(feat, (vdim,), m.vector_decoder, m.units, m.dec_layers, m.norm, m.act)
+            self.vec_dec = Head(
+                feat, (vdim,), m.vector_decoder, m.units, m.dec_layers, m.norm, m.act
+            )
         if self.image_keys:
             self.img_dec = ConvDecoder(feat, (h, w, c), m.depth, norm=m.norm, act=m.act)
         head = dict(units=m.units, layers=m.head_layers, norm=m.norm, act=m.act, bins=m.bins)
@@ -120,8 +122,9 @@ class DreamerAgent:
         feat = self.wm.rssm.feat_dim
         b, m, o = config.behavior, config.model, config.optim
         self.actor = Actor(feat, act_space, config).to(self.device)
-        self.critic = Head(feat, (), "symexp_twohot", b.units, b.layers, m.norm, m.act, m.bins,
-                           outscale=0.0).to(self.device)
+        self.critic = Head(
+            feat, (), "symexp_twohot", b.units, b.layers, m.norm, m.act, m.bins, outscale=0.0
+        ).to(self.device)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = PercentileNormalizer(
             b.retnorm_low, b.retnorm_high, b.retnorm_decay, b.retnorm_limit
@@ -278,24 +281,34 @@ class DreamerAgent:
         self.critic_opt.step()
         ema_update(self.slow_critic, self.critic, 1.0 - b.slow_critic_rate)
 
-        metrics.update({
-            "loss/actor": actor_loss.detach(),
-            "loss/critic": critic_loss.detach(),
-            "actor_entropy": entropy.mean().detach(),
-            "imag_return": ret.mean().detach(),
-            "imag_reward": reward.mean().detach(),
-            "retnorm_scale": scale.detach(),
-        })
+        metrics.update(
+            {
+                "loss/actor": actor_loss.detach(),
+                "loss/critic": critic_loss.detach(),
+                "actor_entropy": entropy.mean().detach(),
+                "imag_return": ret.mean().detach(),
+                "imag_reward": reward.mean().detach(),
+                "retnorm_scale": scale.detach(),
+            }
+        )
         return metrics
 
     # Persistence
     def modules(self) -> dict[str, nn.Module]:
-        return {"wm": self.wm, "actor": self.actor, "critic": self.critic,
-                "slow_critic": self.slow_critic, "retnorm": self.retnorm}
+        return {
+            "wm": self.wm,
+            "actor": self.actor,
+            "critic": self.critic,
+            "slow_critic": self.slow_critic,
+            "retnorm": self.retnorm,
+        }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"model_opt": self.model_opt, "actor_opt": self.actor_opt,
-                "critic_opt": self.critic_opt}
+        return {
+            "model_opt": self.model_opt,
+            "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
+        }
 
     def state_dict(self) -> dict:
         """Everything a resume needs: weights, optimiser states, normaliser, counters."""

@@ -10,7 +10,7 @@ from ...config import Preset, RunConfig
 
 @dataclass
 class WorldModelConfig:
-    """RSSM, encoder, decoder and heads (DreamerV3 Nature 2025, `configs.yaml` `agent.dyn/enc/dec`)."""
+    """RSSM, encoder, decoder and heads (DreamerV3 Nature 2025, configs.yaml agent.dyn/enc/dec)."""
 
     deter: int = 512
     """GRU state size h_t."""
@@ -125,8 +125,12 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "dreamerv3_2023",
-            {"model.beta_dyn": 0.5, "model.blocks": 1, "model.norm": "layer",
-             "behavior.actor_grad_cont": "dynamics"},
+            {
+                "model.beta_dyn": 0.5,
+                "model.blocks": 1,
+                "model.norm": "layer",
+                "behavior.actor_grad_cont": "dynamics",
+            },
             f"{_ARXIV}: beta_dyn=0.5, plain GRU, LayerNorm, dynamics backprop for continuous "
             "actions (actor_grad_cont=backprop in the 2023 reference config).",
         ),

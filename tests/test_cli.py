@@ -1,0 +1,176 @@
+"""The command line end to end: train/eval/list, bad input (one line, exit 2, nothing touched),
+SIGTERM saves, SIGKILL + resume finishes with the same counters."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from worldmodels.cli import main
+
+CLI = [sys.executable, "-m", "worldmodels.cli"]
+DEBUG = ["--preset", "debug", "--no-progress"]
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _bad(argv, capsys, match):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert match in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "run"
+    code = main(
+        [
+            "train",
+            "dreamerv3",
+            "--env",
+            "toy:target",
+            "--steps",
+            "300",
+            "--run-dir",
+            str(run),
+            *DEBUG,
+        ]
+    )
+    assert code == 0
+    return run
+
+
+def test_train_writes_run_directory(trained):
+    assert (trained / "config.json").exists() and (trained / "checkpoints/latest.json").exists()
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["agent"] == "dreamerv3" and cfg["presets"] == ["dreamerv3", "debug"]
+    rows = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    for key in ("eval/return_mean", "loss/model", "env_steps_per_s", "updates_per_s", "time"):
+        assert key in keys
+    assert any(p.suffix == ".npz" for p in (trained / "replay").iterdir())
+
+
+def test_eval_json(trained, capsys):
+    assert main(["eval", str(trained), "--episodes", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["episodes"] == 2 and "return_mean" in out and out["env_steps"] == 300
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "dreamerv3" in out and "gym" in out and "debug" in out
+
+
+def test_bad_inputs(tmp_path, trained, capsys):
+    before = _snapshot(trained)
+    _bad(["train", "dreamerv4", "--env", "toy:target"], capsys, "unknown agent")
+    _bad(["train", "dreamerv3", "--env", "gym:CartPol-v1"], capsys, "CartPole-v1")
+    _bad(["train", "dreamerv3", "--env", "dmc:cartpole-swingup"], capsys, "worldmodels[dmc]")
+    _bad(["train", "dreamerv3", "--env", "toy:target", "--set", "run.stepz=3"], capsys, "run.steps")
+    _bad(
+        ["train", "dreamerv3", "--env", "toy:target", "--set", "run.steps=abc"],
+        capsys,
+        "not an int",
+    )
+    _bad(["train", "--resume", str(tmp_path)], capsys, "not a run directory")
+    _bad(["eval", str(tmp_path)], capsys, "not a run directory")
+    _bad(
+        ["train", "dreamerv3", "--env", "toy:target", "--run-dir", str(trained)],
+        capsys,
+        "already holds a run",
+    )
+    assert _snapshot(trained) == before
+    assert not list(tmp_path.iterdir())
+
+
+def test_corrupt_checkpoint(tmp_path, trained, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained, run)
+    latest = json.loads((run / "checkpoints/latest.json").read_text())
+    target = run / "checkpoints" / f"ckpt-{latest['step']:010d}.safetensors"
+    target.write_bytes(target.read_bytes()[:100])
+    before = _snapshot(run)
+    _bad(["eval", str(run)], capsys, "corrupt")
+    _bad(["train", "--resume", str(run)], capsys, "corrupt")
+    assert _snapshot(run) == before
+
+
+def _train_proc(run: Path, steps: int, resume: bool = False) -> subprocess.Popen:
+    args = (
+        ["train", "--resume", str(run)]
+        if resume
+        else [
+            "train",
+            "dreamerv3",
+            "--env",
+            "toy:target",
+            "--steps",
+            str(steps),
+            "--run-dir",
+            str(run),
+            *DEBUG,
+            "--set",
+            "run.save_every_s=0.5",
+            "--set",
+            "run.eval_every=0",
+        ]
+    )
+    if resume:
+        args.append("--no-progress")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _wait_for_checkpoint(run: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    start = time.time()
+    while not (run / "checkpoints/latest.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - start < timeout
+        time.sleep(0.1)
+
+
+def test_sigkill_then_resume_finishes_same_counters(tmp_path):
+    run, steps = tmp_path / "run", 700
+    proc = _train_proc(run, steps)
+    _wait_for_checkpoint(run, proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc = _train_proc(run, steps, resume=True)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    latest = json.loads((run / "checkpoints/latest.json").read_text())
+    assert latest["step"] == steps
+    from worldmodels.checkpoint import load_checkpoint
+
+    state, _ = load_checkpoint(run / "checkpoints")
+    assert state["counters"]["env_steps"] == steps
+    assert state["counters"]["updates"] == pytest.approx((steps - 100) * 1.0, abs=2)
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    proc = _train_proc(run, 100_000)
+    _wait_for_checkpoint(run, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert "resume" in err.decode()
+    from worldmodels.checkpoint import load_checkpoint
+
+    state, _ = load_checkpoint(run / "checkpoints")
+    assert state["counters"]["env_steps"] > 0

@@ -1,0 +1,59 @@
+"""Config system: overrides, presets, types, close-match errors, JSON round trip."""
+
+import pytest
+
+from worldmodels.agents import build_config
+from worldmodels.agents.dreamer import PRESETS, DreamerConfig
+from worldmodels.config import apply_overrides, from_dict, parse_set_args, to_dict
+from worldmodels.errors import UserError
+
+
+def test_override_parses_types():
+    cfg = DreamerConfig()
+    apply_overrides(cfg, {"run.steps": "1e3", "behavior.lam": "0.5", "run.tensorboard": "false"})
+    assert cfg.run.steps == 1000 and cfg.behavior.lam == 0.5 and cfg.run.tensorboard is False
+
+
+def test_unknown_key_names_close_match():
+    with pytest.raises(UserError, match="did you mean run.train_ratio"):
+        apply_overrides(DreamerConfig(), {"run.train_ration": "1"})
+
+
+def test_wrong_type_is_one_line():
+    with pytest.raises(UserError) as e:
+        apply_overrides(DreamerConfig(), {"run.steps": "many"})
+    assert "run.steps" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_literal_choices_checked():
+    with pytest.raises(UserError, match="choose one of"):
+        apply_overrides(DreamerConfig(), {"model.norm": "batch"})
+
+
+def test_set_arg_needs_equals():
+    with pytest.raises(UserError, match="key=value"):
+        parse_set_args(["run.steps"])
+
+
+def test_presets_apply_in_order_and_unknown_preset_suggests():
+    cfg, names = build_config("dreamerv3", ["debug"], {"run.batch_size": 3})
+    assert names == ["dreamerv3", "debug"]
+    assert cfg.model.deter == PRESETS["debug"].overrides["model.deter"]
+    assert cfg.run.batch_size == 3
+    with pytest.raises(UserError, match="did you mean debug"):
+        build_config("dreamerv3", ["debgu"])
+
+
+def test_dreamerv3_2023_preset_differs_in_beta_dyn():
+    cfg, _ = build_config("dreamer", ["dreamerv3_2023"])
+    assert cfg.model.beta_dyn == 0.5 and build_config("dreamerv3")[0].model.beta_dyn == 1.0
+
+
+def test_json_round_trip():
+    cfg, _ = build_config("dreamerv3", ["debug"])
+    assert to_dict(from_dict(DreamerConfig, to_dict(cfg))) == to_dict(cfg)
+
+
+def test_unknown_agent():
+    with pytest.raises(UserError, match="did you mean dreamerv3"):
+        build_config("dreamerv4")

@@ -1,0 +1,47 @@
+"""Learning check from a real run: DreamerV3 at debug size on toy:target (random policy 2.5,
+optimum 10) must reach a greedy return of at least 6 within 4,000 env steps (~2 minutes on one
+CPU core). The learning rates are raised for the tiny debug model (as in the debug run of
+benchmarks/RESULTS.md)."""
+
+import json
+
+from worldmodels.cli import main
+from worldmodels.envs.toy import TargetEnv
+
+THRESHOLD = 6.0
+
+
+def test_dreamerv3_learns_toy_target(tmp_path, capsys):
+    assert TargetEnv.random_return == 2.5 and TargetEnv.optimal_return == 10.0
+    run = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "dreamerv3",
+            "--env",
+            "toy:target",
+            "--preset",
+            "debug",
+            "--steps",
+            "4000",
+            "--seed",
+            "0",
+            "--run-dir",
+            str(run),
+            "--no-progress",
+            "--set",
+            "optim.model_lr=1e-3",
+            "--set",
+            "optim.actor_lr=1e-4",
+            "--set",
+            "optim.critic_lr=3e-4",
+            "--set",
+            "run.eval_every=0",
+        ]
+    )
+    assert code == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "20", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    print(f"toy:target greedy return {result['return_mean']:.2f} (random 2.5, optimum 10)")
+    assert result["return_mean"] >= THRESHOLD, result
