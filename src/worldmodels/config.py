@@ -21,7 +21,7 @@ class RunConfig:
     """Environment steps to train for (summed over parallel envs)."""
     num_envs: int = 1
     """Environments stepped in parallel during collection."""
-    train_ratio: float = 512.0
+    train_ratio: float = 64.0
     """Replayed steps per environment step (DreamerV3's definition): updates per env step =
     train_ratio / (batch_size * batch_length)."""
     batch_size: int = 16
