@@ -20,6 +20,7 @@ setup-dev: $(BIN)/python
 
 demo: setup
 	$(BIN)/worldmodels train dreamerv3 --env gym:CartPole-v1 --steps 30000 --seed 0 \
+		--set run.stop_at_return=475 --set run.eval_every=2500 \
 		--run-dir runs/demo-cartpole-$$(date +%Y%m%d-%H%M%S)
 
 lint: setup-dev

@@ -174,3 +174,27 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
 
     state, _ = load_checkpoint(run / "checkpoints")
     assert state["counters"]["env_steps"] > 0
+
+
+def test_stop_at_return_ends_early(tmp_path):
+    run = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "dreamerv3",
+            "--env",
+            "toy:target",
+            "--steps",
+            "5000",
+            "--run-dir",
+            str(run),
+            *DEBUG,
+            "--set",
+            "run.eval_every=200",
+            "--set",
+            "run.stop_at_return=-1",
+        ]
+    )
+    assert code == 0
+    latest = json.loads((run / "checkpoints/latest.json").read_text())
+    assert latest["step"] == 200

@@ -57,3 +57,11 @@ def test_json_round_trip():
 def test_unknown_agent():
     with pytest.raises(UserError, match="did you mean dreamerv3"):
         build_config("dreamerv4")
+
+
+def test_optional_float_parses_none_and_number():
+    cfg = DreamerConfig()
+    apply_overrides(cfg, {"run.stop_at_return": "475"})
+    assert cfg.run.stop_at_return == 475.0
+    apply_overrides(cfg, {"run.stop_at_return": "none"})
+    assert cfg.run.stop_at_return is None

@@ -33,6 +33,8 @@ class RunConfig:
     """Steps per replay chunk file; a crash loses at most the unflushed chunk."""
     eval_every: int = 5_000
     eval_episodes: int = 5
+    stop_at_return: float | None = None
+    """Stop early once an evaluation's mean return reaches this (e.g. 475 on CartPole)."""
     log_every: int = 1_000
     save_every_s: float = 120.0
     """Seconds between checkpoints (also written at every eval and at the end)."""

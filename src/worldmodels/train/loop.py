@@ -230,6 +230,10 @@ class Trainer:
             if run.eval_every and self.c.env_steps - self.c.last_eval >= run.eval_every:
                 final_eval = self._evaluate()
                 last_save = time.perf_counter()
+                target = run.stop_at_return
+                if target is not None and final_eval["return_mean"] >= target:
+                    self.progress.write(f"eval return reached {target}: stopping early")
+                    break
             elif time.perf_counter() - last_save >= run.save_every_s:
                 self.save()
                 last_save = time.perf_counter()
