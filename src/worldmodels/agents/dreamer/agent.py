@@ -221,7 +221,7 @@ class DreamerAgent:
         feats, actions = [rssm.feat(state)], []
         with torch.set_grad_enabled(grad):
             for _ in range(horizon):
-                action = self.actor(feats[-1] if grad else feats[-1]).sample()
+                action = self.actor(feats[-1]).sample()
                 actions.append(action)
                 state = rssm.img_step(state, action)
                 feats.append(rssm.feat(state))
