@@ -17,6 +17,22 @@ CLI = [sys.executable, "-m", "worldmodels.cli"]
 DEBUG = ["--preset", "debug", "--no-progress"]
 
 
+def _toy_train(run, steps: int, *extra: str) -> list[str]:
+    """Arguments of a debug-size DreamerV3 run on toy:target."""
+    return [
+        "train",
+        "dreamerv3",
+        "--env",
+        "toy:target",
+        "--steps",
+        str(steps),
+        "--run-dir",
+        str(run),
+        *DEBUG,
+        *extra,
+    ]
+
+
 def _snapshot(path: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
@@ -33,19 +49,7 @@ def _bad(argv, capsys, match):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "run"
-    code = main(
-        [
-            "train",
-            "dreamerv3",
-            "--env",
-            "toy:target",
-            "--steps",
-            "300",
-            "--run-dir",
-            str(run),
-            *DEBUG,
-        ]
-    )
+    code = main(_toy_train(run, 300))
     assert code == 0
     return run
 
@@ -113,21 +117,7 @@ def _train_proc(run: Path, steps: int, resume: bool = False) -> subprocess.Popen
     args = (
         ["train", "--resume", str(run)]
         if resume
-        else [
-            "train",
-            "dreamerv3",
-            "--env",
-            "toy:target",
-            "--steps",
-            str(steps),
-            "--run-dir",
-            str(run),
-            *DEBUG,
-            "--set",
-            "run.save_every_s=0.5",
-            "--set",
-            "run.eval_every=0",
-        ]
+        else _toy_train(run, steps, "--set", "run.save_every_s=0.5", "--set", "run.eval_every=0")
     )
     if resume:
         args.append("--no-progress")
@@ -179,21 +169,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
 def test_stop_at_return_ends_early(tmp_path):
     run = tmp_path / "run"
     code = main(
-        [
-            "train",
-            "dreamerv3",
-            "--env",
-            "toy:target",
-            "--steps",
-            "5000",
-            "--run-dir",
-            str(run),
-            *DEBUG,
-            "--set",
-            "run.eval_every=200",
-            "--set",
-            "run.stop_at_return=-1",
-        ]
+        _toy_train(run, 5000, "--set", "run.eval_every=200", "--set", "run.stop_at_return=-1")
     )
     assert code == 0
     latest = json.loads((run / "checkpoints/latest.json").read_text())
