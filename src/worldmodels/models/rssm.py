@@ -8,6 +8,8 @@ follows DreamerV3 (Nature 2025): deter, stoch and action are each embedded to ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -193,25 +195,43 @@ class RSSM(nn.Module):
         logits, stoch = self._sample(self.post_net(self.post_deter(deter) + embed), sample)
         return {"deter": deter, "stoch": stoch, "logits": logits}
 
+    def observe_step(
+        self, deter: Tensor, stoch: Tensor, action_in: Tensor, embed_in: Tensor, is_first: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Tensor-only prepared posterior step (what ``observe`` loops over; compilable)."""
+        out = self.obs_step(
+            {"deter": deter, "stoch": stoch}, action_in, embed_in, is_first, prepared=True
+        )
+        return out["deter"], out["stoch"], out["logits"]
+
     def observe(
-        self, embed: Tensor, prev_action: Tensor, is_first: Tensor, state: State | None = None
+        self,
+        embed: Tensor,
+        prev_action: Tensor,
+        is_first: Tensor,
+        state: State | None = None,
+        step: Callable[..., tuple[Tensor, Tensor, Tensor]] | None = None,
     ) -> tuple[State, Tensor]:
         """Filter a sequence: embed ``[B, T, E]``, prev_action ``[B, T, A]`` (a_{t-1}),
-        is_first ``[B, T]`` -> posterior states ``[B, T, ...]``, prior logits ``[B, T, S, K]``."""
+        is_first ``[B, T]`` -> posterior states ``[B, T, ...]``, prior logits ``[B, T, S, K]``.
+
+        ``step`` replaces ``observe_step`` in the loop (e.g. its compiled version)."""
         B, T = embed.shape[:2]
         if state is None:
             state = self.initial(B, embed.device)
         keep = (~is_first).to(embed.dtype).unsqueeze(-1)
         action_in = self.embed_action(prev_action * keep)  # batched over time
         embed_in = self.post_embed(embed)
+        step = step or self.observe_step
+        deter, stoch = state["deter"], state["stoch"]
         deters, stochs, logits = [], [], []
         for t in range(T):
-            state = self.obs_step(
-                state, action_in[:, t], embed_in[:, t], is_first[:, t], prepared=True
+            deter, stoch, logit = step(
+                deter, stoch, action_in[:, t], embed_in[:, t], is_first[:, t]
             )
-            deters.append(state["deter"])
-            stochs.append(state["stoch"])
-            logits.append(state["logits"])
+            deters.append(deter)
+            stochs.append(stoch)
+            logits.append(logit)
         post = {
             "deter": torch.stack(deters, 1),
             "stoch": torch.stack(stochs, 1),

@@ -23,6 +23,7 @@ from ...math import (
 )
 from ...models.rssm import RSSM
 from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
+from ...nn.compile import MaybeCompiled
 from .config import DreamerConfig
 
 
@@ -139,6 +140,24 @@ class DreamerAgent:
         if grad == "dynamics" and act_space.discrete:
             raise ValueError("actor_grad=dynamics needs continuous actions; use reinforce")
         self.actor_grad = grad
+        self._imag_step = MaybeCompiled(self._imag_step_eager, config.run.compile)
+        self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.run.compile)
+        self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.run.compile)
+
+    def _imag_heads_eager(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Imagined features ``[N, H+1, F]`` -> reward, continue ``[N, H]``, value ``[N, H+1]``."""
+        after = feat[:, 1:].contiguous()  # one copy, not one per head
+        reward = self.wm.reward(after).pred()
+        cont = self.wm.cont(after).pred()
+        return reward, cont, self.critic(feat).pred()
+
+    def _imag_step_eager(self, deter: Tensor, stoch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One imagined step: a_t ~ pi(s_t), then s_{t+1} ~ p(. | s_t, a_t) -> a_t, h, z."""
+        rssm = self.wm.rssm
+        state = {"deter": deter, "stoch": stoch}
+        action = self.actor(rssm.feat(state)).sample()
+        nxt = rssm.img_step(state, action)
+        return action, nxt["deter"], nxt["stoch"]
 
     # Acting
     def init_state(self, batch_size: int) -> dict[str, Tensor]:
@@ -195,7 +214,9 @@ class DreamerAgent:
         action = self._action_tensor(data["action"])
         prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
         embed = self.wm.encode(obs)
-        post, prior_logits = self.wm.rssm.observe(embed, prev_action, data["is_first"].bool())
+        post, prior_logits = self.wm.rssm.observe(
+            embed, prev_action, data["is_first"].bool(), step=self._obs_step
+        )
         feat = self.wm.rssm.feat(post)
         losses = self.wm.recon_loss(feat, obs)
         losses["reward"] = self.wm.reward(feat).loss(data["reward"].float())
@@ -217,16 +238,16 @@ class DreamerAgent:
     def _imagine(self, start: dict[str, Tensor], horizon: int, grad: bool):
         """Roll the actor out in the model: features ``[N, H+1, F]``, actions ``[N, H+1, A]``."""
         rssm = self.wm.rssm
-        state = {"deter": start["deter"], "stoch": start["stoch"]}
-        feats, actions = [rssm.feat(state)], []
+        deter, stoch = start["deter"], start["stoch"]
+        deters, stochs, actions = [deter], [stoch], []
         with torch.set_grad_enabled(grad):
             for _ in range(horizon):
-                action = self.actor(feats[-1]).sample()
+                action, deter, stoch = self._imag_step(deter, stoch)
                 actions.append(action)
-                state = rssm.img_step(state, action)
-                feats.append(rssm.feat(state))
-            feat = torch.stack(feats, 1)
-            actions.append(self.actor(feats[-1]).sample())
+                deters.append(deter)
+                stochs.append(stoch)
+            feat = rssm.feat({"deter": torch.stack(deters, 1), "stoch": torch.stack(stochs, 1)})
+            actions.append(self.actor(feat[:, -1]).sample())
         return feat, torch.stack(actions, 1)
 
     def _train_behavior(self, start: dict[str, Tensor], start_cont: Tensor) -> dict[str, Tensor]:
@@ -239,9 +260,7 @@ class DreamerAgent:
         try:
             feat, action = self._imagine(start, b.horizon, grad=dynamics)
             with torch.set_grad_enabled(dynamics):
-                reward = self.wm.reward(feat[:, 1:]).pred()
-                cont = self.wm.cont(feat[:, 1:]).pred()
-                value = self.critic(feat).pred()
+                reward, cont, value = self._imag_heads(feat)
         finally:
             if dynamics:
                 for p in wm_params:
@@ -253,12 +272,12 @@ class DreamerAgent:
         metrics: dict[str, Tensor] = {}
 
         # Actor
+        before = feat[:, :-1].detach().contiguous()  # s_0..s_{H-1}, shared by actor and critic
         if dynamics:
-            policy = self.actor(feat[:, :-1].detach())
+            policy = self.actor(before)
             actor_obj = (ret - self.retnorm.offset()) / scale
         else:
-            feat = feat.detach()
-            policy = self.actor(feat[:, :-1])
+            policy = self.actor(before)
             adv = (ret - value[:, :-1]).detach() / scale
             actor_obj = policy.log_prob(action[:, :-1].detach()) * adv
         entropy = policy.entropy()
@@ -269,10 +288,9 @@ class DreamerAgent:
         self.actor_opt.step()
 
         # Critic: two-hot towards the lambda-return, regularised towards the slow critic
-        feat = feat.detach()
-        dist = self.critic(feat[:, :-1])
+        dist = self.critic(before)
         with torch.no_grad():
-            slow = self.slow_critic(feat[:, :-1]).pred()
+            slow = self.slow_critic(before).pred()
         critic_loss = dist.loss(ret.detach()) + b.slow_reg * dist.loss(slow)
         critic_loss = (weight[:, :-1] * critic_loss).mean()
         self.critic_opt.zero_grad(set_to_none=True)

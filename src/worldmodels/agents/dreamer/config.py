@@ -169,6 +169,7 @@ PRESETS: dict[str, Preset] = {
                 "run.eval_episodes": 1,
                 "run.log_every": 100,
                 "run.replay_chunk": 64,
+                "run.compile": False,
             },
             "worldmodels: makes any run tiny (smoke tests)",
             "debug",
