@@ -33,6 +33,18 @@ AGENTS: dict[str, AgentSpec] = {
     for s in [
         AgentSpec("dreamer", "dreamer", "Dreamer world model + actor-critic (V3 defaults)", ()),
         AgentSpec(
+            "dreamerv1",
+            "dreamer",
+            "Dreamer V1, ICLR 2020 = dreamer --preset dreamerv1",
+            ("dreamerv1",),
+        ),
+        AgentSpec(
+            "dreamerv2",
+            "dreamer",
+            "DreamerV2, ICLR 2021 = dreamer --preset dreamerv2",
+            ("dreamerv2",),
+        ),
+        AgentSpec(
             "dreamerv3",
             "dreamer",
             "DreamerV3, Nature 2025 = dreamer --preset dreamerv3",

@@ -174,3 +174,52 @@ class BoundedNormal:
     def entropy(self) -> Tensor:
         """[...] Normal entropy summed over D."""
         return (0.5 + 0.5 * math.log(2 * math.pi) + torch.log(self.std)).sum(-1)
+
+
+class TanhNormal:
+    """Dreamer V1 continuous actor: tanh(Normal(mean, std)) over ``[..., D]``.
+
+    mean = mean_scale * tanh(mean_raw / mean_scale), std = softplus(std_raw + softplus^-1(init_std))
+    + min_std (Hafner et al. 2020, defaults 5, 5, 1e-4). Samples are reparameterised. The entropy
+    has no closed form: it is estimated from one sample as -log_prob(sample), as in the V1 code.
+    """
+
+    def __init__(
+        self,
+        mean_raw: Tensor,
+        std_raw: Tensor,
+        mean_scale: float = 5.0,
+        init_std: float = 5.0,
+        min_std: float = 1e-4,
+    ) -> None:
+        self.mean = mean_scale * torch.tanh(mean_raw / mean_scale)
+        raw_init = math.log(math.expm1(init_std))
+        self.std = F.softplus(std_raw + raw_init) + min_std
+
+    def _pre(self) -> Tensor:
+        return self.mean + self.std * torch.randn_like(self.mean)
+
+    def sample(self) -> Tensor:
+        """[..., D] reparameterised sample in (-1, 1)."""
+        return torch.tanh(self._pre())
+
+    def mode(self) -> Tensor:
+        """[..., D] tanh(mean) (the V1 code takes the likeliest of 100 samples instead)."""
+        return torch.tanh(self.mean)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """[..., D] -> [...] log density with the tanh change of variables, summed over D."""
+        value = value.clamp(-1 + 1e-6, 1 - 1e-6)
+        pre = torch.atanh(value)
+        z = (pre - self.mean) / self.std
+        normal = -0.5 * z**2 - torch.log(self.std) - 0.5 * math.log(2 * math.pi)
+        return (normal - torch.log1p(-(value**2))).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """[...] one-sample estimate -log_prob(tanh(x)), x ~ Normal(mean, std)."""
+        pre = self._pre()
+        z = (pre - self.mean) / self.std
+        normal = -0.5 * z**2 - torch.log(self.std) - 0.5 * math.log(2 * math.pi)
+        # log(1 - tanh(x)^2) = 2 * (log 2 - x - softplus(-2x)), stable for large |x|
+        log_det = 2.0 * (math.log(2.0) - pre - F.softplus(-2.0 * pre))
+        return -(normal - log_det).sum(-1)

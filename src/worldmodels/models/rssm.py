@@ -1,22 +1,46 @@
 """Recurrent state-space model (Hafner et al. 2019-2025) with a categorical stochastic state.
 
-State ``s_t = (h_t, z_t)``: ``deter`` h_t ``[B, D]`` from a (block) GRU, ``stoch`` z_t ``[B, S, K]``
-one-hot samples of S categoricals with K classes (straight-through, ``unimix`` mixed). The core
-follows DreamerV3 (Nature 2025): deter, stoch and action are each embedded to ``hidden``, each of
-``blocks`` GRU blocks sees its own slice of deter plus all embeddings.
+State ``s_t = (h_t, z_t)``: ``deter`` h_t ``[B, D]`` from a (block) GRU and a stochastic ``stoch``
+z_t, either ``latent='categorical'``: ``[B, S, K]`` one-hot samples of S categoricals with K classes
+(straight-through, ``unimix`` mixed; DreamerV2/V3), or ``latent='gaussian'``: ``[B, S]``
+reparameterised samples of a diagonal Gaussian with std = softplus + ``min_std`` (PlaNet, Dreamer
+V1). Distribution parameters travel as one ``stats`` tensor: unimix logits ``[..., S, K]`` or
+``[..., S, 2]`` (mean, std).
+
+Cores: ``core='blockgru'`` follows DreamerV3 (Nature 2025): deter, stoch and action are each
+embedded to ``hidden`` and each of ``blocks`` GRU blocks sees its own slice of deter plus all
+embeddings. ``core='gru'`` is the PlaNet/V1/V2 cell: ``x = Dense([z, a])``, then one GRU over
+``[x, h]`` (normalised gates when ``norm`` is not none, as DreamerV2's LayerNorm GRU).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from ..math import MultiOneHotST, unimix_logits, unimix_probs
+from ..math import MultiOneHotST, categorical_kl, gaussian_kl, unimix_logits, unimix_probs
 from ..nn.layers import Dense, make_act, make_norm, trunc_normal_init_
 
 State = dict[str, Tensor]
+
+
+class DiagNormal:
+    """Diagonal Gaussian over the last dim ``[..., S]`` with reparameterised samples."""
+
+    def __init__(self, mean: Tensor, std: Tensor):
+        self.mean, self.std = mean, std
+
+    def sample(self) -> Tensor:
+        return self.mean + self.std * torch.randn_like(self.mean)
+
+    def mode(self) -> Tensor:
+        return self.mean
+
+    def entropy(self) -> Tensor:
+        return (0.5 * math.log(2 * math.pi * math.e) + torch.log(self.std)).sum(-1)
 
 
 class BlockLinear(nn.Module):
@@ -60,33 +84,53 @@ class RSSM(nn.Module):
         img_layers: int = 2,
         obs_layers: int = 1,
         dyn_layers: int = 1,
+        latent: str = "categorical",
+        min_std: float = 0.1,
+        core: str = "blockgru",
     ):
         super().__init__()
+        if latent not in ("categorical", "gaussian"):
+            raise ValueError(f"unknown latent {latent!r}; use categorical or gaussian")
+        if core not in ("blockgru", "gru"):
+            raise ValueError(f"unknown core {core!r}; use blockgru or gru")
         self.deter, self.stoch, self.classes = deter, stoch, classes
         self.blocks, self.unimix = blocks, unimix
-        self.feat_dim = deter + stoch * classes
-        self.dyn_in = nn.ModuleList(
-            [
-                Dense(deter, hidden, norm, act),
-                Dense(stoch * classes, hidden, norm, act),
-                Dense(action_dim, hidden, norm, act),
-            ]
-        )
-        g = blocks
-        # First block layer over [deter_g, x0, x1, x2] for each block g, split into its
-        # block-diagonal part on deter and a dense part on the shared embeddings (the same map,
-        # without materialising the shared inputs once per block).
-        self.dyn_deter = BlockLinear(deter, deter, g, bias=norm == "none")
-        self.dyn_shared = nn.Linear(3 * hidden, deter, bias=False)
-        layers: list[nn.Module] = [make_norm(norm, deter), make_act(act)]
-        for _ in range(dyn_layers - 1):
-            layers += [BlockLinear(deter, deter, g, bias=norm == "none"), make_norm(norm, deter)]
-            layers += [make_act(act)]
-        self.dyn_hid = nn.Sequential(*layers)
-        self.gates = BlockLinear(deter, 3 * deter, g)
+        self.latent, self.min_std, self.core_kind = latent, min_std, core
+        self.stoch_dim = stoch * classes if latent == "categorical" else stoch
+        stats_dim = stoch * classes if latent == "categorical" else 2 * stoch
+        self.feat_dim = deter + self.stoch_dim
+        if core == "gru":
+            self.img_in = Dense(self.stoch_dim + action_dim, hidden, norm, act)
+            self.gru = nn.Linear(hidden + deter, 3 * deter, bias=norm == "none")
+            self.gru_norm = make_norm(norm, 3 * deter)
+            trunc_normal_init_(self.img_in)
+            trunc_normal_init_(self.gru)
+        else:
+            self.dyn_in = nn.ModuleList(
+                [
+                    Dense(deter, hidden, norm, act),
+                    Dense(self.stoch_dim, hidden, norm, act),
+                    Dense(action_dim, hidden, norm, act),
+                ]
+            )
+            g = blocks
+            # First block layer over [deter_g, x0, x1, x2] for each block g, split into its
+            # block-diagonal part on deter and a dense part on the shared embeddings (the same
+            # map, without materialising the shared inputs once per block).
+            self.dyn_deter = BlockLinear(deter, deter, g, bias=norm == "none")
+            self.dyn_shared = nn.Linear(3 * hidden, deter, bias=False)
+            layers: list[nn.Module] = [make_norm(norm, deter), make_act(act)]
+            for _ in range(dyn_layers - 1):
+                layers += [BlockLinear(deter, deter, g, bias=norm == "none")]
+                layers += [make_norm(norm, deter), make_act(act)]
+            self.dyn_hid = nn.Sequential(*layers)
+            self.gates = BlockLinear(deter, 3 * deter, g)
+            trunc_normal_init_(self.dyn_in)
+            std = (1.0 / (deter // blocks + 3 * hidden)) ** 0.5 / 0.87962566103423978
+            nn.init.trunc_normal_(self.dyn_shared.weight, 0.0, std, -2 * std, 2 * std)
         self.prior_net = nn.Sequential(
             *[Dense(deter if i == 0 else hidden, hidden, norm, act) for i in range(img_layers)],
-            nn.Linear(hidden, stoch * classes),
+            nn.Linear(hidden, stats_dim),
         )
         # Posterior's first layer on [h_t, e_t], split so the embedding part runs batched over
         # the whole sequence before the sequential loop.
@@ -96,11 +140,8 @@ class RSSM(nn.Module):
             make_norm(norm, hidden),
             make_act(act),
             *[Dense(hidden, hidden, norm, act) for i in range(obs_layers - 1)],
-            nn.Linear(hidden, stoch * classes),
+            nn.Linear(hidden, stats_dim),
         )
-        trunc_normal_init_(self.dyn_in)
-        std = (1.0 / (deter // blocks + 3 * hidden)) ** 0.5 / 0.87962566103423978
-        nn.init.trunc_normal_(self.dyn_shared.weight, 0.0, std, -2 * std, 2 * std)
         trunc_normal_init_(self.prior_net)
         trunc_normal_init_(self.post_net)
         for lin in (self.post_deter, self.post_embed):
@@ -109,28 +150,48 @@ class RSSM(nn.Module):
 
     # State helpers
     def initial(self, batch_size: int, device: torch.device | None = None) -> State:
-        """Zero state ``{deter [B, D], stoch [B, S, K]}``."""
-        device = device or self.gates.weight.device
+        """Zero state ``{deter [B, D], stoch [B, S, K] or [B, S]}``."""
+        device = device or self.prior_net[-1].weight.device
+        shape = (self.stoch, self.classes) if self.latent == "categorical" else (self.stoch,)
         return {
             "deter": torch.zeros(batch_size, self.deter, device=device),
-            "stoch": torch.zeros(batch_size, self.stoch, self.classes, device=device),
+            "stoch": torch.zeros(batch_size, *shape, device=device),
         }
 
     def feat(self, state: State) -> Tensor:
-        """``[..., D + S*K]`` features for heads and actor."""
+        """``[..., D + stoch_dim]`` features for heads and actor."""
         stoch = state["stoch"]
-        return torch.cat([state["deter"], stoch.reshape(*stoch.shape[:-2], -1)], -1)
+        if self.latent == "categorical":
+            stoch = stoch.reshape(*stoch.shape[:-2], -1)
+        return torch.cat([state["deter"], stoch], -1)
 
-    def dist(self, logits: Tensor) -> MultiOneHotST:
-        """Categorical over ``[..., S, K]`` logits (unimix already applied)."""
-        return MultiOneHotST(logits)
+    def dist(self, stats: Tensor):
+        """The latent distribution of ``stats`` (unimix logits ``[..., S, K]`` or
+        ``[..., S, 2]`` mean/std): ``.sample()``, ``.mode()``, ``.entropy()`` over ``[...]``."""
+        if self.latent == "categorical":
+            return MultiOneHotST(stats)
+        return DiagNormal(stats[..., 0], stats[..., 1])
 
-    def _logits(self, raw: Tensor) -> Tensor:
-        raw = raw.reshape(*raw.shape[:-1], self.stoch, self.classes)
-        return unimix_logits(raw, self.unimix)
+    def kl(self, lhs: Tensor, rhs: Tensor) -> Tensor:
+        """KL(lhs || rhs) of two latent distributions given by their ``stats``: ``[...]``."""
+        if self.latent == "categorical":
+            return categorical_kl(lhs, rhs)
+        return gaussian_kl(lhs[..., 0], lhs[..., 1], rhs[..., 0], rhs[..., 1])
+
+    def _stats(self, raw: Tensor) -> Tensor:
+        if self.latent == "categorical":
+            raw = raw.reshape(*raw.shape[:-1], self.stoch, self.classes)
+            return unimix_logits(raw, self.unimix)
+        mean, std = raw.chunk(2, -1)
+        std = nn.functional.softplus(std) + self.min_std
+        return torch.stack([mean, std], -1)
 
     def _sample(self, raw: Tensor, sample: bool) -> tuple[Tensor, Tensor]:
-        """Raw ``[..., S*K]`` -> (unimix logits, straight-through one-hot ``[..., S, K]``)."""
+        """Raw network output -> (stats, sample: one-hot ``[..., S, K]`` or ``[..., S]``)."""
+        if self.latent == "gaussian":
+            stats = self._stats(raw)
+            dist = self.dist(stats)
+            return stats, dist.sample() if sample else dist.mode()
         raw = raw.reshape(*raw.shape[:-1], self.stoch, self.classes)
         probs = unimix_probs(raw, self.unimix)
         logits = torch.log(probs)
@@ -138,15 +199,27 @@ class RSSM(nn.Module):
         return logits, dist.sample() if sample else dist.mode()
 
     def embed_action(self, action: Tensor) -> Tensor:
-        """``[..., A] -> [..., hidden]`` action input of the core (batched over time by callers)."""
-        return self.dyn_in[2](action / action.abs().clamp(min=1.0).detach())
+        """Action input of the core (batched over time by callers): ``[..., A]`` -> the block
+        core's ``[..., hidden]`` embedding, or the clipped action itself for ``core='gru'``."""
+        action = action / action.abs().clamp(min=1.0).detach()
+        return action if self.core_kind == "gru" else self.dyn_in[2](action)
 
     # Transitions
     def core(self, deter: Tensor, stoch: Tensor, action: Tensor, embedded: bool = False) -> Tensor:
-        """Block-GRU step h_t = f(h_{t-1}, z_{t-1}, a_{t-1}); ``[B, D]``."""
-        x0 = self.dyn_in[0](deter)
-        x1 = self.dyn_in[1](stoch.reshape(*stoch.shape[:-2], -1))
+        """Recurrent step h_t = f(h_{t-1}, z_{t-1}, a_{t-1}); ``[B, D]``."""
+        if self.latent == "categorical":
+            stoch = stoch.reshape(*stoch.shape[:-2], -1)
         x2 = action if embedded else self.embed_action(action)
+        if self.core_kind == "gru":
+            x = self.img_in(torch.cat([stoch, x2], -1))
+            parts = self.gru_norm(self.gru(torch.cat([x, deter], -1)))
+            reset, cand, update = parts.chunk(3, -1)
+            reset = torch.sigmoid(reset)
+            cand = torch.tanh(reset * cand)
+            update = torch.sigmoid(update - 1.0)
+            return update * cand + (1 - update) * deter
+        x0 = self.dyn_in[0](deter)
+        x1 = self.dyn_in[1](stoch)
         g = self.blocks
         lead = deter.shape[:-1]
         x = self.dyn_deter(deter) + self.dyn_shared(torch.cat([x0, x1, x2], -1))
@@ -159,19 +232,19 @@ class RSSM(nn.Module):
         d = deter.reshape(*lead, g, -1)
         return (update * cand + (1 - update) * d).reshape(*lead, -1)
 
-    def prior_logits(self, deter: Tensor) -> Tensor:
-        """Dynamics predictor p(z_t | h_t): ``[..., S, K]`` logits."""
-        return self._logits(self.prior_net(deter))
+    def prior_stats(self, deter: Tensor) -> Tensor:
+        """Dynamics predictor p(z_t | h_t): its ``stats``."""
+        return self._stats(self.prior_net(deter))
 
-    def post_logits(self, deter: Tensor, embed: Tensor) -> Tensor:
-        """Representation q(z_t | h_t, x_t): ``[..., S, K]`` logits."""
-        return self._logits(self.post_net(self.post_deter(deter) + self.post_embed(embed)))
+    def post_stats(self, deter: Tensor, embed: Tensor) -> Tensor:
+        """Representation q(z_t | h_t, x_t): its ``stats``."""
+        return self._stats(self.post_net(self.post_deter(deter) + self.post_embed(embed)))
 
     def img_step(self, state: State, action: Tensor, sample: bool = True) -> State:
         """Prior step: ``s_{t-1}, a_{t-1} -> s_t`` with z_t from p(z_t | h_t)."""
         deter = self.core(state["deter"], state["stoch"], action)
-        logits, stoch = self._sample(self.prior_net(deter), sample)
-        return {"deter": deter, "stoch": stoch, "logits": logits}
+        stats, stoch = self._sample(self.prior_net(deter), sample)
+        return {"deter": deter, "stoch": stoch, "stats": stats}
 
     def obs_step(
         self,
@@ -191,9 +264,10 @@ class RSSM(nn.Module):
         if not prepared:
             action = self.embed_action(action * keep)
             embed = self.post_embed(embed)
-        deter = self.core(state["deter"] * keep, state["stoch"] * keep.unsqueeze(-1), action, True)
-        logits, stoch = self._sample(self.post_net(self.post_deter(deter) + embed), sample)
-        return {"deter": deter, "stoch": stoch, "logits": logits}
+        stoch_keep = keep.unsqueeze(-1) if self.latent == "categorical" else keep
+        deter = self.core(state["deter"] * keep, state["stoch"] * stoch_keep, action, True)
+        stats, stoch = self._sample(self.post_net(self.post_deter(deter) + embed), sample)
+        return {"deter": deter, "stoch": stoch, "stats": stats}
 
     def observe_step(
         self, deter: Tensor, stoch: Tensor, action_in: Tensor, embed_in: Tensor, is_first: Tensor
@@ -202,7 +276,7 @@ class RSSM(nn.Module):
         out = self.obs_step(
             {"deter": deter, "stoch": stoch}, action_in, embed_in, is_first, prepared=True
         )
-        return out["deter"], out["stoch"], out["logits"]
+        return out["deter"], out["stoch"], out["stats"]
 
     def observe(
         self,
@@ -213,7 +287,7 @@ class RSSM(nn.Module):
         step: Callable[..., tuple[Tensor, Tensor, Tensor]] | None = None,
     ) -> tuple[State, Tensor]:
         """Filter a sequence: embed ``[B, T, E]``, prev_action ``[B, T, A]`` (a_{t-1}),
-        is_first ``[B, T]`` -> posterior states ``[B, T, ...]``, prior logits ``[B, T, S, K]``.
+        is_first ``[B, T]`` -> posterior states ``[B, T, ...]``, prior stats ``[B, T, ...]``.
 
         ``step`` replaces ``observe_step`` in the loop (e.g. its compiled version)."""
         B, T = embed.shape[:2]
@@ -224,18 +298,16 @@ class RSSM(nn.Module):
         embed_in = self.post_embed(embed)
         step = step or self.observe_step
         deter, stoch = state["deter"], state["stoch"]
-        deters, stochs, logits = [], [], []
+        deters, stochs, stats = [], [], []
         for t in range(T):
-            deter, stoch, logit = step(
-                deter, stoch, action_in[:, t], embed_in[:, t], is_first[:, t]
-            )
+            deter, stoch, stat = step(deter, stoch, action_in[:, t], embed_in[:, t], is_first[:, t])
             deters.append(deter)
             stochs.append(stoch)
-            logits.append(logit)
+            stats.append(stat)
         post = {
             "deter": torch.stack(deters, 1),
             "stoch": torch.stack(stochs, 1),
-            "logits": torch.stack(logits, 1),
+            "stats": torch.stack(stats, 1),
         }
-        prior = self.prior_logits(post["deter"])  # batched over all steps after the loop
+        prior = self.prior_stats(post["deter"])  # batched over all steps after the loop
         return post, prior

@@ -10,13 +10,15 @@ import torch
 from torch import Tensor, nn
 
 from ...envs.base import ActionSpace, Spec
+from ...errors import UserError
 from ...math import (
     BoundedNormal,
     OneHotCategoricalST,
     PercentileNormalizer,
+    TanhNormal,
     discount_weights,
-    dyn_rep_kl,
     ema_update,
+    hard_update,
     lambda_return,
     symlog,
     unimix_logits,
@@ -47,7 +49,19 @@ class WorldModel(nn.Module):
             self.img_enc = ConvEncoder((h, w, c), m.depth, norm=m.norm, act=m.act)
             embed += self.img_enc.out_dim
         self.rssm = RSSM(
-            act_dim, embed, m.deter, m.hidden, m.stoch, m.classes, m.blocks, m.unimix, m.norm, m.act
+            act_dim,
+            embed,
+            m.deter,
+            m.hidden,
+            m.stoch,
+            m.classes,
+            m.blocks,
+            m.unimix,
+            m.norm,
+            m.act,
+            latent=m.latent,
+            min_std=m.min_std,
+            core=m.core,
         )
         feat = self.rssm.feat_dim
         if self.vector_keys:
@@ -83,6 +97,42 @@ class WorldModel(nn.Module):
         return losses
 
 
+def kl_loss(
+    kind: str,
+    kl_fn,
+    post: Tensor,
+    prior: Tensor,
+    *,
+    free: float,
+    beta_dyn: float = 1.0,
+    beta_rep: float = 0.1,
+    alpha: float = 0.8,
+    scale: float = 1.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The KL term of the world-model loss for each Dreamer version: (loss ``[B, T]``, dyn, rep).
+
+    ``kl_fn(lhs, rhs)`` is KL(lhs || rhs) of the latent stats. dyn = KL(sg(post) || prior) trains
+    only the prior, rep = KL(post || sg(prior)) only the posterior.
+
+    * ``dyn_rep`` (V3): beta_dyn * max(free, dyn) + beta_rep * max(free, rep), per step.
+    * ``balanced`` (V2): scale * (alpha * max(free, mean dyn) + (1 - alpha) * max(free, mean rep)),
+      free nats on the batch means as the V2 code (``free_avg``); returned broadcast to ``[B, T]``.
+    * ``elbo`` (PlaNet, V1): scale * max(free, mean KL(post || prior)), gradient to both.
+    """
+    dyn = kl_fn(post.detach(), prior)
+    rep = kl_fn(post, prior.detach())
+    if kind == "dyn_rep":
+        loss = beta_dyn * dyn.clamp(min=free) + beta_rep * rep.clamp(min=free)
+    elif kind == "balanced":
+        loss = alpha * dyn.mean().clamp(min=free) + (1 - alpha) * rep.mean().clamp(min=free)
+        loss = scale * loss.expand_as(dyn)
+    elif kind == "elbo":
+        loss = scale * kl_fn(post, prior).mean().clamp(min=free).expand_as(dyn)
+    else:
+        raise ValueError(f"unknown kl {kind!r}; use dyn_rep, balanced or elbo")
+    return loss, dyn, rep
+
+
 class Actor(nn.Module):
     """pi(a_t | s_t): unimix categorical (discrete) or bounded normal (continuous)."""
 
@@ -91,6 +141,7 @@ class Actor(nn.Module):
         b, m = cfg.behavior, cfg.model
         self.discrete, self.n = act_space.discrete, act_space.n
         self.unimix, self.min_std, self.max_std = b.unimix, b.min_std, b.max_std
+        self.dist_cont = b.actor_dist_cont
         self.mlp = MLP(feat, b.units, b.layers, m.norm, m.act)
         self.out = nn.Linear(self.mlp.out_dim, self.n if self.discrete else 2 * self.n)
         nn.init.trunc_normal_(self.out.weight, std=0.01 / self.mlp.out_dim**0.5)
@@ -101,6 +152,8 @@ class Actor(nn.Module):
         if self.discrete:
             return OneHotCategoricalST(unimix_logits(x, self.unimix))
         mean, std = x.chunk(2, -1)
+        if self.dist_cont == "tanh_normal":
+            return TanhNormal(mean, std)
         return BoundedNormal(mean, std, self.min_std, self.max_std)
 
 
@@ -123,8 +176,10 @@ class DreamerAgent:
         feat = self.wm.rssm.feat_dim
         b, m, o = config.behavior, config.model, config.optim
         self.actor = Actor(feat, act_space, config).to(self.device)
+        self._check_axes(config)
+        outscale = 0.0 if b.critic_head == "symexp_twohot" else 1.0
         self.critic = Head(
-            feat, (), "symexp_twohot", b.units, b.layers, m.norm, m.act, m.bins, outscale=0.0
+            feat, (), b.critic_head, b.units, b.layers, m.norm, m.act, m.bins, outscale=outscale
         ).to(self.device)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = PercentileNormalizer(
@@ -137,19 +192,36 @@ class DreamerAgent:
         grad = b.actor_grad
         if grad == "auto":
             grad = "reinforce" if act_space.discrete else b.actor_grad_cont
-        if grad == "dynamics" and act_space.discrete:
-            raise ValueError("actor_grad=dynamics needs continuous actions; use reinforce")
         self.actor_grad = grad
+        self.entropy_scale = (
+            b.entropy if act_space.discrete or b.entropy_cont is None else b.entropy_cont
+        )
         self._imag_step = MaybeCompiled(self._imag_step_eager, config.run.compile)
         self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.run.compile)
         self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.run.compile)
+
+    @staticmethod
+    def _check_axes(cfg: DreamerConfig) -> None:
+        """Reject axis combinations that make no sense, with one line naming the fix."""
+        b, m = cfg.behavior, cfg.model
+        if b.critic_target == "online" and (b.slow_reg > 0 or b.slow_target):
+            raise UserError(
+                "behavior.critic_target=online has no slow critic, but behavior.slow_reg="
+                f"{b.slow_reg:g} / slow_target={b.slow_target} use one; fix: set "
+                "behavior.slow_reg=0 and behavior.slow_target=false, or critic_target=ema|hard"
+            )
+        if not 0.0 <= b.actor_grad_mix <= 1.0:
+            raise UserError(f"behavior.actor_grad_mix={b.actor_grad_mix} must be in [0, 1]")
+        if not 0.0 <= m.kl_alpha <= 1.0:
+            raise UserError(f"model.kl_alpha={m.kl_alpha} must be in [0, 1]")
 
     def _imag_heads_eager(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Imagined features ``[N, H+1, F]`` -> reward, continue ``[N, H]``, value ``[N, H+1]``."""
         after = feat[:, 1:].contiguous()  # one copy, not one per head
         reward = self.wm.reward(after).pred()
         cont = self.wm.cont(after).pred()
-        return reward, cont, self.critic(feat).pred()
+        critic = self.slow_critic if self.config.behavior.slow_target else self.critic
+        return reward, cont, critic(feat).pred()
 
     def _imag_step_eager(self, deter: Tensor, stoch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One imagined step: a_t ~ pi(s_t), then s_{t+1} ~ p(. | s_t, a_t) -> a_t, h, z."""
@@ -182,6 +254,9 @@ class DreamerAgent:
         latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
         dist = self.actor(self.wm.rssm.feat(latent))
         action = dist.sample() if mode == "explore" else dist.mode()
+        noise = self.config.behavior.expl_noise
+        if mode == "explore" and noise > 0 and not self.act_space.discrete:
+            action = (action + noise * torch.randn_like(action)).clamp(-1.0, 1.0)
         new_state = {"deter": latent["deter"], "stoch": latent["stoch"], "action": action}
         if self.act_space.discrete:
             out = action.argmax(-1).cpu().numpy().astype(np.int64)
@@ -214,16 +289,26 @@ class DreamerAgent:
         action = self._action_tensor(data["action"])
         prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
         embed = self.wm.encode(obs)
-        post, prior_logits = self.wm.rssm.observe(
+        post, prior = self.wm.rssm.observe(
             embed, prev_action, data["is_first"].bool(), step=self._obs_step
         )
         feat = self.wm.rssm.feat(post)
         losses = self.wm.recon_loss(feat, obs)
         losses["reward"] = self.wm.reward(feat).loss(data["reward"].float())
         losses["cont"] = self.wm.cont(feat).loss(1.0 - data["is_terminal"].float())
-        dyn, rep = dyn_rep_kl(post["logits"], prior_logits, m.free_bits)
+        kl, dyn, rep = kl_loss(
+            m.kl,
+            self.wm.rssm.kl,
+            post["stats"],
+            prior,
+            free=m.free_bits,
+            beta_dyn=m.beta_dyn,
+            beta_rep=m.beta_rep,
+            alpha=m.kl_alpha,
+            scale=m.kl_scale,
+        )
         pred = sum(losses.values())
-        total = (m.beta_pred * pred + m.beta_dyn * dyn + m.beta_rep * rep).mean()
+        total = (m.beta_pred * pred + kl).mean()
         self.model_opt.zero_grad(set_to_none=True)
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.wm.parameters(), o.model_clip)
@@ -231,7 +316,7 @@ class DreamerAgent:
         metrics = {f"loss/{k}": v.mean().detach() for k, v in losses.items()}
         metrics.update({"loss/dyn": dyn.mean().detach(), "loss/rep": rep.mean().detach()})
         metrics.update({"loss/model": total.detach(), "grad/model": gnorm})
-        ent = self.wm.rssm.dist(post["logits"]).entropy().mean().detach()
+        ent = self.wm.rssm.dist(post["stats"]).entropy().mean().detach()
         metrics["post_entropy"] = ent
         return post, metrics
 
@@ -252,52 +337,65 @@ class DreamerAgent:
 
     def _train_behavior(self, start: dict[str, Tensor], start_cont: Tensor) -> dict[str, Tensor]:
         b, o = self.config.behavior, self.config.optim
-        dynamics = self.actor_grad == "dynamics"
+        grad = self.actor_grad in ("dynamics", "mix")  # backprop through the imagined rollout
         wm_params = list(self.wm.parameters())
-        if dynamics:
+        if grad:
             for p in wm_params:
                 p.requires_grad_(False)
         try:
-            feat, action = self._imagine(start, b.horizon, grad=dynamics)
-            with torch.set_grad_enabled(dynamics):
+            feat, action = self._imagine(start, b.horizon, grad=grad)
+            with torch.set_grad_enabled(grad):
                 reward, cont, value = self._imag_heads(feat)
         finally:
-            if dynamics:
+            if grad:
                 for p in wm_params:
                     p.requires_grad_(True)
         ret = lambda_return(reward, cont, value, b.gamma, b.lam)  # [N, H]
         weight = discount_weights(b.gamma * cont, 1.0).detach() * start_cont[:, None]  # [N, H+1]
-        self.retnorm.update(ret.detach())
-        scale = self.retnorm.scale()
+        if b.retnorm == "percentile":
+            self.retnorm.update(ret.detach())
+            scale, offset = self.retnorm.scale(), self.retnorm.offset()
+        else:
+            scale, offset = torch.ones((), device=ret.device), torch.zeros((), device=ret.device)
         metrics: dict[str, Tensor] = {}
 
-        # Actor
+        # Actor: REINFORCE with the critic as baseline, dynamics backprop, or DreamerV2's mix
         before = feat[:, :-1].detach().contiguous()  # s_0..s_{H-1}, shared by actor and critic
-        if dynamics:
-            policy = self.actor(before)
-            actor_obj = (ret - self.retnorm.offset()) / scale
-        else:
-            policy = self.actor(before)
+        policy = self.actor(before)
+        objs = {}
+        if self.actor_grad in ("dynamics", "mix"):
+            objs["dynamics"] = (ret - offset) / scale
+        if self.actor_grad in ("reinforce", "mix"):
             adv = (ret - value[:, :-1]).detach() / scale
-            actor_obj = policy.log_prob(action[:, :-1].detach()) * adv
+            objs["reinforce"] = policy.log_prob(action[:, :-1].detach()) * adv
+        if self.actor_grad == "mix":
+            rho = b.actor_grad_mix
+            actor_obj = rho * objs["reinforce"] + (1 - rho) * objs["dynamics"]
+        else:
+            actor_obj = objs[self.actor_grad]
         entropy = policy.entropy()
-        actor_loss = -(weight[:, :-1] * (actor_obj + b.entropy * entropy)).mean()
+        actor_loss = -(weight[:, :-1] * (actor_obj + self.entropy_scale * entropy)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), o.ac_clip)
         self.actor_opt.step()
 
-        # Critic: two-hot towards the lambda-return, regularised towards the slow critic
+        # Critic: regress the lambda-return; V3 also regularises towards the slow critic
         dist = self.critic(before)
-        with torch.no_grad():
-            slow = self.slow_critic(before).pred()
-        critic_loss = dist.loss(ret.detach()) + b.slow_reg * dist.loss(slow)
+        critic_loss = dist.loss(ret.detach())
+        if b.slow_reg > 0:
+            with torch.no_grad():
+                slow = self.slow_critic(before).pred()
+            critic_loss = critic_loss + b.slow_reg * dist.loss(slow)
         critic_loss = (weight[:, :-1] * critic_loss).mean()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), o.ac_clip)
         self.critic_opt.step()
-        ema_update(self.slow_critic, self.critic, 1.0 - b.slow_critic_rate)
+        if b.critic_target == "ema":
+            ema_update(self.slow_critic, self.critic, 1.0 - b.slow_critic_rate)
+        elif b.critic_target == "hard" and (self.updates + 1) % b.slow_critic_every == 0:
+            hard_update(self.slow_critic, self.critic)
 
         metrics.update(
             {

@@ -10,7 +10,27 @@ from ...config import Preset, RunConfig
 
 @dataclass
 class WorldModelConfig:
-    """RSSM, encoder, decoder and heads (DreamerV3 Nature 2025, configs.yaml agent.dyn/enc/dec)."""
+    """RSSM, encoder, decoder and heads (DreamerV3 Nature 2025, configs.yaml agent.dyn/enc/dec).
+
+    The axes on which Dreamer V1, V2 and V3 differ are fields here and in BehaviorConfig:
+    ``latent``, ``core``, ``kl``, the head outputs; each preset sets them (docs/dreamer_axes.md).
+    """
+
+    latent: Literal["categorical", "gaussian"] = "categorical"
+    """Stochastic state: ``stoch`` x ``classes`` straight-through categoricals (V2, V3; unimix
+    as set) or a ``stoch``-dim diagonal Gaussian (PlaNet, V1)."""
+    min_std: float = 0.1
+    """Gaussian latent: std = softplus(raw) + min_std (V1: 0.1)."""
+    core: Literal["blockgru", "gru"] = "blockgru"
+    """Recurrent core: DreamerV3's block GRU, or the GRU on Dense([z, a]) of PlaNet/V1/V2."""
+    kl: Literal["dyn_rep", "balanced", "elbo"] = "dyn_rep"
+    """KL handling: V3 dyn/rep split (beta_dyn, beta_rep, per-step free bits), V2 balancing
+    (kl_alpha, kl_scale, free nats on the batch mean) or the plain ELBO KL (kl_scale, free nats
+    on the batch mean; V1, PlaNet)."""
+    kl_alpha: float = 0.8
+    """KL balancing: weight of KL(sg(post) || prior), i.e. the share that trains the prior."""
+    kl_scale: float = 1.0
+    """KL weight for ``kl=balanced|elbo`` (V2 Atari 0.1, V2 DMC 1.0, V1 1.0)."""
 
     deter: int = 512
     """GRU state size h_t."""
@@ -36,6 +56,7 @@ class WorldModelConfig:
     bins: int = 255
     """Two-hot bins for reward and value (symexp spaced over [-20, 20])."""
     free_bits: float = 1.0
+    """Free bits / free nats: KL terms below this many nats give no gradient (V3 1, V1 3)."""
     beta_pred: float = 1.0
     beta_dyn: float = 1.0
     """Nature 2025: 1.0; arXiv 2023: 0.5."""
@@ -55,12 +76,34 @@ class BehaviorConfig:
     lam: float = 0.95
     units: int = 64
     layers: int = 3
-    actor_grad: Literal["auto", "reinforce", "dynamics"] = "auto"
-    """Actor gradient: auto = the preset's choice per action space (see actor_grad_cont)."""
+    actor_grad: Literal["auto", "reinforce", "dynamics", "mix"] = "auto"
+    """Actor gradient: REINFORCE, dynamics backprop through the imagined rollout (straight-through
+    for discrete actions), ``mix`` = actor_grad_mix * REINFORCE + (1 - actor_grad_mix) * dynamics
+    (DreamerV2's rho), or auto = REINFORCE for discrete, actor_grad_cont for continuous."""
+    actor_grad_mix: float = 0.1
+    """rho of ``actor_grad=mix``."""
     actor_grad_cont: Literal["reinforce", "dynamics"] = "reinforce"
     """Gradient for continuous actions when actor_grad=auto (2025: reinforce; 2023: dynamics)."""
     entropy: float = 3e-4
     """Actor entropy scale eta."""
+    entropy_cont: float | None = None
+    """Entropy scale for continuous actions when it differs by domain (V2: 1e-3 Atari,
+    1e-4 continuous control); None = ``entropy``."""
+    actor_dist_cont: Literal["bounded_normal", "tanh_normal"] = "bounded_normal"
+    """Continuous actor: V3's normal with tanh mean and bounded std, or V1's tanh-Gaussian."""
+    expl_noise: float = 0.0
+    """Gaussian noise std added to continuous actions when exploring (V1: 0.3)."""
+    critic_head: Literal["symexp_twohot", "symlog_mse", "mse"] = "symexp_twohot"
+    """Critic output: V3 two-hot on symexp bins, or a (symlog) MSE regression (V1, V2)."""
+    retnorm: Literal["percentile", "none"] = "percentile"
+    """Return normalisation of the actor objective: V3 percentile range, or none (V1, V2)."""
+    critic_target: Literal["ema", "hard", "online"] = "ema"
+    """Slow critic: EMA (V3, slow_critic_rate), hard copy every slow_critic_every updates (V2),
+    or none (online; V1)."""
+    slow_critic_every: int = 100
+    slow_target: bool = False
+    """Compute lambda-returns (and the REINFORCE baseline) with the slow critic (V2) instead of
+    the online one (V3, whose slow critic only regularises)."""
     unimix: float = 0.01
     """Uniform mixture of the discrete actor."""
     min_std: float = 0.1
@@ -112,6 +155,8 @@ def _size(deter: int, hidden: int, classes: int, depth: int, units: int) -> dict
     }
 
 
+_V1 = "Hafner et al., Dream to Control: Learning Behaviors by Latent Imagination, ICLR 2020"
+_V2 = "Hafner et al., Mastering Atari with Discrete World Models, ICLR 2021"
 _NATURE = "Hafner et al., Mastering diverse control tasks through world models, Nature 2025"
 _ARXIV = "Hafner et al., Mastering Diverse Domains through World Models, arXiv:2301.04104v1 (2023)"
 
@@ -137,6 +182,109 @@ PRESETS: dict[str, Preset] = {
             },
             f"{_ARXIV}: beta_dyn=0.5, plain GRU, LayerNorm, dynamics backprop for continuous "
             "actions (actor_grad_cont=backprop in the 2023 reference config).",
+        ),
+        Preset(
+            "dreamerv1",
+            {
+                "model.latent": "gaussian",
+                "model.stoch": 30,
+                "model.deter": 200,
+                "model.hidden": 200,
+                "model.min_std": 0.1,
+                "model.unimix": 0.0,
+                "model.core": "gru",
+                "model.norm": "none",
+                "model.act": "elu",
+                "model.units": 400,
+                "model.enc_layers": 2,
+                "model.dec_layers": 2,
+                "model.head_layers": 2,
+                "model.kl": "elbo",
+                "model.kl_scale": 1.0,
+                "model.free_bits": 3.0,
+                "model.vector_decoder": "mse",
+                "model.reward_head": "mse",
+                "behavior.gamma": 0.99,
+                "behavior.lam": 0.95,
+                "behavior.horizon": 15,
+                "behavior.units": 400,
+                "behavior.layers": 3,
+                "behavior.actor_grad": "dynamics",
+                "behavior.actor_dist_cont": "tanh_normal",
+                "behavior.unimix": 0.0,
+                "behavior.entropy": 0.0,
+                "behavior.expl_noise": 0.3,
+                "behavior.critic_head": "mse",
+                "behavior.retnorm": "none",
+                "behavior.critic_target": "online",
+                "behavior.slow_reg": 0.0,
+                "optim.model_lr": 6e-4,
+                "optim.actor_lr": 8e-5,
+                "optim.critic_lr": 8e-5,
+                "optim.model_eps": 1e-4,
+                "optim.ac_eps": 1e-4,
+                "optim.model_clip": 100.0,
+                "optim.ac_clip": 100.0,
+            },
+            f"{_V1}; dreamer/dreamer.py define_config: Gaussian 30-d stoch, deter 200, "
+            "hidden 200, units 400, ELU, free nats 3, H=15, gamma 0.99, lambda 0.95, analytic "
+            "(dynamics) gradients, tanh-Gaussian actor (init std 5), exploration noise 0.3, "
+            "online value, Adam 6e-4/8e-5/8e-5 clip 100. Batch and train ratio stay the library's "
+            "CPU defaults (paper: 50x50, 100 updates per 1000 steps); docs/deviations.md.",
+        ),
+        Preset(
+            "dreamerv2",
+            {
+                "model.latent": "categorical",
+                "model.stoch": 32,
+                "model.classes": 32,
+                "model.unimix": 0.0,
+                "model.deter": 600,
+                "model.hidden": 600,
+                "model.core": "gru",
+                "model.norm": "layer",
+                "model.act": "elu",
+                "model.units": 400,
+                "model.enc_layers": 4,
+                "model.dec_layers": 4,
+                "model.head_layers": 4,
+                "model.kl": "balanced",
+                "model.kl_alpha": 0.8,
+                "model.kl_scale": 0.1,
+                "model.free_bits": 0.0,
+                "model.vector_decoder": "mse",
+                "model.reward_head": "mse",
+                "behavior.gamma": 0.999,
+                "behavior.lam": 0.95,
+                "behavior.horizon": 15,
+                "behavior.units": 400,
+                "behavior.layers": 4,
+                "behavior.actor_grad": "auto",
+                "behavior.actor_grad_cont": "dynamics",
+                "behavior.actor_grad_mix": 0.1,
+                "behavior.unimix": 0.0,
+                "behavior.entropy": 1e-3,
+                "behavior.entropy_cont": 1e-4,
+                "behavior.critic_head": "mse",
+                "behavior.retnorm": "none",
+                "behavior.critic_target": "hard",
+                "behavior.slow_critic_every": 100,
+                "behavior.slow_target": True,
+                "behavior.slow_reg": 0.0,
+                "optim.model_lr": 2e-4,
+                "optim.actor_lr": 4e-5,
+                "optim.critic_lr": 1e-4,
+                "optim.model_eps": 1e-5,
+                "optim.ac_eps": 1e-5,
+                "optim.model_clip": 100.0,
+                "optim.ac_clip": 100.0,
+            },
+            f"{_V2}; dreamerv2/configs.yaml (atari): 32x32 straight-through categoricals, deter "
+            "600, units 400, ELU, LayerNorm GRU, KL balancing alpha 0.8 with scale 0.1 and free "
+            "avg 0, REINFORCE for discrete / dynamics for continuous actions, entropy 1e-3 "
+            "(discrete) and 1e-4 (continuous, the dmc config), gamma 0.999, lambda 0.95, target "
+            "critic copied every 100 updates and used for the returns, Adam 2e-4/4e-5/1e-4 eps "
+            "1e-5 clip 100; docs/deviations.md.",
         ),
         Preset("size1m", _size(512, 64, 4, 4, 64), f"{_NATURE}: configs.yaml size1m", "size"),
         Preset("size12m", _size(2048, 256, 16, 16, 256), f"{_NATURE}: size12m", "size"),
