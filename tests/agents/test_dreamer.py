@@ -24,11 +24,19 @@ def _collect(env, steps, rng):
     return rb
 
 
-@pytest.mark.parametrize("env_id", ["toy:target", "toy:reach", "toy:image_target"])
-def test_build_act_update(env_id):
+@pytest.mark.parametrize(
+    "env_id,overrides",
+    [
+        ("toy:target", {}),
+        ("toy:reach", {}),  # dynamics gradients (default for continuous actions)
+        ("toy:reach", {"behavior.actor_grad_cont": "reinforce"}),  # Nature 2025's choice
+        ("toy:image_target", {}),
+    ],
+)
+def test_build_act_update(env_id, overrides):
     torch.manual_seed(0)
     env = make_env(env_id)
-    cfg, _ = build_config("dreamerv3", ["debug"])
+    cfg, _ = build_config("dreamerv3", ["debug"], overrides)
     agent = DreamerAgent(cfg, env.obs_space, env.act_space)
     rng = np.random.default_rng(0)
     obs = {k: np.stack([v, v]) for k, v in env.reset(seed=0).items()}

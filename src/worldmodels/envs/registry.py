@@ -219,6 +219,15 @@ def _make_toy(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs
     return make_toy(name, obs=obs, seed=seed, size=size)
 
 
+# -- board -----------------------------------------------------------------------------------
+
+
+def _make_board(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs: Any) -> Env:
+    from worldmodels.envs.board import make_board
+
+    return make_board(name, obs=obs, seed=seed, size=size, **kwargs)
+
+
 # -- suites ----------------------------------------------------------------------------------
 
 register_suite("gym", "any Gymnasium id, e.g. gym:CartPole-v1", factory=_make_gym)
@@ -231,7 +240,6 @@ register_suite("minatar", "MinAtar, e.g. minatar:breakout", extra="minatar", mod
 register_suite("crafter", "Crafter, e.g. crafter:reward", extra="crafter", module="crafter")
 register_suite(
     "board",
-    "two-player board games via OpenSpiel, e.g. board:connect_four",
-    extra="board",
-    module="pyspiel",
+    "two-player board games in numpy: board:tic_tac_toe, board:connect_four",
+    factory=_make_board,
 )

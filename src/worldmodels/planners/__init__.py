@@ -1,0 +1,44 @@
+from worldmodels.planners.base import Objective, PlanResult, shift
+from worldmodels.planners.cem import CEM, CEMConfig
+from worldmodels.planners.mcts import (
+    GumbelMCTSConfig,
+    MCTSConfig,
+    MCTSOutput,
+    RecurrentOutput,
+    RootOutput,
+    Tree,
+    gumbel_muzero_search,
+    muzero_search,
+    select_action,
+    visit_temperature,
+)
+from worldmodels.planners.mppi import (
+    MPPI,
+    DiscreteMPPI,
+    DiscretePlanResult,
+    MPPIConfig,
+    mppi_weights,
+)
+
+__all__ = [
+    "CEM",
+    "CEMConfig",
+    "DiscreteMPPI",
+    "DiscretePlanResult",
+    "MPPI",
+    "MPPIConfig",
+    "Objective",
+    "PlanResult",
+    "mppi_weights",
+    "shift",
+    "GumbelMCTSConfig",
+    "MCTSConfig",
+    "MCTSOutput",
+    "RecurrentOutput",
+    "RootOutput",
+    "Tree",
+    "gumbel_muzero_search",
+    "muzero_search",
+    "select_action",
+    "visit_temperature",
+]

@@ -82,8 +82,10 @@ class BehaviorConfig:
     (DreamerV2's rho), or auto = REINFORCE for discrete, actor_grad_cont for continuous."""
     actor_grad_mix: float = 0.1
     """rho of ``actor_grad=mix``."""
-    actor_grad_cont: Literal["reinforce", "dynamics"] = "reinforce"
-    """Gradient for continuous actions when actor_grad=auto (2025: reinforce; 2023: dynamics)."""
+    actor_grad_cont: Literal["reinforce", "dynamics"] = "dynamics"
+    """Gradient for continuous actions when actor_grad=auto. 2023 reference: dynamics (backprop
+    through the imagined rollout); Nature 2025: reinforce, which had not started learning
+    Pendulum after 10k steps here (benchmarks/RESULTS.md), so the default keeps 2023's choice."""
     entropy: float = 3e-4
     """Actor entropy scale eta."""
     entropy_cont: float | None = None
@@ -170,7 +172,8 @@ PRESETS: dict[str, Preset] = {
             "block GRU, RMSNorm, H=15, gamma=1-1/333, lambda=0.95, entropy 3e-4) with the "
             "size1m model (the reference's size for proprioceptive control), train ratio 64 "
             "(reference defaults: 32 generic .. 1024 proprio DMC). Optimiser: Adam as in the 2023 "
-            "paper at 10x its learning rates, not LaProp+AGC; see docs/deviations.md.",
+            "paper at 10x its learning rates, not LaProp+AGC; dynamics gradients for continuous "
+            "actions as in the 2023 reference (Nature: REINFORCE); see docs/deviations.md.",
         ),
         Preset(
             "dreamerv3_2023",
@@ -178,10 +181,9 @@ PRESETS: dict[str, Preset] = {
                 "model.beta_dyn": 0.5,
                 "model.blocks": 1,
                 "model.norm": "layer",
-                "behavior.actor_grad_cont": "dynamics",
             },
-            f"{_ARXIV}: beta_dyn=0.5, plain GRU, LayerNorm, dynamics backprop for continuous "
-            "actions (actor_grad_cont=backprop in the 2023 reference config).",
+            f"{_ARXIV}: beta_dyn=0.5, plain GRU, LayerNorm; dynamics backprop for continuous "
+            "actions (actor_grad_cont=backprop in the 2023 reference config, also our default).",
         ),
         Preset(
             "dreamerv1",
