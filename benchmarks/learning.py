@@ -70,6 +70,7 @@ def main() -> int:
                 "wall_s": wall,
                 "updates_per_s": sum(ups) / max(len(ups), 1),
                 "env_steps_per_s": sum(fps) / max(len(fps), 1),
+                "overall_env_steps_per_s": args.steps / wall,  # incl. updates, evals, compile
                 "run": str(run),
             }
         )
@@ -87,7 +88,8 @@ def main() -> int:
     for r in rows:
         print(
             f"  seed {r['seed']}: {r['return']:.1f}  wall {r['wall_s'] / 60:.1f} min  "
-            f"{r['updates_per_s']:.2f} updates/s  {r['env_steps_per_s']:.1f} env steps/s"
+            f"{r['updates_per_s']:.2f} updates/s  {r['overall_env_steps_per_s']:.1f} env steps/s "
+            "overall (steps / wall)"
         )
     return 0
 

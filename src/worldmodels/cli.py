@@ -1,4 +1,4 @@
-"""Command line: ``worldmodels train|eval|list``. Bad input -> one line on stderr, exit code 2."""
+"""Command line: ``worldmodels train|eval|ablate|list``. Bad input: one line, exit code 2."""
 
 from __future__ import annotations
 
@@ -39,6 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=12345)
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    a = sub.add_parser("ablate", help="a base preset and each single-axis change, over seeds")
+    a.add_argument("agent", help="agent name, e.g. dreamer")
+    a.add_argument("--env", required=True, help="environment id suite:name")
+    a.add_argument("--preset", action="append", default=[], help="base preset(s), e.g. dreamerv3")
+    a.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one single-axis change (repeatable): latent, kl, heads, retnorm, actor_grad, "
+        "critic_target, core, unimix, or any dotted config key",
+    )
+    a.add_argument("--seeds", type=int, default=3)
+    a.add_argument("--steps", type=int, help="environment steps per run")
+    a.add_argument("--episodes", type=int, default=10, help="final eval episodes per run")
+    a.add_argument("--out", help="output directory (default runs/ablate-<agent>-<env>)")
+    a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    a.add_argument("--progress", action="store_true", help="show a progress bar per run")
 
     sub.add_parser("list", help="agents, presets, env suites and installed extras")
     return p
@@ -135,6 +154,31 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_ablate(args) -> int:
+    from .ablate import run_ablation
+    from .config import parse_set_args
+
+    if not args.axis:
+        raise UserError("name at least one --axis, e.g. --axis kl=balanced")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
+    out = args.out or f"runs/ablate-{args.agent}-{args.env.replace(':', '_')}"
+    run_ablation(
+        args.agent,
+        args.env,
+        args.axis,
+        presets=args.preset,
+        seeds=args.seeds,
+        steps=args.steps,
+        out=out,
+        episodes=args.episodes,
+        extra=parse_set_args(args.set),
+        progress=args.progress,
+    )
+    print(Path(out, "ablation.md").read_text())
+    return 0
+
+
 def _cmd_list(args) -> int:
     from .agents import AGENTS
     from .envs import list_suites
@@ -166,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "eval":
             return _cmd_eval(args)
+        if args.command == "ablate":
+            return _cmd_ablate(args)
         return _cmd_list(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,194 @@
+"""Dreamer V1/V2/V3 as presets of one agent: each builds, acts and updates; the axis pieces
+(KL handling, Gaussian latent, tanh-Gaussian actor, critic targets) against independent
+computations; nonsense combinations are refused with one line."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal, TransformedDistribution
+from torch.distributions.transforms import TanhTransform
+
+from worldmodels.agents import build_config
+from worldmodels.agents.dreamer import DreamerAgent
+from worldmodels.agents.dreamer.agent import kl_loss
+from worldmodels.envs import make_env
+from worldmodels.errors import UserError
+from worldmodels.math import TanhNormal, categorical_kl, gaussian_kl
+from worldmodels.models import RSSM
+from worldmodels.replay import ReplayBuffer
+
+
+def _replay(env, steps=100, seed=0):
+    rb, rng = ReplayBuffer(10_000), np.random.default_rng(seed)
+    obs = env.reset(seed=seed)
+    for _ in range(steps):
+        action = env.act_space.sample(rng)
+        rb.add({**obs, "action": action})
+        obs = env.reset() if obs["is_last"] else env.step(action)
+    return rb
+
+
+@pytest.mark.parametrize("agent", ["dreamerv1", "dreamerv2", "dreamerv3"])
+@pytest.mark.parametrize("env_id", ["toy:target", "toy:reach"])
+def test_preset_builds_acts_updates(agent, env_id):
+    torch.manual_seed(0)
+    env = make_env(env_id)
+    cfg, names = build_config(agent, ["debug"])
+    same, _ = build_config("dreamer", [agent, "debug"])
+    assert cfg == same  # `train dreamerv1` is `train dreamer --preset dreamerv1`
+    ag = DreamerAgent(cfg, env.obs_space, env.act_space)
+    obs = {k: np.stack([v, v]) for k, v in env.reset(seed=0).items()}
+    state, action, _ = ag.act(ag.init_state(2), obs, "explore")
+    assert action.shape == (2, *env.act_space.shape)
+    before = [p.clone() for p in ag.actor.parameters()]
+    metrics = ag.update(_replay(env).sample(4, 8))
+    assert all(np.isfinite(v) for v in metrics.values()), metrics
+    assert any(not torch.equal(a, b) for a, b in zip(before, ag.actor.parameters()))
+
+
+def test_preset_axes_values():
+    v1, _ = build_config("dreamerv1")
+    v2, _ = build_config("dreamerv2")
+    v3, _ = build_config("dreamerv3")
+    assert (v1.model.latent, v1.model.kl, v1.model.stoch, v1.model.deter) == (
+        "gaussian",
+        "elbo",
+        30,
+        200,
+    )
+    assert (v1.behavior.actor_grad, v1.behavior.actor_dist_cont) == ("dynamics", "tanh_normal")
+    assert (v2.model.latent, v2.model.kl, v2.model.kl_alpha) == ("categorical", "balanced", 0.8)
+    assert (v2.model.stoch, v2.model.classes, v2.behavior.critic_target) == (32, 32, "hard")
+    assert (v3.model.kl, v3.behavior.retnorm, v3.behavior.critic_head) == (
+        "dyn_rep",
+        "percentile",
+        "symexp_twohot",
+    )
+
+
+def _grads(kind, kl_fn, post, prior, **kw):
+    post = post.clone().requires_grad_(True)
+    prior = prior.clone().requires_grad_(True)
+    loss, _, _ = kl_loss(kind, kl_fn, post, prior, **kw)
+    g_post, g_prior = torch.autograd.grad(loss.mean(), (post, prior))
+    return g_post, g_prior
+
+
+def test_kl_balancing_sends_alpha_to_prior_and_rest_to_posterior():
+    torch.manual_seed(0)
+    post, prior = torch.randn(3, 5, 4, 6), torch.randn(3, 5, 4, 6)  # [B, T, S, K] logits
+    alpha = 0.8
+    g_post, g_prior = _grads("balanced", categorical_kl, post, prior, free=0.0, alpha=alpha)
+    # independent: gradients of the plain KL(post || prior) mean
+    p, q = post.clone().requires_grad_(True), prior.clone().requires_grad_(True)
+    full_post, full_prior = torch.autograd.grad(categorical_kl(p, q).mean(), (p, q))
+    torch.testing.assert_close(g_prior, alpha * full_prior)
+    torch.testing.assert_close(g_post, (1 - alpha) * full_post)
+
+
+def test_kl_balancing_free_nats_on_batch_mean():
+    post, prior = torch.zeros(2, 3, 4, 5), torch.zeros(2, 3, 4, 5)
+    post[..., 0] = 1.0  # small KL
+    value = categorical_kl(post, prior).mean()
+    assert value < 1.0
+    loss, _, _ = kl_loss("balanced", categorical_kl, post, prior, free=1.0, alpha=0.8, scale=0.1)
+    torch.testing.assert_close(loss, torch.full((2, 3), 0.1))  # both terms clamped to 1 nat
+    g_post, g_prior = _grads("balanced", categorical_kl, post, prior, free=1.0)
+    assert g_post.abs().max() == 0 and g_prior.abs().max() == 0
+
+
+def test_elbo_kl_gaussian_matches_closed_form_with_both_gradients():
+    torch.manual_seed(1)
+    mean_q, mean_p = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    std_q, std_p = torch.rand(2, 3, 4) + 0.5, torch.rand(2, 3, 4) + 0.5
+    post, prior = torch.stack([mean_q, std_q], -1), torch.stack([mean_p, std_p], -1)
+    loss, dyn, rep = kl_loss("elbo", RSSM_gauss().kl, post, prior, free=0.0, scale=2.0)
+    closed = 0.5 * (
+        (std_q / std_p) ** 2 + ((mean_p - mean_q) / std_p) ** 2 - 1 - 2 * torch.log(std_q / std_p)
+    ).sum(-1)
+    torch.testing.assert_close(loss, 2.0 * closed.mean().expand(2, 3))
+    torch.testing.assert_close(dyn, closed)
+    g_post, g_prior = _grads("elbo", gaussian_kl_stats, post, prior, free=0.0)
+    assert g_post.abs().sum() > 0 and g_prior.abs().sum() > 0
+
+
+def gaussian_kl_stats(lhs, rhs):
+    return gaussian_kl(lhs[..., 0], lhs[..., 1], rhs[..., 0], rhs[..., 1])
+
+
+def RSSM_gauss():  # noqa: N802
+    return RSSM(3, 5, deter=16, hidden=8, stoch=4, latent="gaussian", core="gru", norm="layer")
+
+
+def test_dyn_rep_is_v3_split():
+    torch.manual_seed(2)
+    post, prior = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    loss, dyn, rep = kl_loss(
+        "dyn_rep", categorical_kl, post, prior, free=1.0, beta_dyn=0.5, beta_rep=0.1
+    )
+    kl = categorical_kl(post, prior)
+    torch.testing.assert_close(loss, 0.5 * kl.clamp(min=1) + 0.1 * kl.clamp(min=1))
+
+
+def test_gaussian_rssm_observe_matches_steps_and_resets():
+    torch.manual_seed(0)
+    rssm = RSSM_gauss()
+    B, T = 2, 5
+    embed, action = torch.randn(B, T, 5), torch.randn(B, T, 3)
+    is_first = torch.zeros(B, T, dtype=torch.bool)
+    is_first[:, 0] = True
+    is_first[0, 2] = True
+    torch.manual_seed(1)
+    post, prior = rssm.observe(embed, action, is_first)
+    assert post["stoch"].shape == (B, T, 4) and prior.shape == (B, T, 4, 2)
+    assert torch.all(prior[..., 1] >= 0.1)  # std = softplus + min_std
+    torch.manual_seed(1)
+    state = rssm.initial(B)
+    for t in range(T):
+        state = rssm.obs_step(state, action[:, t], embed[:, t], is_first[:, t])
+        torch.testing.assert_close(state["stoch"], post["stoch"][:, t])
+    img = rssm.img_step({k: v[:, -1] for k, v in post.items()}, action[:, -1])
+    assert img["deter"].shape == (B, 16) and rssm.feat(img).shape == (B, rssm.feat_dim)
+
+
+def test_tanh_normal_matches_torch_transformed_distribution():
+    torch.manual_seed(0)
+    mean_raw, std_raw = torch.randn(6, 2), torch.randn(6, 2)
+    dist = TanhNormal(mean_raw, std_raw)
+    mean = 5 * torch.tanh(mean_raw / 5)
+    std = torch.nn.functional.softplus(std_raw + math.log(math.expm1(5.0))) + 1e-4
+    torch.testing.assert_close(dist.mean, mean)
+    ref = TransformedDistribution(Normal(mean, std), [TanhTransform()])
+    assert torch.all(dist.sample().abs() <= 1)  # init std 5: many samples saturate to +-1
+    x = torch.rand(6, 2) * 1.8 - 0.9
+    torch.testing.assert_close(dist.log_prob(x), ref.log_prob(x).sum(-1), rtol=1e-4, atol=1e-4)
+    # entropy: one-sample estimate, unbiased -> average over many draws = -E[log p]
+    big = TanhNormal(mean_raw[:1].expand(20000, 2), std_raw[:1].expand(20000, 2) - 8)
+    samples = big.sample()
+    torch.testing.assert_close(
+        big.entropy().mean(), -big.log_prob(samples).mean(), rtol=0.05, atol=0.05
+    )
+
+
+def test_nonsense_axis_combination_is_refused():
+    env = make_env("toy:target")
+    cfg, _ = build_config("dreamerv3", ["debug"], {"behavior.critic_target": "online"})
+    with pytest.raises(UserError, match="slow_reg"):
+        DreamerAgent(cfg, env.obs_space, env.act_space)
+
+
+def test_hard_target_copies_every_n_updates():
+    env = make_env("toy:target")
+    cfg, _ = build_config("dreamerv2", ["debug"], {"behavior.slow_critic_every": 2})
+    ag = DreamerAgent(cfg, env.obs_space, env.act_space)
+    rb = _replay(env)
+    ag.update(rb.sample(4, 8))  # update 1: no copy yet
+    assert any(
+        not torch.equal(a, b) for a, b in zip(ag.slow_critic.parameters(), ag.critic.parameters())
+    )
+    ag.update(rb.sample(4, 8))  # update 2: copy
+    assert all(
+        torch.equal(a, b) for a, b in zip(ag.slow_critic.parameters(), ag.critic.parameters())
+    )
