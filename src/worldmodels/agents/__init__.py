@@ -25,12 +25,17 @@ class AgentSpec:
             from .dreamer import PRESETS, DreamerAgent, DreamerConfig
 
             return DreamerConfig, PRESETS, DreamerAgent
+        if self.family == "planet":
+            from .planet import PRESETS, PlaNetAgent, PlaNetConfig
+
+            return PlaNetConfig, PRESETS, PlaNetAgent
         raise AssertionError(self.family)
 
 
 AGENTS: dict[str, AgentSpec] = {
     s.name: s
     for s in [
+        AgentSpec("planet", "planet", "PlaNet, ICML 2019: RSSM + CEM planning", ("planet",)),
         AgentSpec("dreamer", "dreamer", "Dreamer world model + actor-critic (V3 defaults)", ()),
         AgentSpec(
             "dreamerv1",

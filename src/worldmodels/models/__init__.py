@@ -1,5 +1,5 @@
 """Latent dynamics models shared by the agents."""
 
-from .rssm import RSSM, BlockLinear
+from .rssm import RSSM, BlockLinear, overshooting_kl
 
-__all__ = ["RSSM", "BlockLinear"]
+__all__ = ["RSSM", "BlockLinear", "overshooting_kl"]

@@ -311,3 +311,45 @@ class RSSM(nn.Module):
         }
         prior = self.prior_stats(post["deter"])  # batched over all steps after the loop
         return post, prior
+
+
+def overshooting_kl(
+    rssm: RSSM,
+    post: State,
+    prev_action: Tensor,
+    is_first: Tensor,
+    distance: int,
+    free_nats: float = 0.0,
+) -> Tensor:
+    """PlaNet's latent overshooting (Hafner et al. 2019, eq. 7) for distances d = 2..D.
+
+    From every posterior state s_t of ``post`` (``[B, T, ...]``, as returned by ``observe``),
+    the prior is rolled d steps open-loop with the replayed actions (``prev_action[:, t]`` is
+    a_{t-1}) and compared with the posterior there: KL(sg(q(s_{t+d})) || p(s_{t+d} | s_t)).
+    Pairs that cross an episode start are masked out. Returns the mean over d of
+    max(free_nats, masked batch mean of the d-step KL); 0 when D < 2. The d = 1 term is the
+    ordinary ELBO KL, left to the caller.
+    """
+    B, T = prev_action.shape[:2]
+    stats = post["stats"].detach()
+    deter, stoch = post["deter"], post["stoch"]
+    valid = torch.ones(B, T, dtype=torch.bool, device=prev_action.device)
+    terms = []
+    for d in range(1, min(distance, T - 1) + 1):
+        n = T - d  # starts t = 0 .. T-d-1 reach targets t + d = d .. T-1
+        state = {"deter": deter[:, :n], "stoch": stoch[:, :n]}
+        flat = {k: v.reshape(B * n, *v.shape[2:]) for k, v in state.items()}
+        out = rssm.img_step(flat, prev_action[:, d:].reshape(B * n, -1))
+        deter = out["deter"].reshape(B, n, -1)
+        stoch = out["stoch"].reshape(B, n, *out["stoch"].shape[1:])
+        prior = out["stats"].reshape(B, n, *out["stats"].shape[1:])
+        valid = valid[:, :n] & ~is_first[:, d:]
+        if d == 1:
+            continue
+        kl = rssm.kl(stats[:, d:], prior)
+        mask = valid.to(kl.dtype)
+        mean = (kl * mask).sum() / mask.sum().clamp(min=1.0)
+        terms.append(mean.clamp(min=free_nats))
+    if not terms:
+        return prev_action.new_zeros(())
+    return torch.stack(terms).mean()

@@ -1,0 +1,117 @@
+"""PlaNet configuration (Hafner et al., Learning Latent Dynamics for Planning from Pixels, 2019)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...config import Preset, RunConfig
+from ..dreamer.config import WorldModelConfig
+
+_PLANET = "Hafner et al., Learning Latent Dynamics for Planning from Pixels, ICML 2019"
+
+
+def _planet_model() -> WorldModelConfig:
+    """RSSM of planet/scripts/configs.py: Gaussian 30-d state, 200 deter/hidden, min std 0.1."""
+    return WorldModelConfig(
+        latent="gaussian",
+        stoch=30,
+        deter=200,
+        hidden=200,
+        min_std=0.1,
+        unimix=0.0,
+        core="gru",
+        norm="none",
+        act="relu",
+        units=200,
+        enc_layers=2,
+        dec_layers=2,
+        head_layers=2,
+        kl="elbo",
+        kl_scale=1.0,
+        free_bits=3.0,
+        vector_decoder="mse",
+        reward_head="mse",
+    )
+
+
+@dataclass
+class PlannerConfig:
+    """CEM in latent space (PlaNet Sec. 2: H=12, I=10, J=1000, K=100) and exploration."""
+
+    horizon: int = 12
+    candidates: int = 1000
+    top_k: int = 100
+    iterations: int = 10
+    expl_noise: float = 0.3
+    """Gaussian noise std added to the planned action while collecting."""
+    warm_start: bool = True
+    """Start CEM from the previous plan shifted by one step (PlaNet: False)."""
+
+
+@dataclass
+class LossConfig:
+    reward_scale: float = 10.0
+    """Weight of the reward log-likelihood (planet configs: reward_scale 10)."""
+    overshooting: int = 50
+    """Latent overshooting distance D (1 = off)."""
+    overshooting_scale: float = 1.0
+    """Weight of the overshooting KL (mean over d = 2..D)."""
+
+
+@dataclass
+class PlaNetOptimConfig:
+    lr: float = 1e-3
+    eps: float = 1e-4
+    clip: float = 1000.0
+
+
+@dataclass
+class PlaNetConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    model: WorldModelConfig = field(default_factory=_planet_model)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: PlaNetOptimConfig = field(default_factory=PlaNetOptimConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "planet",
+            {},
+            f"{_PLANET}; planet/scripts/configs.py: Gaussian RSSM 30/200, free nats 3, reward "
+            "scale 10, latent overshooting D=50 (KL only, posterior stop-gradient), CEM 12/1000/"
+            "100/10, exploration noise 0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train ratio "
+            "are the library's defaults (paper: 50x50, 100 updates per 1000 steps).",
+        ),
+        Preset(
+            "debug",
+            {
+                "model.deter": 32,
+                "model.hidden": 16,
+                "model.stoch": 4,
+                "model.units": 16,
+                "model.enc_layers": 1,
+                "model.dec_layers": 1,
+                "model.head_layers": 1,
+                "planner.horizon": 4,
+                "planner.candidates": 32,
+                "planner.top_k": 4,
+                "planner.iterations": 2,
+                "loss.overshooting": 4,
+                "run.batch_size": 4,
+                "run.batch_length": 8,
+                "run.train_ratio": 32,
+                "run.prefill": 100,
+                "run.eval_every": 500,
+                "run.eval_episodes": 1,
+                "run.log_every": 100,
+                "run.replay_chunk": 64,
+                "run.compile": False,
+            },
+            "worldmodels: makes any run tiny (smoke tests)",
+            "debug",
+        ),
+    ]
+}

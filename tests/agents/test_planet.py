@@ -1,0 +1,77 @@
+"""PlaNet: builds, plans and updates at debug size; latent overshooting's KL terms against a slow
+hand-rolled computation; discrete action spaces are refused with one line."""
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.agents import build_config
+from worldmodels.agents.planet import PlaNetAgent
+from worldmodels.envs import make_env
+from worldmodels.errors import UserError
+from worldmodels.models import RSSM, overshooting_kl
+from worldmodels.replay import ReplayBuffer
+
+
+def test_planet_builds_plans_updates():
+    torch.manual_seed(0)
+    env = make_env("toy:reach")
+    cfg, _ = build_config("planet", ["debug"])
+    agent = PlaNetAgent(cfg, env.obs_space, env.act_space)
+    obs = {k: np.stack([v, v]) for k, v in env.reset(seed=0).items()}
+    state = agent.init_state(2)
+    state, action, _ = agent.act(state, obs, "explore")
+    assert action.shape == (2, env.act_space.n) and np.all(np.abs(action) <= 1)
+    _, greedy, _ = agent.act(state, obs, "eval")
+    rb, rng = ReplayBuffer(10_000), np.random.default_rng(0)
+    o = env.reset(seed=0)
+    for _ in range(100):
+        a = env.act_space.sample(rng)
+        rb.add({**o, "action": a})
+        o = env.reset() if o["is_last"] else env.step(a)
+    metrics = agent.update(rb.sample(4, 8))
+    assert np.isfinite(metrics["loss/overshooting"]) and metrics["loss/overshooting"] >= 3.0
+    loaded = PlaNetAgent(cfg, env.obs_space, env.act_space)
+    loaded.load_state_dict(agent.state_dict())
+    for a, b in zip(agent.wm.parameters(), loaded.wm.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_planet_refuses_discrete_actions():
+    env = make_env("toy:target")
+    cfg, _ = build_config("planet", ["debug"])
+    with pytest.raises(UserError, match="continuous"):
+        PlaNetAgent(cfg, env.obs_space, env.act_space)
+
+
+def test_overshooting_kl_matches_slow_reference():
+    """Each d-step KL: roll the prior from every posterior state with the replayed actions,
+    one (t, d) pair at a time, skip pairs crossing an episode start, average per d."""
+    torch.manual_seed(0)
+    rssm = RSSM(2, 3, deter=8, hidden=4, stoch=3, latent="gaussian", core="gru", norm="none")
+    B, T, D = 2, 6, 4
+    prev_action, embed = torch.randn(B, T, 2), torch.randn(B, T, 3)
+    is_first = torch.zeros(B, T, dtype=torch.bool)
+    is_first[:, 0] = True
+    is_first[1, 3] = True
+    post, _ = rssm.observe(embed, prev_action, is_first)
+    # The prior's mean does not depend on noise, but the rolled stoch samples do: make the
+    # rollout deterministic for the comparison by giving the prior a tiny std.
+    rssm.min_std = 1e-6
+    with torch.no_grad():
+        rssm.prior_net[-1].weight[3:].zero_()
+        rssm.prior_net[-1].bias.data[3:] = -30.0  # softplus(-30) ~ 0
+    got = overshooting_kl(rssm, post, prev_action, is_first, D, free_nats=0.0)
+    terms = []
+    for d in range(2, D + 1):
+        kls = []
+        for b in range(B):
+            for t in range(T - d):
+                if is_first[b, t + 1 : t + d + 1].any():
+                    continue
+                state = {"deter": post["deter"][b : b + 1, t], "stoch": post["stoch"][b : b + 1, t]}
+                for k in range(1, d + 1):
+                    state = rssm.img_step(state, prev_action[b : b + 1, t + k])
+                kls.append(rssm.kl(post["stats"][b : b + 1, t + d], state["stats"])[0])
+        terms.append(torch.stack(kls).mean())
+    torch.testing.assert_close(got, torch.stack(terms).mean(), rtol=1e-4, atol=1e-4)
