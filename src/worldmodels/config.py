@@ -226,6 +226,20 @@ def from_dict(cls: type, data: dict) -> Any:
     return cfg
 
 
+#: Run settings of every agent's ``debug`` preset: tiny batches, short prefill, no compile.
+DEBUG_RUN: dict[str, Any] = {
+    "run.batch_size": 4,
+    "run.batch_length": 8,
+    "run.train_ratio": 32,
+    "run.prefill": 100,
+    "run.eval_every": 500,
+    "run.eval_episodes": 1,
+    "run.log_every": 100,
+    "run.replay_chunk": 64,
+    "run.compile": False,
+}
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named set of overrides with where its values come from."""

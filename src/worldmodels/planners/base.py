@@ -96,6 +96,20 @@ class RecedingHorizon:
         self.prev, self.cleared = shift(mean, fill), None
 
 
+class WarmStartPlanner:
+    """Base of CEM and MPPI: a config (``config_cls()`` by default) and a warm start."""
+
+    config_cls: type
+
+    def __init__(self, config=None) -> None:
+        self.config = config or self.config_cls()
+        self.warm = RecedingHorizon()
+
+    def reset(self, batch_size: int | None = None, mask: Tensor | None = None) -> None:
+        """Clear the warm start, for all problems or where mask [B] is True."""
+        self.warm.reset(batch_size, mask)
+
+
 def check_prior(prior: Tensor | None, batch_size: int, horizon: int, num_samples: int) -> int:
     """Validate prior_actions [B, N, H, ...] and return N (0 when there is none)."""
     if prior is None:

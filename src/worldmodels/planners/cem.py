@@ -20,7 +20,7 @@ from worldmodels.planners.base import (
     Mode,
     Objective,
     PlanResult,
-    RecedingHorizon,
+    WarmStartPlanner,
     check_prior,
     gather_candidates,
 )
@@ -44,16 +44,11 @@ class CEMConfig:
     """Start from the previous mean shifted by one step (PlaNet: False, always from 0)."""
 
 
-class CEM:
+class CEM(WarmStartPlanner):
     """Batched cross-entropy method planner; see the module docstring."""
 
-    def __init__(self, config: CEMConfig | None = None) -> None:
-        self.config = config or CEMConfig()
-        self.warm = RecedingHorizon()
-
-    def reset(self, batch_size: int | None = None, mask: Tensor | None = None) -> None:
-        """Clear the warm start, for all problems or where mask [B] is True."""
-        self.warm.reset(batch_size, mask)
+    config_cls = CEMConfig
+    config: CEMConfig
 
     @torch.no_grad()
     def plan(

@@ -38,7 +38,7 @@ from worldmodels.planners.base import (
     Mode,
     Objective,
     PlanResult,
-    RecedingHorizon,
+    WarmStartPlanner,
     check_prior,
     gather_candidates,
 )
@@ -101,16 +101,11 @@ def _pick(
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
-class MPPI:
+class MPPI(WarmStartPlanner):
     """Batched MPPI planner with a policy prior (TD-MPC2); see the module docstring."""
 
-    def __init__(self, config: MPPIConfig | None = None) -> None:
-        self.config = config or MPPIConfig()
-        self.warm = RecedingHorizon()
-
-    def reset(self, batch_size: int | None = None, mask: Tensor | None = None) -> None:
-        """Clear the warm start, for all problems or where mask [B] is True."""
-        self.warm.reset(batch_size, mask)
+    config_cls = MPPIConfig
+    config: MPPIConfig
 
     @torch.no_grad()
     def plan(
@@ -177,16 +172,11 @@ class MPPI:
         )
 
 
-class DiscreteMPPI:
+class DiscreteMPPI(WarmStartPlanner):
     """MPPI over categorical action sequences; see the module docstring."""
 
-    def __init__(self, config: MPPIConfig | None = None) -> None:
-        self.config = config or MPPIConfig()
-        self.warm = RecedingHorizon()
-
-    def reset(self, batch_size: int | None = None, mask: Tensor | None = None) -> None:
-        """Clear the warm start, for all problems or where mask [B] is True."""
-        self.warm.reset(batch_size, mask)
+    config_cls = MPPIConfig
+    config: MPPIConfig
 
     @torch.no_grad()
     def plan(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ...config import Preset, RunConfig
+from ...config import DEBUG_RUN, Preset, RunConfig
 
 
 @dataclass
@@ -311,15 +311,7 @@ PRESETS: dict[str, Preset] = {
                 "model.enc_layers": 1,
                 "model.dec_layers": 1,
                 "behavior.layers": 1,
-                "run.batch_size": 4,
-                "run.batch_length": 8,
-                "run.train_ratio": 32,
-                "run.prefill": 100,
-                "run.eval_every": 500,
-                "run.eval_episodes": 1,
-                "run.log_every": 100,
-                "run.replay_chunk": 64,
-                "run.compile": False,
+                **DEBUG_RUN,
             },
             "worldmodels: makes any run tiny (smoke tests)",
             "debug",

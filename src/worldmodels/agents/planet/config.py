@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...config import Preset, RunConfig
+from ...config import DEBUG_RUN, Preset, RunConfig
 from ..dreamer.config import WorldModelConfig
 
 _PLANET = "Hafner et al., Learning Latent Dynamics for Planning from Pixels, ICML 2019"
@@ -100,15 +100,7 @@ PRESETS: dict[str, Preset] = {
                 "planner.top_k": 4,
                 "planner.iterations": 2,
                 "loss.overshooting": 4,
-                "run.batch_size": 4,
-                "run.batch_length": 8,
-                "run.train_ratio": 32,
-                "run.prefill": 100,
-                "run.eval_every": 500,
-                "run.eval_episodes": 1,
-                "run.log_every": 100,
-                "run.replay_chunk": 64,
-                "run.compile": False,
+                **DEBUG_RUN,
             },
             "worldmodels: makes any run tiny (smoke tests)",
             "debug",
