@@ -25,7 +25,7 @@ def test_observe_matches_obs_step_loop():
         state = rssm.obs_step(state, action[:, t], embed[:, t], is_first[:, t])
         torch.testing.assert_close(state["deter"], post["deter"][:, t])
         torch.testing.assert_close(state["stoch"], post["stoch"][:, t])
-    torch.testing.assert_close(prior, rssm.prior_logits(post["deter"]))
+    torch.testing.assert_close(prior, rssm.prior_stats(post["deter"]))
 
 
 def test_is_first_forgets_the_past():
@@ -43,6 +43,6 @@ def test_latent_is_one_hot_with_unimix_floor():
     rssm = _rssm()
     out = rssm.img_step(rssm.initial(3), torch.randn(3, 3))
     assert torch.all(out["stoch"].sum(-1) == 1) and set(out["stoch"].unique().tolist()) <= {0, 1}
-    probs = out["logits"].exp()
+    probs = out["stats"].exp()
     assert probs.min() >= 0.01 / 4 - 1e-6
     torch.testing.assert_close(probs.sum(-1), torch.ones(3, 4))
