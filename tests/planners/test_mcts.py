@@ -78,6 +78,15 @@ class Node:
         return self.value_sum / self.visits
 
 
+def _expand(table: Table, logits, node: Node, a: int) -> float:
+    """Add the child of ``node`` under action ``a`` from the table; return its network value."""
+    s2 = int(table.next_state[node.state, a])
+    node.children[a] = Node(s2, _softmax(logits[s2]), table.value[s2].item())
+    node.reward[a] = table.reward[node.state, a].item()
+    node.discount[a] = table.discount[node.state, a].item()
+    return node.children[a].value()
+
+
 def _softmax(xs: list[float]) -> list[float]:
     m = max(xs)
     e = [math.exp(x - m) for x in xs]
@@ -131,11 +140,7 @@ def reference_search(
     def simulate(node: Node, is_root: bool) -> float:
         a = select(node, is_root)
         if a not in node.children:
-            s2 = int(table.next_state[node.state, a])
-            node.children[a] = Node(s2, _softmax(logits[s2]), table.value[s2].item())
-            node.reward[a] = table.reward[node.state, a].item()
-            node.discount[a] = table.discount[node.state, a].item()
-            child_return = node.children[a].value()
+            child_return = _expand(table, logits, node, a)
         else:
             child_return = simulate(node.children[a], False)
         ret = node.reward[a] + sign * node.discount[a] * child_return
@@ -518,11 +523,7 @@ def reference_gumbel_search(
             pi = _softmax([math.log(max(p, tiny)) + s for p, s in zip(node.prior, sigma(node))])
             a = argmax([pi[b] - nv[b] / (1 + sum(nv)) for b in range(A)])
         if a not in node.children:
-            s2 = int(table.next_state[node.state, a])
-            node.children[a] = Node(s2, _softmax(logits[s2]), table.value[s2].item())
-            node.reward[a] = table.reward[node.state, a].item()
-            node.discount[a] = table.discount[node.state, a].item()
-            child_return = node.children[a].value()
+            child_return = _expand(table, logits, node, a)
         else:
             child_return = simulate(node.children[a], k)
         ret = node.reward[a] + sign * node.discount[a] * child_return

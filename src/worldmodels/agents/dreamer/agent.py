@@ -84,6 +84,22 @@ class WorldModel(nn.Module):
             parts.append(self.img_enc(torch.cat([obs[k] for k in self.image_keys], -1)))
         return torch.cat(parts, -1)
 
+    def sequence_losses(
+        self, data: dict[str, Tensor], action: Tensor, step=None
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor, dict[str, Tensor]]:
+        """Filter a replayed ``[B, T]`` batch (``action`` a_t as floats ``[B, T, A]``) and score
+        its predictions: (posterior, prior stats, a_{t-1} ``[B, T, A]``, per-step losses
+        ``{recon_*, reward, cont}`` ``[B, T]``). ``step`` replaces the RSSM's posterior step."""
+        obs = {k: data[k] for k in self.obs_space}
+        prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
+        is_first = data["is_first"].bool()
+        post, prior = self.rssm.observe(self.encode(obs), prev_action, is_first, step=step)
+        feat = self.rssm.feat(post)
+        losses = self.recon_loss(feat, obs)
+        losses["reward"] = self.reward(feat).loss(data["reward"].float())
+        losses["cont"] = self.cont(feat).loss(1.0 - data["is_terminal"].float())
+        return post, prior, prev_action, losses
+
     def recon_loss(self, feat: Tensor, obs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Decoder negative log-likelihoods ``[B, T]`` by observation kind."""
         losses = {}
@@ -119,6 +135,9 @@ def kl_loss(
       free nats on the batch means as the V2 code (``free_avg``); returned broadcast to ``[B, T]``.
     * ``elbo`` (PlaNet, V1): scale * max(free, mean KL(post || prior)), gradient to both.
     """
+    if kind == "elbo":
+        kl = kl_fn(post, prior)  # dyn and rep have the same value; one KL serves all three
+        return scale * kl.mean().clamp(min=free).expand_as(kl), kl, kl
     dyn = kl_fn(post.detach(), prior)
     rep = kl_fn(post, prior.detach())
     if kind == "dyn_rep":
@@ -126,8 +145,6 @@ def kl_loss(
     elif kind == "balanced":
         loss = alpha * dyn.mean().clamp(min=free) + (1 - alpha) * rep.mean().clamp(min=free)
         loss = scale * loss.expand_as(dyn)
-    elif kind == "elbo":
-        loss = scale * kl_fn(post, prior).mean().clamp(min=free).expand_as(dyn)
     else:
         raise ValueError(f"unknown kl {kind!r}; use dyn_rep, balanced or elbo")
     return loss, dyn, rep
@@ -285,17 +302,8 @@ class DreamerAgent:
 
     def _train_world_model(self, data: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict]:
         m, o = self.config.model, self.config.optim
-        obs = {k: data[k] for k in self.obs_space}
         action = self._action_tensor(data["action"])
-        prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
-        embed = self.wm.encode(obs)
-        post, prior = self.wm.rssm.observe(
-            embed, prev_action, data["is_first"].bool(), step=self._obs_step
-        )
-        feat = self.wm.rssm.feat(post)
-        losses = self.wm.recon_loss(feat, obs)
-        losses["reward"] = self.wm.reward(feat).loss(data["reward"].float())
-        losses["cont"] = self.wm.cont(feat).loss(1.0 - data["is_terminal"].float())
+        post, prior, _, losses = self.wm.sequence_losses(data, action, step=self._obs_step)
         kl, dyn, rep = kl_loss(
             m.kl,
             self.wm.rssm.kl,

@@ -93,15 +93,9 @@ class PlaNetAgent:
         """One world-model step: reconstruction + reward + ELBO KL + latent overshooting."""
         m, lc = self.config.model, self.config.loss
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
-        obs = {k: data[k] for k in self.obs_space}
-        action = data["action"].float()
-        prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
+        post, prior, prev_action, losses = self.wm.sequence_losses(data, data["action"].float())
+        losses["reward"] = lc.reward_scale * losses["reward"]
         is_first = data["is_first"].bool()
-        post, prior = self.wm.rssm.observe(self.wm.encode(obs), prev_action, is_first)
-        feat = self.wm.rssm.feat(post)
-        losses = self.wm.recon_loss(feat, obs)
-        losses["reward"] = lc.reward_scale * self.wm.reward(feat).loss(data["reward"].float())
-        losses["cont"] = self.wm.cont(feat).loss(1.0 - data["is_terminal"].float())
         kl, _, _ = kl_loss(
             m.kl, self.wm.rssm.kl, post["stats"], prior, free=m.free_bits, scale=m.kl_scale
         )
