@@ -51,7 +51,8 @@ def test_build_act_update(env_id, overrides):
     before = [p.clone() for p in agent.wm.parameters()]
     metrics = agent.update(rb.sample(cfg.run.batch_size, cfg.run.batch_length))
     assert all(np.isfinite(v) for v in metrics.values()), metrics
-    for key in ("loss/reward", "loss/cont", "loss/dyn", "loss/rep", "loss/actor", "loss/critic"):
+    keys = ("loss/reward", "loss/cont", "loss/dyn", "loss/rep", "loss/actor", "loss/critic")
+    for key in (*keys, "loss/repval"):  # repval: the Nature 2025 replayed value loss
         assert key in metrics
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.wm.parameters()))
 
@@ -163,3 +164,21 @@ def test_compiled_update_matches_eager(env_id, presets):
     keys += ["grad/model", "grad/actor", "grad/critic"]  # gradient norms before clipping
     for key in keys:
         assert m_comp[key] == pytest.approx(m_eager[key], rel=1e-3, abs=1e-5), key
+
+
+def test_repval_trains_critic_on_replayed_returns():
+    # Same weights, same batch, same imagination noise: the replayed loss changes the critic's
+    # gradient only when it is on.
+    env = make_env("toy:target")
+    rb = _collect(env, 100, np.random.default_rng(0))
+    batch = rb.sample(4, 8)
+    grads = {}
+    for weight in (0.0, 0.3):
+        torch.manual_seed(0)
+        cfg, _ = build_config("dreamerv3", ["debug"], {"behavior.repval": weight})
+        agent = DreamerAgent(cfg, env.obs_space, env.act_space)
+        torch.manual_seed(1)
+        metrics = agent.update(batch)
+        grads[weight] = metrics["grad/critic"]
+        assert ("loss/repval" in metrics) == (weight > 0)
+    assert grads[0.3] != grads[0.0]

@@ -13,7 +13,7 @@ from worldmodels.math.dists import (
 from worldmodels.math.ema import ema_update, hard_update
 from worldmodels.math.kl import balanced_kl, categorical_kl, dyn_rep_kl, gaussian_kl
 from worldmodels.math.normalize import PercentileNormalizer
-from worldmodels.math.returns import discount_weights, lambda_return
+from worldmodels.math.returns import discount_weights, lambda_return, replay_lambda_return
 from worldmodels.math.transforms import (
     symexp,
     symexp_bins,
@@ -39,6 +39,7 @@ __all__ = [
     "gaussian_kl",
     "hard_update",
     "lambda_return",
+    "replay_lambda_return",
     "symexp",
     "symexp_bins",
     "symlog",

@@ -11,22 +11,28 @@ import torch
 from torch import Tensor
 
 
-def lambda_return(reward: Tensor, cont: Tensor, value: Tensor, gamma: float, lam: float) -> Tensor:
+def lambda_return(
+    reward: Tensor, cont: Tensor, value: Tensor, gamma: float, lam: float | Tensor
+) -> Tensor:
     """[B, T], [B, T], [B, T+1] -> [B, T] TD(lambda) returns (Dreamer lambda-return).
 
     R_t = r_{t+1} + gamma * c_{t+1} * ((1 - lam) * v(s_{t+1}) + lam * R_{t+1}),  R_T = v(s_T),
     with reward[:, t] = r_{t+1}, cont[:, t] = c_{t+1} and value[:, t] = v(s_t).
     lam = 0 gives the one-step TD target, lam = 1 the discounted Monte-Carlo return plus the
-    discounted bootstrap value.
+    discounted bootstrap value. ``lam`` may be a ``[B, T]`` tensor (``lam[:, t]`` mixes at
+    s_{t+1}); 0 there cuts the return at an episode boundary.
     """
     assert reward.shape == cont.shape, (reward.shape, cont.shape)
     assert value.shape[:-1] == reward.shape[:-1], (value.shape, reward.shape)
     assert value.shape[-1] == reward.shape[-1] + 1, (value.shape, reward.shape)
     T = reward.shape[-1]
     ret = value[..., T]
+    if not isinstance(lam, Tensor):
+        lam = torch.full_like(reward, float(lam))
     returns = []
     for t in reversed(range(T)):
-        ret = reward[..., t] + gamma * cont[..., t] * ((1.0 - lam) * value[..., t + 1] + lam * ret)
+        lt = lam[..., t]
+        ret = reward[..., t] + gamma * cont[..., t] * ((1.0 - lt) * value[..., t + 1] + lt * ret)
         returns.append(ret)
     return torch.stack(returns[::-1], dim=-1)
 
@@ -42,3 +48,28 @@ def discount_weights(cont: Tensor, gamma: float) -> Tensor:
     """
     ones = torch.ones_like(cont[..., :1])
     return torch.cumprod(torch.cat([ones, gamma * cont], dim=-1), dim=-1)
+
+
+def replay_lambda_return(
+    reward: Tensor,
+    is_terminal: Tensor,
+    is_last: Tensor,
+    is_first: Tensor,
+    boot: Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[Tensor, Tensor]:
+    """Replayed ``[B, T]`` steps -> (returns ``[B, T-1]``, loss weights ``[B, T-1]``).
+
+    DreamerV3 (Nature 2025) ``repval``: lambda-returns over the replayed rewards whose bootstrap at
+    each step is ``boot[:, t]``, the imagined lambda-return from that step's posterior. Replay
+    keys follow docs/conventions.md (``reward[:, t] = r_t`` arrives with o_t), so
+    R_t = r_{t+1} + gamma * c_{t+1} * ((1 - lam_t) * boot_{t+1} + lam_t * R_{t+1}), R_{T-1} =
+    boot_{T-1}, where lam_t = 0 when the episode ends at t+1 (``is_last``) or a new one starts
+    at t+2 (``is_first``). The weight is 0 for t at the end of an episode (no transition to learn).
+    """
+    first_next = torch.cat([is_first[:, 1:], torch.zeros_like(is_first[:, :1])], 1).float()
+    cut = torch.maximum(is_last.float(), first_next)  # [B, T]: no transition t -> t+1
+    cont = 1.0 - is_terminal[:, 1:].float()
+    ret = lambda_return(reward[:, 1:].float(), cont, boot, gamma, lam * (1.0 - cut[:, 1:]))
+    return ret, 1.0 - cut[:, :-1]

@@ -20,6 +20,7 @@ from ...math import (
     ema_update,
     hard_update,
     lambda_return,
+    replay_lambda_return,
     symlog,
     unimix_logits,
 )
@@ -296,7 +297,7 @@ class DreamerAgent:
         metrics.update(wm_metrics)
         start = {k: v.detach().reshape(-1, *v.shape[2:]) for k, v in post.items()}
         start_cont = (1.0 - data["is_terminal"].float()).reshape(-1)
-        metrics.update(self._train_behavior(start, start_cont))
+        metrics.update(self._train_behavior(start, start_cont, data))
         self.updates += 1
         return {k: float(v) for k, v in metrics.items()}
 
@@ -343,7 +344,11 @@ class DreamerAgent:
             actions.append(self.actor(feat[:, -1]).sample())
         return feat, torch.stack(actions, 1)
 
-    def _train_behavior(self, start: dict[str, Tensor], start_cont: Tensor) -> dict[str, Tensor]:
+    def _train_behavior(
+        self, start: dict[str, Tensor], start_cont: Tensor, replay: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """Actor and critic step on imagined rollouts from the ``[B*T]`` replayed posteriors
+        ``start``; ``replay`` (the ``[B, T]`` batch) feeds the replayed value loss."""
         b, o = self.config.behavior, self.config.optim
         grad = self.actor_grad in ("dynamics", "mix")  # backprop through the imagined rollout
         wm_params = list(self.wm.parameters())
@@ -396,6 +401,10 @@ class DreamerAgent:
                 slow = self.slow_critic(before).pred()
             critic_loss = critic_loss + b.slow_reg * dist.loss(slow)
         critic_loss = (weight[:, :-1] * critic_loss).mean()
+        if b.repval > 0 and replay is not None:
+            repval = self._repval_loss(before[:, 0], ret[:, 0].detach(), replay)
+            metrics["loss/repval"] = repval.detach()
+            critic_loss = critic_loss + b.repval * repval
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), o.ac_clip)
@@ -416,6 +425,30 @@ class DreamerAgent:
             }
         )
         return metrics
+
+    def _repval_loss(self, feat: Tensor, boot: Tensor, replay: dict[str, Tensor]) -> Tensor:
+        """Nature 2025 replayed value loss: the critic at the replayed posteriors ``feat``
+        ``[B*T, F]`` regresses lambda-returns over replayed rewards bootstrapped with the imagined
+        returns ``boot`` ``[B*T]``, plus the slow-critic regulariser; one scalar."""
+        b = self.config.behavior
+        B, T = replay["reward"].shape
+        ret, valid = replay_lambda_return(
+            replay["reward"],
+            replay["is_terminal"],
+            replay["is_last"],
+            replay["is_first"],
+            boot.reshape(B, T),
+            b.gamma,
+            b.lam,
+        )
+        feat = feat.reshape(B, T, -1)[:, :-1]
+        dist = self.critic(feat)
+        loss = dist.loss(ret)
+        if b.slow_reg > 0:
+            with torch.no_grad():
+                slow = self.slow_critic(feat).pred()
+            loss = loss + b.slow_reg * dist.loss(slow)
+        return (valid * loss).mean()
 
     # Persistence
     def modules(self) -> dict[str, nn.Module]:

@@ -114,6 +114,10 @@ class BehaviorConfig:
     """EMA rate of the slow critic (decay 0.98)."""
     slow_reg: float = 1.0
     """Weight of the critic's regulariser towards the slow critic."""
+    repval: float = 0.3
+    """Weight of the replayed value loss (Nature 2025 ``repval``): the critic also regresses
+    lambda-returns over replayed rewards bootstrapped with the imagined returns; 0 = off
+    (2023 paper, V1, V2)."""
     retnorm_decay: float = 0.99
     retnorm_low: float = 0.05
     retnorm_high: float = 0.95
@@ -179,6 +183,7 @@ PRESETS: dict[str, Preset] = {
             "dreamerv3_2023",
             {
                 "model.beta_dyn": 0.5,
+                "behavior.repval": 0.0,
                 "model.blocks": 1,
                 "model.norm": "layer",
             },
@@ -220,6 +225,7 @@ PRESETS: dict[str, Preset] = {
                 "behavior.retnorm": "none",
                 "behavior.critic_target": "online",
                 "behavior.slow_reg": 0.0,
+                "behavior.repval": 0.0,
                 "optim.model_lr": 6e-4,
                 "optim.actor_lr": 8e-5,
                 "optim.critic_lr": 8e-5,
@@ -273,6 +279,7 @@ PRESETS: dict[str, Preset] = {
                 "behavior.slow_critic_every": 100,
                 "behavior.slow_target": True,
                 "behavior.slow_reg": 0.0,
+                "behavior.repval": 0.0,
                 "optim.model_lr": 2e-4,
                 "optim.actor_lr": 4e-5,
                 "optim.critic_lr": 1e-4,
