@@ -81,7 +81,7 @@ def test_bad_inputs(tmp_path, trained, capsys):
     before = _snapshot(trained)
     _bad(["train", "dreamerv4", "--env", "toy:target"], capsys, "unknown agent")
     _bad(["train", "dreamerv3", "--env", "gym:CartPol-v1"], capsys, "CartPole-v1")
-    _bad(["train", "dreamerv3", "--env", "dmc:cartpole-swingup"], capsys, "worldmodels[dmc]")
+    _bad(["train", "dreamerv3", "--env", "minatar:breakout"], capsys, "worldmodels[minatar]")
     _bad(["train", "dreamerv3", "--env", "toy:target", "--set", "run.stepz=3"], capsys, "run.steps")
     _bad(
         ["train", "dreamerv3", "--env", "toy:target", "--set", "run.steps=abc"],

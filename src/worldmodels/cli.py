@@ -1,4 +1,4 @@
-"""Command line: ``worldmodels train|eval|ablate|list``. Bad input: one line, exit code 2."""
+"""Command line: ``worldmodels train|eval|play|ablate|list``. Bad input: one line, exit code 2."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=12345)
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument(
+        "--games",
+        type=int,
+        default=100,
+        help="board: envs: games vs random and vs the perfect player, per seat (0 = skip)",
+    )
+
+    g = sub.add_parser("play", help="play a board-game run's agent in the terminal")
+    g.add_argument("run_dir")
+    seat = g.add_mutually_exclusive_group()
+    seat.add_argument("--first", dest="first", action="store_true", default=True, help="(default)")
+    seat.add_argument("--second", dest="first", action="store_false", help="the agent opens")
+    g.add_argument("--device", default="auto")
 
     a = sub.add_parser("ablate", help="a base preset and each single-axis change, over seeds")
     a.add_argument("agent", help="agent name, e.g. dreamer")
@@ -128,6 +141,7 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from .envs import make_env
     from .envs.vector import VectorEnv
+    from .train.games import board_evaluation, board_summary, plays_board
     from .train.loop import evaluate
     from .train.run import load_agent
 
@@ -140,6 +154,11 @@ def _cmd_eval(args) -> int:
         result = evaluate(agent, env, args.episodes, seed=args.seed)
     finally:
         env.close()
+    if args.games < 0:
+        raise UserError(f"--games must be at least 0 (got {args.games})")
+    board = args.games > 0 and plays_board(agent, info.env)
+    if board:
+        result.update(board_evaluation(agent, info.env, args.games, seed=args.seed))
     result["env_steps"] = int(agent.counters.get("env_steps", 0))
     result["run_dir"] = str(args.run_dir)
     if args.json:
@@ -151,6 +170,28 @@ def _cmd_eval(args) -> int:
             f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) "
             f"over {args.episodes} episodes"
         )
+        if board:
+            print(f"board games ({args.games} per opponent and seat): {board_summary(result)}")
+    return 0
+
+
+def _cmd_play(args) -> int:
+    from .train.games import board_game_name, play_human
+    from .train.run import load_agent, load_run
+
+    info = load_run(args.run_dir)
+    game = board_game_name(info.env)
+    if game is None:
+        raise UserError(f"play needs a run on a board: env; {args.run_dir} trained on {info.env}")
+    agent = load_agent(args.run_dir, device=args.device)
+
+    def read() -> str:
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line
+
+    play_human(agent, game, human_first=args.first, read=read, write=print)
     return 0
 
 
@@ -210,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "eval":
             return _cmd_eval(args)
+        if args.command == "play":
+            return _cmd_play(args)
         if args.command == "ablate":
             return _cmd_ablate(args)
         return _cmd_list(args)

@@ -33,6 +33,9 @@ class RunConfig:
     """Steps per replay chunk file; a crash loses at most the unflushed chunk."""
     eval_every: int = 5_000
     eval_episodes: int = 5
+    board_eval_games: int = 20
+    """board: envs, agents that respect legal masks: games per opponent and seat at every eval
+    (vs random and vs the perfect / negamax player, moving first and second); 0 = off."""
     stop_at_return: float | None = None
     """Stop early once an evaluation's mean return reaches this (e.g. 475 on CartPole)."""
     log_every: int = 1_000

@@ -29,6 +29,14 @@ class AgentSpec:
             from .planet import PRESETS, PlaNetAgent, PlaNetConfig
 
             return PlaNetConfig, PRESETS, PlaNetAgent
+        if self.family == "tdmpc2":
+            from .tdmpc2 import PRESETS, TDMPC2Agent, TDMPC2Config
+
+            return TDMPC2Config, PRESETS, TDMPC2Agent
+        if self.family == "muzero":
+            from .muzero import PRESETS, MuZeroAgent, MuZeroConfig
+
+            return MuZeroConfig, PRESETS, MuZeroAgent
         raise AssertionError(self.family)
 
 
@@ -36,6 +44,18 @@ AGENTS: dict[str, AgentSpec] = {
     s.name: s
     for s in [
         AgentSpec("planet", "planet", "PlaNet, ICML 2019: RSSM + CEM planning", ("planet",)),
+        AgentSpec(
+            "muzero",
+            "muzero",
+            "MuZero, Nature 2020: learned model + batched MCTS (board games, discrete control)",
+            ("muzero",),
+        ),
+        AgentSpec(
+            "tdmpc2",
+            "tdmpc2",
+            "TD-MPC2, ICLR 2024: decoder-free latent model + MPPI with a policy prior",
+            ("tdmpc2",),
+        ),
         AgentSpec("dreamer", "dreamer", "Dreamer world model + actor-critic (V3 defaults)", ()),
         AgentSpec(
             "dreamerv1",

@@ -219,6 +219,21 @@ def _make_toy(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs
     return make_toy(name, obs=obs, seed=seed, size=size)
 
 
+# -- dmc -------------------------------------------------------------------------------------
+
+
+def _make_dmc(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs: Any) -> Env:
+    from worldmodels.envs.dmc import DMCEnv
+
+    unknown = sorted(set(kwargs) - {"action_repeat", "camera"})
+    if unknown:
+        raise UserError(
+            f"env 'dmc:{name}' takes action_repeat and camera, got {', '.join(unknown)}; "
+            "fix: drop them"
+        )
+    return DMCEnv(name, obs=obs, seed=seed, size=size, **kwargs)
+
+
 # -- board -----------------------------------------------------------------------------------
 
 
@@ -233,7 +248,11 @@ def _make_board(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwar
 register_suite("gym", "any Gymnasium id, e.g. gym:CartPole-v1", factory=_make_gym)
 register_suite("toy", "tiny test envs: toy:target, toy:image_target, toy:reach", factory=_make_toy)
 register_suite(
-    "dmc", "DeepMind Control Suite, e.g. dmc:cartpole-swingup", extra="dmc", module="dm_control"
+    "dmc",
+    "DeepMind Control Suite from state or pixels, action repeat 2, e.g. dmc:cartpole-swingup",
+    extra="dmc",
+    module="dm_control",
+    factory=_make_dmc,
 )
 register_suite("atari", "Atari 2600 via ALE, e.g. atari:pong", extra="atari", module="ale_py")
 register_suite("minatar", "MinAtar, e.g. minatar:breakout", extra="minatar", module="minatar")

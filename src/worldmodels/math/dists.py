@@ -223,3 +223,21 @@ class TanhNormal:
         # log(1 - tanh(x)^2) = 2 * (log 2 - x - softplus(-2x)), stable for large |x|
         log_det = 2.0 * (math.log(2.0) - pre - F.softplus(-2.0 * pre))
         return -(normal - log_det).sum(-1)
+
+
+def bounded_log_std(raw: Tensor, low: float, high: float) -> Tensor:
+    """[...] -> [...] low + (high - low) * (tanh(raw) + 1) / 2 (TD-MPC2 policy log-std bounds)."""
+    return low + 0.5 * (high - low) * (torch.tanh(raw) + 1.0)
+
+
+def squashed_gaussian(mean: Tensor, log_std: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    """[..., D] x3 -> (action tanh(mean + exp(log_std) * eps) [..., D], log pi(action) [...]).
+
+    The reparameterised tanh-Gaussian of SAC / TD-MPC2's policy prior: the Gaussian log-density
+    of the pre-squash sample minus sum_d log(1 - tanh(u_d)^2), the change of variables (written
+    as 2 * (log 2 - u - softplus(-2u)), exact and stable for large |u|).
+    """
+    u = mean + log_std.exp() * eps
+    normal = -0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return torch.tanh(u), (normal - log_det).sum(-1)

@@ -73,3 +73,54 @@ def replay_lambda_return(
     cont = 1.0 - is_terminal[:, 1:].float()
     ret = lambda_return(reward[:, 1:].float(), cont, boot, gamma, lam * (1.0 - cut[:, 1:]))
     return ret, 1.0 - cut[:, :-1]
+
+
+def n_step_value_targets(
+    reward: Tensor,
+    value: Tensor,
+    is_last: Tensor,
+    is_terminal: Tensor,
+    gamma: float,
+    n: int,
+    sign: float = 1.0,
+) -> Tensor:
+    """Replayed ``[B, T]`` steps -> ``[B, T]`` n-step bootstrapped value targets (MuZero Eq. 3).
+
+    z_t = u_{t+1} + (s gamma) u_{t+2} + ... + (s gamma)^{m-1} u_{t+m} + (s gamma)^m v_{t+m},
+    with replay keys as in docs/conventions.md (``reward[:, t] = u_t`` arrives with o_t,
+    ``value[:, t]`` the search value at o_t) and s = ``sign`` (-1 in alternating two-player
+    games: values are from the perspective of the player to move, rewards from the player who
+    acted). m = n, shortened to end at the episode's last step e (``is_last``) and at the window
+    end T - 1; at a true terminal (``is_terminal[e]``) the bootstrap v_e is 0 (a truncated last
+    step bootstraps from its own value). Each z_t stays within o_t's own episode.
+    """
+    assert reward.shape == value.shape == is_last.shape == is_terminal.shape, (
+        reward.shape,
+        value.shape,
+        is_last.shape,
+        is_terminal.shape,
+    )
+    B, T = reward.shape
+    reward, value = reward.float(), value.float()
+    last, term = is_last.bool(), is_terminal.bool()
+    factor = sign * gamma
+    target = torch.zeros_like(value)
+    scale = torch.ones_like(value)
+    open_ = ~last  # [B, T]: o_{t+j-1} is not the last of o_t's episode, keep adding rewards
+    boot = torch.zeros(B, T, dtype=torch.long, device=value.device)  # m for each t
+    for j in range(1, min(n, T - 1) + 1):
+        # u_{t+j} counts where o_t .. o_{t+j-1} are not last and t + j is inside the window.
+        take = open_.clone()
+        take[:, T - j :] = False
+        r = torch.zeros_like(reward)
+        r[:, : T - j] = reward[:, j:]
+        target = target + take * scale * r
+        boot = boot + take.long()
+        scale = torch.where(take, scale * factor, scale)
+        nxt = torch.zeros_like(last)
+        nxt[:, : T - j] = last[:, j:]
+        open_ = take & ~nxt
+    pos = (torch.arange(T, device=value.device)[None, :] + boot).clamp(max=T - 1)
+    v_boot = value.gather(1, pos)
+    cut = term.gather(1, pos) & last.gather(1, pos)
+    return target + scale * torch.where(cut, 0.0, v_boot)

@@ -15,6 +15,15 @@ sampled within one incarnation only; a buffer reloaded from a directory puts new
 new incarnations, so data written after a resume never glues onto pre-crash data. Files are
 plain ``.npy`` members in a zip (``np.load(path, allow_pickle=False)`` reads them); nothing is
 ever unpickled.
+
+Prioritised sampling (Schaul et al. 2016, as MuZero uses it): every step holds a priority p_i
+(new steps get the largest priority seen so far); ``sample(..., priority_alpha=a, priority_beta=b)``
+draws window starts with P(i) = p_i^a / sum_k p_k^a and returns importance weights
+w_i = (N P(i))^-b / max_batch w, plus each window's ``index`` for :meth:`update_priorities`.
+Priorities live in memory next to the chunks (chunk files are immutable) and travel in
+:meth:`state_dict` keyed by chunk id, so a resume restores those of every completed chunk; steps
+of chunks completed after the checkpoint come back with the largest priority. The buffer stays
+generic this way (one replay for every agent) instead of a MuZero-only game store.
 """
 
 from __future__ import annotations
@@ -45,10 +54,11 @@ _FORMAT = 1
 class _Chunk:
     """Consecutive steps of one incarnation; ``data[k]`` has rows ``[:length]`` filled."""
 
-    __slots__ = ("data", "length", "start", "seq", "chunk_id", "inc", "path")
+    __slots__ = ("data", "length", "start", "seq", "chunk_id", "inc", "path", "priority")
 
     def __init__(self, data: dict[str, np.ndarray], length: int, start: int, seq: int, inc):
         self.data = data
+        self.priority = np.ones(len(next(iter(data.values()))), np.float64)
         self.length = length
         self.start = start  # absolute position of row 0 within the incarnation
         self.seq = seq
@@ -143,6 +153,8 @@ class ReplayBuffer:
         self._num_added = 0
         self._next_chunk_id = 0
         self._inc_counter = 0
+        self._max_priority = 1.0
+        self._prioritized = False  # priorities travel in state_dict once they were used
         loaded_uids: set[str] = set()
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -213,6 +225,7 @@ class ReplayBuffer:
                     f"(which does not cast safely)"
                 )
             data[key][i] = value
+        chunk.priority[i] = self._max_priority
         chunk.length = i + 1
         self._size += 1
         self._num_added += 1
@@ -239,12 +252,20 @@ class ReplayBuffer:
         for i, s in enumerate(streams):
             self.add({k: a[i] for k, a in arrays.items()}, s)
 
-    def sample(self, batch_size: int, length: int) -> dict[str, np.ndarray]:
+    def sample(
+        self,
+        batch_size: int,
+        length: int,
+        priority_alpha: float = 0.0,
+        priority_beta: float = 0.0,
+    ) -> dict[str, np.ndarray]:
         """Sample ``batch_size`` windows of ``length`` consecutive steps, uniformly over all
         start positions of all incarnations; returns ``{key: [batch_size, length, ...]}``.
 
         Windows may span chunks (including the partial ones) and episode boundaries; they
-        never span two incarnations.
+        never span two incarnations. ``priority_alpha`` > 0 samples starts by priority instead
+        (see the module docstring) and adds ``index`` (int64 ``[batch_size, 2]``) and ``weight``
+        (float32 ``[batch_size]``, importance weights with exponent ``priority_beta``).
         """
         batch_size = int(batch_size)
         length = int(length)
@@ -263,7 +284,21 @@ class ReplayBuffer:
                 f"steps yet; collect more before training"
             )
         ends = np.cumsum(counts)
-        draws = self._rng.integers(0, total, size=batch_size)
+        weights = None
+        if priority_alpha > 0.0:
+            self._prioritized = True
+            prio = np.concatenate(
+                [self._priorities(inc)[:c] for inc, c in zip(order, counts) if c > 0]
+            )
+            probs = prio**priority_alpha
+            cdf = np.cumsum(probs)
+            draws = np.searchsorted(cdf, self._rng.random(batch_size) * cdf[-1], side="right")
+            draws = np.minimum(draws, total - 1)
+            p = probs[draws] / cdf[-1]
+            w = (total * p) ** -float(priority_beta)
+            weights = (w / w.max()).astype(np.float32)
+        else:
+            draws = self._rng.integers(0, total, size=batch_size)
         which = np.searchsorted(ends, draws, side="right")
         offsets = draws - (ends[which] - counts[which])
         assert self._schema is not None
@@ -287,7 +322,35 @@ class ReplayBuffer:
                 t += n
                 ci += 1
                 off = 0
+        if weights is not None:
+            starts = np.array([order[w].starts[0] for w in which], np.int64) + offsets
+            created = np.array([order[w].created for w in which], np.int64)
+            out["index"] = np.stack([created, starts], 1)
+            out["weight"] = weights
         return out
+
+    def update_priorities(self, index: np.ndarray, priority: np.ndarray) -> None:
+        """Set the priority of the window starts ``index`` ([B, 2] from :meth:`sample`) to
+        ``priority`` ([B], > 0); starts evicted since the sample are skipped."""
+        index = np.asarray(index, np.int64).reshape(-1, 2)
+        priority = np.asarray(priority, np.float64).reshape(-1)
+        if index.shape[0] != priority.shape[0]:
+            raise ValueError(f"{index.shape[0]} indices but {priority.shape[0]} priorities")
+        if not np.all(np.isfinite(priority)) or np.any(priority <= 0):
+            raise ValueError("priorities must be finite and > 0")
+        self._prioritized = True
+        for (created, pos), p in zip(index.tolist(), priority.tolist()):
+            inc = self._incs.get(created)
+            if inc is None or not inc.chunks or pos < inc.starts[0]:
+                continue
+            chunk = inc.chunks[bisect_right(inc.starts, pos) - 1]
+            if pos - chunk.start < chunk.length:
+                chunk.priority[pos - chunk.start] = p
+                self._max_priority = max(self._max_priority, p)
+
+    def _priorities(self, inc: _Incarnation) -> np.ndarray:
+        """Priorities of every held step of ``inc``, in order."""
+        return np.concatenate([c.priority[: c.length] for c in inc.chunks])
 
     def flush(self) -> None:
         """Write every non-empty partial chunk to disk now (no-op without a directory).
@@ -306,8 +369,9 @@ class ReplayBuffer:
             self._evict()
 
     def state_dict(self) -> dict:
-        """JSON-able counters a resume needs (the data itself lives in the chunk files)."""
-        return {
+        """Counters a resume needs (the data itself lives in the chunk files), plus the
+        priorities of completed chunks once prioritised sampling was used."""
+        state: dict[str, Any] = {
             "format": _FORMAT,
             "capacity": self.capacity,
             "chunk_size": self.chunk_size,
@@ -316,6 +380,12 @@ class ReplayBuffer:
             "size": self._size,
             "rng": copy.deepcopy(self._rng.bit_generator.state),
         }
+        if self._prioritized:
+            state["max_priority"] = self._max_priority
+            state["priorities"] = [
+                [c.chunk_id, c.priority[: c.length].copy()] for c in self._completed
+            ]
+        return state
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         """Restore the counters and the sampling RNG from :meth:`state_dict`.
@@ -336,6 +406,16 @@ class ReplayBuffer:
         self._rng.bit_generator.state = rng_state
         self._num_added = int(d["num_added"])
         self._next_chunk_id = max(self._next_chunk_id, int(d["next_chunk_id"]))
+        if "priorities" in d:
+            self._prioritized = True
+            self._max_priority = float(d["max_priority"])
+            saved = {int(cid): np.asarray(p, np.float64) for cid, p in d["priorities"]}
+            for chunk in self._completed:
+                p = saved.get(chunk.chunk_id)
+                if p is not None and p.shape == (chunk.length,):
+                    chunk.priority[: chunk.length] = p
+                else:  # completed after the checkpoint: new data, largest priority
+                    chunk.priority[: chunk.length] = self._max_priority
 
     # ------------------------------------------------------------------ internals
 
@@ -377,6 +457,7 @@ class ReplayBuffer:
         n = chunk.length
         if n < self.chunk_size:
             chunk.data = {k: v[:n].copy() for k, v in chunk.data.items()}
+            chunk.priority = chunk.priority[:n].copy()
         chunk.chunk_id = self._next_chunk_id
         self._next_chunk_id += 1
         chunk.inc.next_start = chunk.start + n

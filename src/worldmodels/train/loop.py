@@ -18,6 +18,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
 from ..replay import ReplayBuffer
+from .games import board_evaluation, board_summary, plays_board
 from .run import RunInfo, build_agent, make_envs, resolve_device, set_threads
 
 
@@ -157,6 +158,7 @@ class Trainer:
     def _train(self, run) -> dict[str, Any]:
         n = self.envs.num_envs
         per_update = run.batch_size * run.batch_length
+        sampling = getattr(self.agent, "replay_sampling", None) or {}
         obs = self.envs.reset(seed=self.info.seed + 1000 * (self.c.episodes + 1))
         state = self.agent.init_state(n)
         ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
@@ -171,12 +173,17 @@ class Trainer:
                 self.save()
                 self.replay.flush()
                 raise KeyboardInterrupt
-            # Act
-            if self.c.env_steps < run.prefill:
+            # Act; an agent may store per-step extras with the step (info["replay"], e.g. the
+            # search policy of MuZero), and may collect with its own policy during prefill.
+            extra: dict[str, Any] = {}
+            if self.c.env_steps < run.prefill and not getattr(
+                self.agent, "prefill_with_policy", False
+            ):
                 action = self.envs.act_space.sample(self.rng, n)
             else:
-                state, action, _ = self.agent.act(state, obs, mode="explore")
-            self.replay.add_batch({**obs, "action": action})
+                state, action, info = self.agent.act(state, obs, mode="explore")
+                extra = info.get("replay", {})
+            self.replay.add_batch({**obs, **extra, "action": action})
             obs = self.envs.step(action)
             self.c.env_steps += n
             ep_ret += obs["reward"]
@@ -192,8 +199,12 @@ class Trainer:
             if self.c.env_steps >= run.prefill:
                 self.c.update_credit += n * run.train_ratio / per_update
                 while self.c.update_credit >= 1.0:
-                    batch = self.replay.sample(run.batch_size, run.batch_length)
-                    for k, v in self.agent.update(batch).items():
+                    # Prioritised agents name their exponents and write batch["priority"] back.
+                    batch = self.replay.sample(run.batch_size, run.batch_length, **sampling)
+                    metrics = self.agent.update(batch)
+                    if "priority" in batch:
+                        self.replay.update_priorities(batch["index"], batch["priority"])
+                    for k, v in metrics.items():
                         agg.setdefault(k, []).append(v)
                     self.c.updates += 1
                     self.c.update_credit -= 1.0
@@ -253,10 +264,17 @@ class Trainer:
         self.c.last_eval = self.c.env_steps
         self.c.history.append([self.c.env_steps, result["return_mean"]])
         self.c.best_eval = max(self.c.best_eval, result["return_mean"])
+        board = ""
+        if run.board_eval_games > 0 and plays_board(self.agent, self.info.env):
+            games = board_evaluation(
+                self.agent, self.info.env, run.board_eval_games, seed=self.info.seed + 20_000
+            )
+            result.update(games)
+            board = "; " + board_summary(games)
         self.logger.write(self.c.env_steps, {f"eval/{k}": v for k, v in result.items()})
         self.progress.write(
             f"step {self.c.env_steps}: eval return {result['return_mean']:.1f} "
-            f"± {result['return_std']:.1f} over {result['episodes']} episodes"
+            f"± {result['return_std']:.1f} over {result['episodes']} episodes{board}"
         )
         self.save()
         return result

@@ -89,7 +89,13 @@ def new_run(
 ) -> RunInfo:
     """Resolve the config, check the env id, create the run directory and write config.json."""
     cfg, names = build_config(agent, presets, overrides)
-    make_env(env, obs=cfg.run.obs, seed=seed).close()  # fail early on a bad env id / extra
+    probe = make_env(env, obs=cfg.run.obs, seed=seed)  # fail early on a bad env id / extra
+    check = getattr(get_agent_spec(agent).load()[2], "check_env", None)
+    try:
+        if check is not None:  # and on an env the agent cannot use, before anything is written
+            check(cfg, probe.obs_space, probe.act_space)
+    finally:
+        probe.close()
     path = Path(run_dir) if run_dir else default_run_dir(agent, env, seed)
     if (path / "config.json").exists():
         raise UserError(

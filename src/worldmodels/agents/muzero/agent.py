@@ -1,0 +1,315 @@
+"""MuZero (Schrittwieser et al. 2020): a learned model searched with MCTS, trained on unrolls.
+
+Acting: h(o_t) gives the root; `planners.mcts` searches all B roots in one batch through g and f;
+the visit distribution and root value go to replay with the step (``info["replay"]``).
+Learning: windows of ``run.batch_length`` steps, sampled by priority; the model is unrolled K
+steps from the first one with the replayed actions and trained on the search policies, n-step
+value targets (optionally reanalysed with the latest network) and the observed rewards.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ...envs.base import ActionSpace, Spec
+from ...errors import UserError
+from ...math.returns import n_step_value_targets
+from ...math.support import scale_gradient, support_loss
+from ...models.muzero import MuZeroNetwork
+from ...planners.mcts import (
+    GumbelMCTSConfig,
+    MCTSConfig,
+    MCTSOutput,
+    RootOutput,
+    gumbel_muzero_search,
+    muzero_search,
+    visit_temperature,
+)
+from .config import MuZeroConfig
+
+
+class MuZeroAgent:
+    """MuZero with the config axes of MuZeroConfig; EfficientZero's axes are refused for now."""
+
+    name = "muzero"
+    prefill_with_policy = True
+    """The loop collects with the search from the first step (no random prefill), as the paper."""
+    respects_legal_actions = True
+    """Never plays an illegal move where the observation has a ``legal`` mask (board evals)."""
+
+    def __init__(
+        self,
+        config: MuZeroConfig,
+        obs_space: dict[str, Spec],
+        act_space: ActionSpace,
+        device: torch.device | str = "cpu",
+    ):
+        self.check_env(config, obs_space, act_space)
+        m, s, t = config.model, config.search, config.train
+        if m.value_prefix or t.consistency > 0 or t.off_policy_correction:
+            raise UserError(
+                "model.value_prefix, train.consistency and train.off_policy_correction are "
+                "EfficientZero's additions and are not implemented yet; fix: leave them off"
+            )
+        if len(s.temperatures) != len(s.temperature_steps) + 1:
+            raise UserError(
+                f"search.temperatures needs one more entry than search.temperature_steps "
+                f"(got {len(s.temperatures)} and {len(s.temperature_steps)})"
+            )
+        if t.num_unroll_steps < 1 or t.td_steps < 1:
+            raise UserError("train.num_unroll_steps and train.td_steps must be at least 1")
+        if config.run.batch_length < t.num_unroll_steps + 1:
+            raise UserError(
+                f"run.batch_length {config.run.batch_length} is shorter than the unroll "
+                f"(num_unroll_steps + 1 = {t.num_unroll_steps + 1}); fix: set run.batch_length="
+                f"{t.num_unroll_steps + 1 + t.td_steps} (K + 1 + td_steps)"
+            )
+        self.config, self.obs_space, self.act_space = config, obs_space, act_space
+        self.device = torch.device(device)
+        self.num_actions = act_space.n
+        self.key = "image" if "image" in obs_space else "vector"
+        self.two_player = (
+            "to_play" in obs_space if t.two_player == "auto" else t.two_player == "yes"
+        )
+        self.sign = -1.0 if self.two_player else 1.0
+        self.gamma = t.discount if t.discount is not None else (1.0 if self.two_player else 0.997)
+        image = m.network == "resnet" or (m.network == "auto" and self.key == "image")
+        self.net = MuZeroNetwork(
+            obs_space[self.key].shape,
+            self.num_actions,
+            image=image,
+            support_size=m.support_size,
+            latent=m.latent,
+            units=m.units,
+            layers=m.layers,
+            head_layers=m.head_layers,
+            channels=m.channels,
+            blocks=m.blocks,
+            reduced_channels=m.reduced_channels,
+            downsample=m.downsample,
+            norm=m.norm,
+            act=m.act,
+        ).to(self.device)
+        o = config.optim
+        self.opt = torch.optim.Adam(self.net.parameters(), o.lr, weight_decay=o.weight_decay)
+        self.replay_sampling = (
+            {"priority_alpha": t.priority_alpha, "priority_beta": t.priority_beta}
+            if t.priority_alpha > 0
+            else {}
+        )
+        self.updates = 0
+
+    @staticmethod
+    def check_env(config: MuZeroConfig, obs_space: dict[str, Spec], act_space: ActionSpace) -> None:
+        """Refuse, with one UserError line, an env this config cannot play (before a run starts)."""
+        if not act_space.discrete:
+            raise UserError(
+                "muzero searches discrete actions; this env has continuous actions. "
+                "fix: use a discrete env (e.g. gym:CartPole-v1, board:tic_tac_toe) or dreamerv3"
+            )
+        if "vector" not in obs_space and "image" not in obs_space:
+            raise UserError(
+                f"muzero needs a 'vector' or 'image' observation, got {list(obs_space)}"
+            )
+        if config.model.network == "resnet" and "image" not in obs_space:
+            raise UserError("model.network=resnet needs image observations; fix: --obs pixels")
+
+    # Search
+    def _recurrent_fn(self, hidden: Tensor, action: Tensor):
+        """The search's model: (s, a) -> (r, gamma, policy logits, v, s')."""
+        out = self.net.recurrent_inference(hidden, action)
+        eps = self.config.model.h_eps
+        reward = self.net.scalar(out.reward_logits, eps)
+        value = self.net.scalar(out.value_logits, eps)
+        discount = torch.full_like(value, self.gamma)
+        return reward, discount, out.policy_logits, value, out.hidden
+
+    @torch.no_grad()
+    def search(self, obs: Tensor, legal: Tensor, explore: bool) -> MCTSOutput:
+        """[N, obs...] observations, [N, A] bool legal -> MCTSOutput of N batched searches."""
+        s = self.config.search
+        root_inf = self.net.initial_inference(obs)
+        value = self.net.scalar(root_inf.value_logits, self.config.model.h_eps)
+        root = RootOutput(root_inf.policy_logits, value, root_inf.hidden)
+        # A finished game has no legal move (its action is ignored): search it unmasked.
+        legal = legal | ~legal.any(-1, keepdim=True)
+        sims = s.num_simulations if explore or not s.eval_simulations else s.eval_simulations
+        if s.kind == "gumbel":
+            cfg = GumbelMCTSConfig(
+                num_simulations=sims,
+                max_num_considered_actions=s.max_num_considered_actions,
+                gumbel_scale=1.0 if explore else 0.0,
+                two_player=self.two_player,
+            )
+            return gumbel_muzero_search(root, self._recurrent_fn, cfg, legal_actions=legal)
+        cfg = MCTSConfig(
+            num_simulations=sims,
+            pb_c_init=s.pb_c_init,
+            pb_c_base=s.pb_c_base,
+            root_dirichlet_alpha=s.root_dirichlet_alpha,
+            root_exploration_fraction=s.root_exploration_fraction if explore else 0.0,
+            two_player=self.two_player,
+            known_bounds=(-1.0, 1.0) if self.two_player else None,
+        )
+        temperature = self.temperature() if explore else 0.0
+        return muzero_search(
+            root, self._recurrent_fn, cfg, legal_actions=legal, temperature=temperature
+        )
+
+    def temperature(self) -> float:
+        """Visit-count temperature at the current update count (search.temperature_steps)."""
+        s = self.config.search
+        bounds = (*s.temperature_steps, math.inf)
+        return visit_temperature(self.updates, tuple(zip(bounds, s.temperatures)))
+
+    # Acting
+    def init_state(self, batch_size: int) -> dict:
+        """MuZero reads one observation per move: no recurrent state."""
+        return {}
+
+    def _legal(self, obs: dict[str, Any], n: int) -> Tensor:
+        if "legal" in obs:
+            return torch.as_tensor(np.asarray(obs["legal"]), device=self.device).bool()
+        return torch.ones(n, self.num_actions, dtype=torch.bool, device=self.device)
+
+    @torch.no_grad()
+    def act(
+        self, state: dict, obs: dict[str, np.ndarray], mode: str = "explore"
+    ) -> tuple[dict, np.ndarray, dict[str, Any]]:
+        """Search from each observation; ``info['replay']`` holds the search policy and value."""
+        x = torch.as_tensor(np.asarray(obs[self.key]), device=self.device)
+        out = self.search(x, self._legal(obs, x.shape[0]), explore=mode == "explore")
+        policy = out.action_weights.float().cpu().numpy()
+        root_value = out.root_value.float().cpu().numpy()
+        info = {"replay": {"policy": policy, "root_value": root_value}}
+        return state, out.action.cpu().numpy().astype(np.int64), info
+
+    # Learning
+    def _reanalyse(self, data: dict[str, Tensor], policy: Tensor, root_value: Tensor) -> None:
+        """Recompute the stored search policy and value of the first rows with the latest network
+        (MuZero Reanalyze, in place on ``policy`` [B, L, A] and ``root_value`` [B, L])."""
+        B, L = root_value.shape
+        rows = int(math.ceil(self.config.train.reanalyse_ratio * B))
+        if rows <= 0:
+            return
+        obs = data[self.key][:rows].flatten(0, 1)
+        legal = (
+            data["legal"][:rows].flatten(0, 1).bool()
+            if "legal" in data
+            else torch.ones(rows * L, self.num_actions, dtype=torch.bool, device=self.device)
+        )
+        out = self.search(obs, legal, explore=False)
+        policy[:rows] = out.action_weights.float().view(rows, L, -1)
+        root_value[:rows] = out.root_value.float().view(rows, L)
+
+    def targets(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Replayed [B, L] window -> unroll targets for k = 0..K (MuZero Eq. 1-3).
+
+        value [B, K+1] n-step targets z; reward [B, K+1] u (index 0 unused); policy [B, K+1, A];
+        alive [B, K+1] (o_k is in o_0's episode; past its end the targets are absorbing zeros);
+        policy_mask [B, K+1] (alive and not the episode's last step, where no move is made).
+        """
+        t = self.config.train
+        policy, root_value = data["policy"].float().clone(), data["root_value"].float().clone()
+        if t.reanalyse_ratio > 0:
+            self._reanalyse(data, policy, root_value)
+        last, first = data["is_last"].bool(), data["is_first"].bool()
+        z = n_step_value_targets(
+            data["reward"], root_value, last, data["is_terminal"], self.gamma, t.td_steps, self.sign
+        )
+        K = t.num_unroll_steps
+        ended = torch.cumsum((last[:, :K] | first[:, 1 : K + 1]).long(), 1) > 0
+        alive = torch.cat([torch.ones_like(ended[:, :1]), ~ended], 1).float()
+        return {
+            "value": z[:, : K + 1] * alive,
+            "reward": data["reward"][:, : K + 1].float() * alive,
+            "policy": policy[:, : K + 1],
+            "alive": alive,
+            "policy_mask": alive * (~last[:, : K + 1]).float(),
+        }
+
+    def unroll(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """o_0 [B, obs...], a^1..a^K [B, K] -> value [B, K+1, 2S+1], policy [B, K+1, A] and
+        reward [B, K, 2S+1] logits; the gradient entering g is scaled by
+        ``train.dynamics_gradient_scale`` at every step (MuZero pseudocode: 1/2)."""
+        inf = self.net.initial_inference(obs)
+        hidden = inf.hidden
+        values, policies, rewards = [inf.value_logits], [inf.policy_logits], []
+        for k in range(actions.shape[1]):
+            hidden = scale_gradient(hidden, self.config.train.dynamics_gradient_scale)
+            inf = self.net.recurrent_inference(hidden, actions[:, k])
+            hidden = inf.hidden
+            values.append(inf.value_logits)
+            policies.append(inf.policy_logits)
+            rewards.append(inf.reward_logits)
+        return torch.stack(values, 1), torch.stack(policies, 1), torch.stack(rewards, 1)
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One gradient step on the K-step unroll; writes new priorities to ``batch['priority']``.
+
+        l = sum_k scale_k (l^p(pi_k, p^k) + w_v l^v(z_k, v^k) + l^r(u_k, r^k)), scale_0 = 1,
+        scale_k = 1/K, the gradient into g halved every step, each sample weighted by its
+        importance weight (MuZero Appendix G).
+        """
+        t, eps = self.config.train, self.config.model.h_eps
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        K = t.num_unroll_steps
+        with torch.no_grad():
+            tgt = self.targets(data)
+        action = data["action"].long()
+        weight = data["weight"].float() if "weight" in data else None
+
+        # Unroll the model from o_0 with the replayed actions
+        value_logits, policy_logits, reward_logits = self.unroll(
+            data[self.key][:, 0], action[:, :K]
+        )
+
+        # Losses per step, scaled 1 at k = 0 and 1/K after
+        S = self.config.model.support_size
+        value_l = support_loss(value_logits, tgt["value"], S, eps)  # [B, K+1]
+        reward_l = support_loss(reward_logits, tgt["reward"][:, 1:], S, eps)  # [B, K]
+        log_p = torch.log_softmax(policy_logits.float(), -1)
+        policy_l = -(tgt["policy"] * log_p).sum(-1) * tgt["policy_mask"]  # [B, K+1]
+        scale = torch.full((K + 1,), 1.0 / K, device=self.device)
+        scale[0] = 1.0
+        per_sample = (scale * (t.value_loss_weight * value_l + policy_l)).sum(1) + (
+            scale[1:] * reward_l
+        ).sum(1)
+        total = (per_sample * weight).mean() if weight is not None else per_sample.mean()
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        gnorm = nn.utils.clip_grad_norm_(self.net.parameters(), self.config.optim.clip)
+        self.opt.step()
+        self.updates += 1
+
+        # New priorities |v^0 - z_0| (Appendix G)
+        with torch.no_grad():
+            v0 = self.net.scalar(value_logits[:, 0].detach(), eps)
+            err = (v0 - tgt["value"][:, 0]).abs()
+        if "index" in batch:
+            batch["priority"] = (err + 1e-6).cpu().numpy()
+        return {
+            "loss/value": float(value_l.detach().mean()),
+            "loss/reward": float(reward_l.detach().mean()),
+            "loss/policy": float(policy_l.detach().mean()),
+            "loss/total": float(total.detach()),
+            "grad/norm": float(gnorm),
+            "value/target": float(tgt["value"][:, 0].mean()),
+            "value/pred": float(v0.mean()),
+            "value/abs_error": float(err.mean()),
+            "search/temperature": self.temperature(),
+        }
+
+    # Persistence
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.net.load_state_dict(d["net"])
+        self.opt.load_state_dict(d["opt"])
+        self.updates = int(d["updates"])

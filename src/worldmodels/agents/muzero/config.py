@@ -1,0 +1,170 @@
+"""MuZero configuration (Schrittwieser et al., Mastering Atari, Go, chess and shogi by planning
+with a learned model, Nature 2020). MuZero and EfficientZero are one agent: the EfficientZero
+additions are fields here (``value_prefix``, ``consistency``, ``off_policy_correction``), off in
+every MuZero preset and not implemented yet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...config import DEBUG_RUN, Preset, RunConfig
+
+_MUZERO = "Schrittwieser et al., Nature 2020 (Appendix F/G and the pseudocode)"
+
+
+@dataclass
+class MuZeroModelConfig:
+    """Representation, dynamics and prediction networks (models/muzero.py)."""
+
+    network: Literal["auto", "mlp", "resnet"] = "auto"
+    """auto: residual tower for image observations, MLPs for vectors."""
+    latent: int = 64
+    """MLP body: size of the hidden state s^k."""
+    units: int = 64
+    """Width of the MLPs (bodies and heads)."""
+    layers: int = 2
+    """Layers of the representation and dynamics MLPs."""
+    head_layers: int = 1
+    """Hidden layers of the reward, value and policy heads."""
+    channels: int = 32
+    """Residual body: planes of the hidden state (paper: 256)."""
+    blocks: int = 2
+    """Residual body: blocks per function (paper: 16)."""
+    reduced_channels: int = 8
+    """Residual body: planes of the 1x1 convs feeding the heads."""
+    downsample: bool = True
+    """Residual body: the paper's Atari stem (64 x 64 -> 4 x 4)."""
+    norm: Literal["layer", "rms", "none"] = "layer"
+    act: Literal["relu", "silu", "elu", "tanh"] = "relu"
+    support_size: int = 300
+    """S: reward and value are categorical over the integers -S..S of h(x) (paper: 601 points)."""
+    h_eps: float = 0.001
+    """eps of h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x."""
+    value_prefix: bool = False
+    """EfficientZero: predict the discounted reward sum with an LSTM (not implemented)."""
+
+
+@dataclass
+class MuZeroSearchConfig:
+    """MCTS at acting time (planners/mcts.py); names follow the paper's pseudocode."""
+
+    kind: Literal["muzero", "gumbel"] = "muzero"
+    """pUCT search with visit-count policy targets, or Gumbel MuZero (Danihelka et al. 2022)."""
+    num_simulations: int = 25
+    """Simulations per move (paper: 50 Atari, 800 board games)."""
+    eval_simulations: int = 0
+    """Simulations for evaluation moves; 0 = num_simulations."""
+    pb_c_init: float = 1.25
+    pb_c_base: float = 19652.0
+    root_dirichlet_alpha: float = 0.25
+    root_exploration_fraction: float = 0.25
+    max_num_considered_actions: int = 16
+    """Gumbel only: actions sampled at the root."""
+    temperature_steps: tuple[float, ...] = (500e3, 750e3)
+    """Update counts at which the visit temperature drops to the next value of ``temperatures``."""
+    temperatures: tuple[float, ...] = (1.0, 0.5, 0.25)
+    """Visit-count temperatures while collecting (paper Atari schedule); eval uses 0 (argmax)."""
+
+
+@dataclass
+class MuZeroTrainConfig:
+    """Unroll, targets, replay priorities and reanalyse."""
+
+    num_unroll_steps: int = 5
+    """K: dynamics steps unrolled per sample (paper: 5). run.batch_length should be
+    K + 1 + td_steps so that every unrolled step has its full n-step target."""
+    td_steps: int = 10
+    """n of the n-step value target (paper Atari: 10); bootstraps never reach past the window."""
+    discount: float | None = None
+    """gamma; None = 1.0 in two-player games, 0.997 otherwise (paper)."""
+    two_player: Literal["auto", "yes", "no"] = "auto"
+    """Alternating zero-sum game: auto = the env has a ``to_play`` observation (board self-play)."""
+    value_loss_weight: float = 0.25
+    """Weight of the value loss (paper, Reanalyse appendix: 0.25)."""
+    dynamics_gradient_scale: float = 0.5
+    """Gradient scale at the dynamics input each unroll step (paper: 1/2)."""
+    priority_alpha: float = 1.0
+    """Prioritised replay exponent alpha (paper: 1); 0 = uniform."""
+    priority_beta: float = 1.0
+    """Importance-weight exponent beta (paper: 1)."""
+    reanalyse_ratio: float = 0.0
+    """Fraction of each batch whose policy and value targets are recomputed by a fresh search
+    with the latest network (MuZero Reanalyze); 0 = off."""
+    consistency: float = 0.0
+    """EfficientZero: weight of the self-supervised consistency loss (not implemented)."""
+    off_policy_correction: bool = False
+    """EfficientZero: shorten td_steps for old data (not implemented)."""
+
+
+@dataclass
+class MuZeroOptimConfig:
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    """L2 regularisation c ||theta||^2 of the paper's loss (as AdamW-free Adam weight decay)."""
+    clip: float = 5.0
+    """Gradient-norm clip."""
+
+
+@dataclass
+class MuZeroConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    model: MuZeroModelConfig = field(default_factory=MuZeroModelConfig)
+    search: MuZeroSearchConfig = field(default_factory=MuZeroSearchConfig)
+    train: MuZeroTrainConfig = field(default_factory=MuZeroTrainConfig)
+    optim: MuZeroOptimConfig = field(default_factory=MuZeroOptimConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "muzero",
+            {
+                "run.num_envs": 8,
+                "run.batch_size": 128,
+                "run.batch_length": 16,  # K + 1 + td_steps
+                "run.train_ratio": 512.0,  # one update of 128 x 16 every 4 env steps
+                "run.prefill": 1000,
+                "run.replay_chunk": 256,
+                "run.replay_capacity": 200_000,
+                "run.eval_every": 10_000,
+                "run.eval_episodes": 3,
+                "run.steps": 50_000,
+                "search.temperature_steps": (6_000.0, 9_000.0),
+            },
+            f"{_MUZERO}: K=5, n=10, gamma 0.997 (1 in board games), support 601, h eps 0.001, "
+            "value weight 0.25, PER alpha=beta=1, pUCT 1.25/19652, Dirichlet 0.25/0.25, "
+            "gradient 1/2 at the dynamics input, losses 1/K. CPU sizes instead of the paper's "
+            "ResNets: MLP 2x64 bodies, 64-d hidden state, 25 simulations (muzero-general and "
+            "LightZero use 25-50 for CartPole / tic-tac-toe); Adam 3e-3 (LightZero tic-tac-toe) "
+            "instead of SGD 0.05 with momentum; 8 envs, batch 128 (paper 1024); visit temperature "
+            "1 / 0.5 / 0.25 at 50 % / 75 % of CartPole's 12.5k updates (muzero-general's "
+            "schedule; the paper's 500k / 750k are the dataclass defaults).",
+        ),
+        Preset(
+            "debug",
+            {
+                **DEBUG_RUN,
+                "run.num_envs": 2,
+                "run.batch_length": 6,
+                "run.train_ratio": 24.0,
+                "run.prefill": 40,
+                "model.latent": 16,
+                "model.units": 16,
+                "model.layers": 1,
+                "model.channels": 8,
+                "model.blocks": 1,
+                "model.reduced_channels": 2,
+                "model.support_size": 10,
+                "search.num_simulations": 4,
+                "train.num_unroll_steps": 2,
+                "train.td_steps": 3,
+                "train.reanalyse_ratio": 0.25,
+                "run.board_eval_games": 4,
+            },
+            "worldmodels: makes any run tiny (smoke tests)",
+            "debug",
+        ),
+    ]
+}

@@ -1,0 +1,188 @@
+"""MuZero's three functions (Schrittwieser et al. 2020): representation h, dynamics g, prediction f.
+
+    s^0 = h(o_t),   (r^k, s^k) = g(s^{k-1}, a^k),   (p^k, v^k) = f(s^k)
+
+Two bodies share one interface: MLPs for vector observations, and for images the residual
+tower with downsampling of the paper's Atari network (Appendix F). Hidden states are min-max
+scaled to [0, 1] per sample after h and after g; rewards and values are logits over the
+categorical support -S..S of h(x) (`worldmodels.math.support`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..math.support import min_max_scale, support_to_scalar
+from ..nn.layers import MLP, image_to_float
+
+
+class Inference(NamedTuple):
+    """Network outputs at one unroll step; logits over the support for reward and value."""
+
+    hidden: Tensor
+    """[B, ...] hidden state s^k in [0, 1]."""
+    reward_logits: Tensor | None
+    """[B, 2S + 1] reward r^k logits (None at k = 0)."""
+    policy_logits: Tensor
+    """[B, A] policy p^k logits."""
+    value_logits: Tensor
+    """[B, 2S + 1] value v^k logits."""
+
+
+def _zero_last(layer: nn.Linear) -> nn.Linear:
+    """Output layers start at zero: uniform policy, value and reward 0 (as muzero-general)."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class _Head(nn.Module):
+    """MLP(layers x units) -> Linear(out), zero-initialised output."""
+
+    def __init__(self, inp: int, out: int, units: int, layers: int, norm: str, act: str):
+        super().__init__()
+        self.mlp = MLP(inp, units, layers, norm, act)
+        self.out = _zero_last(nn.Linear(self.mlp.out_dim, out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.mlp(x))
+
+
+class ResBlock(nn.Module):
+    """x + conv(act(norm(conv(x)))) with a final activation (MuZero / AlphaZero block)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm1 = nn.GroupNorm(1, channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm2 = nn.GroupNorm(1, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(x + self.norm2(self.conv2(y)))
+
+
+def _conv_block(inp: int, out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inp, out, 3, stride, 1, bias=False), nn.GroupNorm(1, out), nn.ReLU()
+    )
+
+
+class MuZeroNetwork(nn.Module):
+    """h, g and f for one observation key (``vector`` -> MLP, ``image`` -> residual tower).
+
+    ``support_size`` S gives 2S + 1 logits for reward and value. MLP body: ``latent``-dim hidden
+    state, ``units``-wide MLPs of ``layers`` layers. Residual body: ``channels`` planes, ``blocks``
+    residual blocks per function, and with ``downsample`` the paper's Atari stem (two stride-2
+    convs and two stride-2 average pools: 64 x 64 -> 4 x 4).
+    """
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        *,
+        image: bool,
+        support_size: int = 300,
+        latent: int = 64,
+        units: int = 64,
+        layers: int = 2,
+        head_layers: int = 1,
+        channels: int = 32,
+        blocks: int = 2,
+        reduced_channels: int = 8,
+        downsample: bool = True,
+        norm: str = "layer",
+        act: str = "relu",
+    ):
+        super().__init__()
+        self.image, self.num_actions, self.support_size = image, num_actions, support_size
+        bins = 2 * support_size + 1
+        if not image:
+            (obs_dim,) = obs_shape
+            self.repr_mlp = MLP(obs_dim, units, layers, norm, act)
+            self.repr_out = nn.Linear(self.repr_mlp.out_dim, latent)
+            self.dyn_mlp = MLP(latent + num_actions, units, layers, norm, act)
+            self.dyn_out = nn.Linear(self.dyn_mlp.out_dim, latent)
+            feat = latent
+            self.reward_head = _Head(self.dyn_mlp.out_dim, bins, units, head_layers, norm, act)
+        else:
+            h, w, c = obs_shape
+            if downsample:
+                if h % 16 or w % 16:
+                    raise ValueError(f"image {obs_shape}: downsampling needs H, W divisible by 16")
+                half = max(channels // 2, 1)
+                self.stem = nn.Sequential(
+                    _conv_block(c, half, 2),
+                    ResBlock(half),
+                    _conv_block(half, channels, 2),
+                    ResBlock(channels),
+                    nn.AvgPool2d(3, 2, 1),
+                    ResBlock(channels),
+                    nn.AvgPool2d(3, 2, 1),
+                )
+                h, w = h // 16, w // 16
+            else:
+                self.stem = _conv_block(c, channels)
+            self.repr_tower = nn.Sequential(*[ResBlock(channels) for _ in range(blocks)])
+            self.dyn_in = _conv_block(channels + num_actions, channels)
+            self.dyn_tower = nn.Sequential(*[ResBlock(channels) for _ in range(blocks)])
+            self.reward_reduce = nn.Conv2d(channels, reduced_channels, 1)
+            self.value_reduce = nn.Conv2d(channels, reduced_channels, 1)
+            self.policy_reduce = nn.Conv2d(channels, reduced_channels, 1)
+            self.hw = (h, w)
+            feat = reduced_channels * h * w
+            self.reward_head = _Head(feat, bins, units, head_layers, norm, act)
+        self.value_head = _Head(feat, bins, units, head_layers, norm, act)
+        self.policy_head = _Head(feat, num_actions, units, head_layers, norm, act)
+
+    # The three functions
+    def represent(self, obs: Tensor) -> Tensor:
+        """h: [B, obs...] (float vector or uint8 [B, H, W, C] image) -> [B, ...] s^0 in [0, 1]."""
+        if self.image:
+            x = self.repr_tower(self.stem(image_to_float(obs)))
+        else:
+            x = self.repr_out(self.repr_mlp(obs.to(self.repr_out.weight.dtype)))
+        return min_max_scale(x)
+
+    def dynamics(self, hidden: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """g: [B, ...] s^{k-1}, [B] long a^k -> ([B, ...] s^k in [0, 1], [B, 2S+1] r^k logits)."""
+        onehot = F.one_hot(action.long(), self.num_actions).to(hidden.dtype)
+        if self.image:
+            planes = onehot[:, :, None, None].expand(-1, -1, *hidden.shape[-2:])
+            x = self.dyn_in(torch.cat([hidden, planes], 1)) + hidden
+            x = self.dyn_tower(x)
+            reward = self.reward_head(F.relu(self.reward_reduce(x)).flatten(1))
+            return min_max_scale(x), reward
+        feat = self.dyn_mlp(torch.cat([hidden, onehot], -1))
+        return min_max_scale(self.dyn_out(feat)), self.reward_head(feat)
+
+    def predict(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """f: [B, ...] s^k -> ([B, A] policy logits, [B, 2S+1] value logits)."""
+        if self.image:
+            v = F.relu(self.value_reduce(hidden)).flatten(1)
+            p = F.relu(self.policy_reduce(hidden)).flatten(1)
+            return self.policy_head(p), self.value_head(v)
+        return self.policy_head(hidden), self.value_head(hidden)
+
+    # Inference helpers
+    def initial_inference(self, obs: Tensor) -> Inference:
+        """o_t -> (s^0, None, p^0, v^0)."""
+        hidden = self.represent(obs)
+        policy, value = self.predict(hidden)
+        return Inference(hidden, None, policy, value)
+
+    def recurrent_inference(self, hidden: Tensor, action: Tensor) -> Inference:
+        """(s^{k-1}, a^k) -> (s^k, r^k, p^k, v^k)."""
+        nxt, reward = self.dynamics(hidden, action)
+        policy, value = self.predict(nxt)
+        return Inference(nxt, reward, policy, value)
+
+    def scalar(self, logits: Tensor, eps: float) -> Tensor:
+        """[B, 2S + 1] support logits -> [B] scalar h^-1(E[support])."""
+        return support_to_scalar(logits, self.support_size, eps)

@@ -1,0 +1,236 @@
+"""MuZero: builds, searches and updates at debug size on toy:target, gym:CartPole-v1 and
+board:tic_tac_toe; the 1/2 gradient at the dynamics input against finite differences; targets on
+a hand-made window; save -> load gives the same searched actions; the CLI end to end
+(train, eval with board games, play through stdin, bad input)."""
+
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.agents import build_config
+from worldmodels.agents.muzero import MuZeroAgent
+from worldmodels.cli import main
+from worldmodels.envs import make_env
+from worldmodels.envs.vector import VectorEnv
+from worldmodels.errors import UserError
+from worldmodels.replay import ReplayBuffer
+
+DEBUG = ["--preset", "debug", "--no-progress"]
+
+
+def _agent(env_id, **overrides):
+    cfg, _ = build_config("muzero", ["debug"], overrides)
+    env = make_env(env_id)
+    return MuZeroAgent(cfg, env.obs_space, env.act_space), env
+
+
+def _collect(agent, env_id, steps=40, n=2):
+    venv = VectorEnv([lambda i=i: make_env(env_id, seed=i) for i in range(n)])
+    rb = ReplayBuffer(10_000, chunk_size=16, seed=0)
+    obs, state = venv.reset(seed=0), agent.init_state(n)
+    for _ in range(steps):
+        state, action, info = agent.act(state, obs, "explore")
+        assert action.shape == (n,) and action.dtype == np.int64
+        if "legal" in obs:
+            legal = obs["legal"][np.arange(n), action] | ~obs["legal"].any(-1)
+            assert legal.all()
+        rb.add_batch({**obs, **info["replay"], "action": action})
+        obs = venv.step(action)
+    return rb
+
+
+@pytest.mark.parametrize(
+    "env_id", ["toy:target", "toy:image_target", "gym:CartPole-v1", "board:tic_tac_toe"]
+)
+def test_builds_acts_updates(env_id):
+    torch.manual_seed(0)
+    agent, env = _agent(env_id)
+    assert agent.two_player == (env_id == "board:tic_tac_toe")
+    assert agent.gamma == (1.0 if agent.two_player else 0.997)
+    rb = _collect(agent, env_id)
+    before = [p.detach().clone() for p in agent.net.parameters()]
+    for _ in range(2):
+        batch = rb.sample(4, agent.config.run.batch_length, **agent.replay_sampling)
+        metrics = agent.update(batch)
+        assert batch["priority"].shape == (4,) and (batch["priority"] > 0).all()
+        rb.update_priorities(batch["index"], batch["priority"])
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.net.parameters()))
+    out = agent.act(
+        agent.init_state(1), {k: np.asarray(v)[None] for k, v in env.reset().items()}, "eval"
+    )
+    assert out[2]["replay"]["policy"].shape == (1, env.act_space.n)
+    np.testing.assert_allclose(out[2]["replay"]["policy"].sum(-1), 1.0, rtol=1e-5)
+
+
+def test_refuses_continuous_and_efficientzero_axes():
+    env = make_env("toy:reach")
+    cfg, _ = build_config("muzero", ["debug"])
+    with pytest.raises(UserError, match="discrete"):
+        MuZeroAgent(cfg, env.obs_space, env.act_space)
+    with pytest.raises(UserError, match="EfficientZero"):
+        _agent("toy:target", **{"train.consistency": 1.0})
+
+
+def test_dynamics_gradient_is_halved():
+    """d(reward and value logits at k = 1)/d(representation weight): autograd with scale 1 matches
+    central finite differences (the scale leaves the forward pass alone), and scale 1/2 halves it:
+    every path from h's parameters to step-1 outputs enters g once."""
+    torch.manual_seed(0)
+    grads = {}
+    for scale in (1.0, 0.5):
+        torch.manual_seed(0)
+        agent, env = _agent("toy:target", **{"train.dynamics_gradient_scale": scale})
+        net = agent.net.double()
+        obs = torch.rand(3, 5, dtype=torch.float64)
+        actions = torch.tensor([[0], [2], [3]])
+        w = net.repr_out.weight
+        proj = torch.randn(21, dtype=torch.float64)
+
+        def step1(net=net, obs=obs, actions=actions, agent=agent, proj=proj):
+            value, _, reward = agent.unroll(obs, actions)
+            return (reward[:, 0] @ proj).sum() + (value[:, 1] @ proj).sum()
+
+        # Give the zero-initialised heads some weight so the outputs depend on the state.
+        with torch.no_grad():
+            for head in (net.value_head, net.reward_head):
+                head.out.weight.normal_(0, 0.5)
+        w.grad = None
+        step1().backward()
+        grads[scale] = w.grad.clone()
+        if scale == 1.0:
+            i, j = divmod(int(w.grad.abs().argmax()), w.shape[1])
+            h = 1e-6
+            with torch.no_grad():
+                w[i, j] += h
+                up = step1().item()
+                w[i, j] -= 2 * h
+                down = step1().item()
+                w[i, j] += h
+            numeric = (up - down) / (2 * h)
+            assert abs(numeric) > 1e-3
+            assert grads[1.0][i, j].item() == pytest.approx(numeric, rel=1e-5)
+    torch.testing.assert_close(grads[0.5], 0.5 * grads[1.0], rtol=1e-9, atol=1e-12)
+
+
+def test_targets_on_a_hand_made_window():
+    agent, _ = _agent("board:tic_tac_toe")  # K = 2, td_steps = 3, two players, gamma 1
+    L, A = 6, 9
+    # Window: X moves at 0, O at 1, X wins at 2 (+1 arrives with terminal o_3); o_4 starts a game.
+    data = {
+        "vector": torch.zeros(1, L, 27),
+        "reward": torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0, 0.0]]),
+        "root_value": torch.tensor([[0.1, -0.2, 0.3, 0.4, 0.5, 0.6]]),
+        "policy": torch.full((1, L, A), 1.0 / A),
+        "is_first": torch.tensor([[False, False, False, False, True, False]]),
+        "is_last": torch.tensor([[False, False, False, True, False, False]]),
+        "is_terminal": torch.tensor([[False, False, False, True, False, False]]),
+        "action": torch.zeros(1, L, dtype=torch.long),
+    }
+    tgt = agent.targets(data)
+    torch.testing.assert_close(tgt["value"], torch.tensor([[1.0, -1.0, 1.0]]))
+    torch.testing.assert_close(tgt["reward"][:, 1:], torch.tensor([[0.0, 0.0]]))
+    # Starting at o_2: one move to the end, then absorbing zeros past the terminal o_3.
+    shifted = {k: v[:, 2:] for k, v in data.items()}
+    shifted = {
+        k: torch.cat([v, v[:, -1:].repeat(1, 2, *[1] * (v.dim() - 2))], 1)
+        for k, v in shifted.items()
+    }
+    tgt = agent.targets(shifted)
+    torch.testing.assert_close(tgt["value"], torch.tensor([[1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(tgt["reward"][:, 1:], torch.tensor([[1.0, 0.0]]))
+    torch.testing.assert_close(tgt["policy_mask"], torch.tensor([[1.0, 0.0, 0.0]]))
+
+
+def test_save_load_same_searched_actions():
+    torch.manual_seed(0)
+    agent, env = _agent("board:tic_tac_toe")
+    rb = _collect(agent, "board:tic_tac_toe", steps=30)
+    batch = rb.sample(4, agent.config.run.batch_length, **agent.replay_sampling)
+    agent.update(batch)
+    loaded, _ = _agent("board:tic_tac_toe")
+    loaded.load_state_dict(agent.state_dict())
+    obs = {k: np.stack([v, v, v]) for k, v in env.reset().items()}
+    results = []
+    for a in (agent, loaded):
+        torch.manual_seed(123)  # Dirichlet noise and the temperature-1 sample
+        _, action, info = a.act(a.init_state(3), obs, "explore")
+        results.append((action, info["replay"]["policy"], info["replay"]["root_value"]))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+
+
+@pytest.fixture(scope="module")
+def ttt_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "ttt"
+    argv = [
+        "train",
+        "muzero",
+        "--env",
+        "board:tic_tac_toe",
+        "--steps",
+        "300",
+        "--run-dir",
+        str(run),
+    ]
+    assert main(argv + DEBUG) == 0
+    return run
+
+
+def test_cli_train_tic_tac_toe(ttt_run, capsys):
+    rows = [json.loads(x) for x in (ttt_run / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    for key in ("loss/value", "loss/policy", "loss/reward", "eval/board/perfect_first_losses"):
+        assert key in keys, key
+    assert main(["eval", str(ttt_run), "--episodes", "1", "--games", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["env_steps"] == 300
+    total = sum(out[f"board/random_second_{k}"] for k in ("wins", "draws", "losses"))
+    assert total == 2
+
+
+def test_cli_train_cartpole(tmp_path):
+    run = tmp_path / "cp"
+    argv = ["train", "muzero", "--env", "gym:CartPole-v1", "--steps", "300", "--run-dir", str(run)]
+    assert main(argv + DEBUG) == 0
+    from worldmodels.checkpoint import load_checkpoint
+
+    state, _ = load_checkpoint(run / "checkpoints")
+    assert state["counters"]["env_steps"] == 300 and state["counters"]["updates"] > 0
+    assert "priorities" in state["replay"]
+    # Resume continues the counters with the saved priorities.
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+
+
+def test_cli_play_through_stdin(ttt_run, capsys, monkeypatch):
+    moves = "9\nfoo\n" + "".join(f"{c}\n" for c in range(9))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(moves))
+    assert main(["play", str(ttt_run), "--second"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("you are O (second)")
+    assert sum(x.startswith("bad move '9': choose a free cell from [") for x in out) == 1
+    assert sum(x.startswith("bad move 'foo'") for x in out) == 1
+    assert out[-1] in ("you win", "the agent wins", "draw")
+    assert any(x.startswith("agent plays") for x in out)
+
+
+def test_cli_bad_input(ttt_run, tmp_path, capsys, monkeypatch):
+    def bad(argv, match):
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and match in err, err
+
+    bad(
+        ["train", "muzero", "--env", "gym:Pendulum-v1", "--run-dir", str(tmp_path / "p")],
+        "discrete",
+    )
+    assert not (tmp_path / "p").exists()
+    bad(["train", "muzero", "--env", "toy:target", "--set", "search.kind=alpha"], "search.kind")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    bad(["play", str(ttt_run)], "end of input")
+    bad(["eval", str(ttt_run), "--games", "-1"], "--games")
