@@ -15,6 +15,7 @@ from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.cli import main
 from worldmodels.envs import make_env
 from worldmodels.replay import ReplayBuffer
+from worldmodels.train.run import new_run
 
 
 def _agent(env_id: str, seed: int = 0, **overrides):
@@ -219,3 +220,19 @@ def test_learns_toy_envs_at_default_size(env_id, steps, threshold, tmp_path, cap
     assert main(["eval", str(run), "--episodes", "10", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert result["return_mean"] >= threshold, result
+
+
+def test_discount_from_the_env_time_limit(tmp_path):
+    # gym:Pendulum-v1 truncates at 200 steps -> gamma = (40 - 1) / 40 = 0.975 (reference
+    # heuristic), recorded in config.json; an env without a time limit falls back to 500 -> 0.99.
+    info = new_run("tdmpc2", "gym:Pendulum-v1", presets=["debug"], run_dir=tmp_path / "p")
+    assert info.config.loss.episode_length == 200
+    saved = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert saved["config"]["loss"]["episode_length"] == 200
+    env = make_env("gym:Pendulum-v1")
+    agent = TDMPC2Agent(info.config, env.obs_space, env.act_space)
+    assert agent.gamma == pytest.approx(0.975)
+    info = new_run("tdmpc2", "toy:reach", presets=["debug"], run_dir=tmp_path / "t")
+    assert info.config.loss.episode_length is None
+    env = make_env("toy:reach")
+    assert TDMPC2Agent(info.config, env.obs_space, env.act_space).gamma == pytest.approx(0.99)

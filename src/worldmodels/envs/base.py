@@ -69,6 +69,9 @@ class Env:
 
     obs_space: dict[str, Spec]
     act_space: ActionSpace
+    episode_length: int | None = None
+    """Agent steps after which an episode is truncated (a time limit), or None if unknown.
+    Agents may derive settings from it (TD-MPC2's discount heuristic)."""
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         raise NotImplementedError

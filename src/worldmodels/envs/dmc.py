@@ -92,6 +92,7 @@ class DMCEnv(Env):
         self._camera: Any = None
         self._frame: np.ndarray | None = None
         self._repeat = int(action_repeat)
+        self.episode_length = -(-1000 // self._repeat)  # suite tasks end after 1000 physics steps
         self._seed = seed
         self._seeded = False
         self._env = suite.load(domain, task, task_kwargs={"random": seed})

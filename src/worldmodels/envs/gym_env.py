@@ -57,6 +57,8 @@ class GymEnv(Env):
         self._seeded = False
         self._frame: np.ndarray | None = None
         self.name = name or (env.spec.id if getattr(env, "spec", None) else type(env).__name__)
+        spec = getattr(env, "spec", None)
+        self.episode_length = getattr(spec, "max_episode_steps", None)
         spaces = gymnasium.spaces
 
         # Observations.

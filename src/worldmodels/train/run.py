@@ -90,10 +90,14 @@ def new_run(
     """Resolve the config, check the env id, create the run directory and write config.json."""
     cfg, names = build_config(agent, presets, overrides)
     probe = make_env(env, obs=cfg.run.obs, seed=seed)  # fail early on a bad env id / extra
-    check = getattr(get_agent_spec(agent).load()[2], "check_env", None)
+    cls = get_agent_spec(agent).load()[2]
+    check = getattr(cls, "check_env", None)
+    adapt = getattr(cls, "adapt_config", None)
     try:
         if check is not None:  # and on an env the agent cannot use, before anything is written
             check(cfg, probe.obs_space, probe.act_space)
+        if adapt is not None:  # settings the agent reads off the env, recorded in config.json
+            adapt(cfg, probe)
     finally:
         probe.close()
     path = Path(run_dir) if run_dir else default_run_dir(agent, env, seed)

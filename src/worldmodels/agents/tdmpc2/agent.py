@@ -54,6 +54,12 @@ class TDMPC2Agent:
 
     name = "tdmpc2"
 
+    @staticmethod
+    def adapt_config(config: TDMPC2Config, env) -> None:
+        """Fill ``loss.episode_length`` from the env's time limit when unset (run creation)."""
+        if config.loss.episode_length is None and config.loss.discount is None:
+            config.loss.episode_length = getattr(env, "episode_length", None)
+
     def __init__(
         self,
         config: TDMPC2Config,
@@ -94,7 +100,7 @@ class TDMPC2Agent:
             lc.discount
             if lc.discount is not None
             else heuristic_discount(
-                lc.episode_length, lc.discount_denom, lc.discount_min, lc.discount_max
+                lc.episode_length or 500, lc.discount_denom, lc.discount_min, lc.discount_max
             )
         )
         mppi = MPPIConfig(

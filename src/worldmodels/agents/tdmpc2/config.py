@@ -72,9 +72,10 @@ class LossConfig:
     termination is predicted (reference `episodic`). Harmless on never-terminating envs."""
     discount: float | None = None
     """Fixed discount; None derives it from episode_length (reference heuristic)."""
-    episode_length: int = 500
-    """Agent steps per episode for the discount heuristic (DMC: 1000 / action repeat 2 = 500;
-    gym:Pendulum-v1: 200, gym:CartPole-v1: 500)."""
+    episode_length: int | None = None
+    """Agent steps per episode for the discount heuristic; None = the env's time limit, read when
+    the run is created (DMC: 1000 / action repeat 2 = 500; gym:Pendulum-v1: 200,
+    gym:CartPole-v1: 500), or 500 where the env has none."""
     discount_denom: float = 5.0
     discount_min: float = 0.95
     discount_max: float = 0.995
