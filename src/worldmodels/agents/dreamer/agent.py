@@ -27,6 +27,7 @@ from ...math import (
 from ...models.rssm import RSSM
 from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
 from ...nn.compile import MaybeCompiled
+from ...nn.optim import LaPropAGC
 from .config import DreamerConfig
 
 
@@ -203,9 +204,15 @@ class DreamerAgent:
         self.retnorm = PercentileNormalizer(
             b.retnorm_low, b.retnorm_high, b.retnorm_decay, b.retnorm_limit
         ).to(self.device)
-        self.model_opt = torch.optim.Adam(self.wm.parameters(), o.model_lr, eps=o.model_eps)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), o.actor_lr, eps=o.ac_eps)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), o.critic_lr, eps=o.ac_eps)
+        if o.optimizer == "laprop":
+            laprop = dict(lr=o.lr, agc=o.agc, eps=o.laprop_eps, warmup=o.warmup)
+            self.model_opt = LaPropAGC(self.wm.parameters(), **laprop)
+            self.actor_opt = LaPropAGC(self.actor.parameters(), **laprop)
+            self.critic_opt = LaPropAGC(self.critic.parameters(), **laprop)
+        else:
+            self.model_opt = torch.optim.Adam(self.wm.parameters(), o.model_lr, eps=o.model_eps)
+            self.actor_opt = torch.optim.Adam(self.actor.parameters(), o.actor_lr, eps=o.ac_eps)
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), o.critic_lr, eps=o.ac_eps)
         self.updates = 0
         grad = b.actor_grad
         if grad == "auto":
@@ -232,6 +239,10 @@ class DreamerAgent:
             raise UserError(f"behavior.actor_grad_mix={b.actor_grad_mix} must be in [0, 1]")
         if not 0.0 <= m.kl_alpha <= 1.0:
             raise UserError(f"model.kl_alpha={m.kl_alpha} must be in [0, 1]")
+
+    def _clip(self, norm: float) -> float:
+        """Global-norm clip of the Adam setting; LaProp clips per tensor (AGC) instead."""
+        return norm if self.config.optim.optimizer == "adam" else float("inf")
 
     def _imag_heads_eager(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Imagined features ``[N, H+1, F]`` -> reward, continue ``[N, H]``, value ``[N, H+1]``."""
@@ -320,7 +331,7 @@ class DreamerAgent:
         total = (m.beta_pred * pred + kl).mean()
         self.model_opt.zero_grad(set_to_none=True)
         total.backward()
-        gnorm = nn.utils.clip_grad_norm_(self.wm.parameters(), o.model_clip)
+        gnorm = nn.utils.clip_grad_norm_(self.wm.parameters(), self._clip(o.model_clip))
         self.model_opt.step()
         metrics = {f"loss/{k}": v.mean().detach() for k, v in losses.items()}
         metrics.update({"loss/dyn": dyn.mean().detach(), "loss/rep": rep.mean().detach()})
@@ -390,7 +401,9 @@ class DreamerAgent:
         actor_loss = -(weight[:, :-1] * (actor_obj + self.entropy_scale * entropy)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
-        metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), o.ac_clip)
+        metrics["grad/actor"] = nn.utils.clip_grad_norm_(
+            self.actor.parameters(), self._clip(o.ac_clip)
+        )
         self.actor_opt.step()
 
         # Critic: regress the lambda-return; V3 also regularises towards the slow critic
@@ -407,7 +420,9 @@ class DreamerAgent:
             critic_loss = critic_loss + b.repval * repval
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
-        metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), o.ac_clip)
+        metrics["grad/critic"] = nn.utils.clip_grad_norm_(
+            self.critic.parameters(), self._clip(o.ac_clip)
+        )
         self.critic_opt.step()
         if b.critic_target == "ema":
             ema_update(self.slow_critic, self.critic, 1.0 - b.slow_critic_rate)

@@ -131,9 +131,20 @@ class OptimConfig:
     paper's rates CartPole had not started learning after 5k steps (benchmarks/RESULTS.md); the
     ``dreamerv3_2023`` preset restores them."""
 
+    optimizer: Literal["adam", "laprop"] = "adam"
+    """``adam``: one Adam per module with the rates below and global-norm clipping (2023);
+    ``laprop``: Nature 2025's LaProp after adaptive gradient clipping, one rate ``lr`` for
+    world model, actor and critic, linear warmup (nn/optim.py)."""
     model_lr: float = 1e-3
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
+    lr: float = 4e-5
+    """LaProp learning rate (Nature 2025: 4e-5 for every module)."""
+    agc: float = 0.3
+    """LaProp: adaptive gradient clipping ratio per parameter tensor (Nature: 0.3)."""
+    laprop_eps: float = 1e-20
+    warmup: int = 1000
+    """LaProp: updates of linear learning-rate warmup from 0 (Nature: 1000)."""
     model_eps: float = 1e-8
     ac_eps: float = 1e-5
     model_clip: float = 1000.0
