@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup setup-dev demo test lint format bench-cartpole bench-pendulum bench-pixels bench-resume clean
+.PHONY: setup setup-dev demo test lint format bench-cartpole bench-pendulum bench-tdmpc2-pendulum bench-muzero-cartpole bench-mcts clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,15 @@ bench-cartpole: setup
 
 bench-pendulum: setup
 	$(BIN)/python benchmarks/learning.py --env gym:Pendulum-v1 --steps 30000 --seeds 0 1 2
+
+bench-tdmpc2-pendulum: setup
+	$(BIN)/python benchmarks/learning.py --agent tdmpc2 --env gym:Pendulum-v1 --steps 20000 --seeds 0 1 2
+
+bench-muzero-cartpole: setup
+	$(BIN)/python benchmarks/learning.py --agent muzero --env gym:CartPole-v1 --steps 50000 --seeds 0 1 2
+
+bench-mcts: setup
+	$(BIN)/python benchmarks/mcts_speed.py --repeats 5
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -28,7 +28,7 @@ from ...errors import UserError
 from ...math import PercentileNormalizer, ema_update, twohot_nll
 from ...models.tdmpc2 import TDMPC2Model
 from ...nn.compile import MaybeCompiled
-from ...planners import MPPI, DiscreteMPPI, MPPIConfig
+from ...planners import MPPI, DiscreteMPPI
 from .config import TDMPC2Config
 
 
@@ -103,18 +103,7 @@ class TDMPC2Agent:
                 lc.episode_length or 500, lc.discount_denom, lc.discount_min, lc.discount_max
             )
         )
-        mppi = MPPIConfig(
-            horizon=p.horizon,
-            iterations=p.iterations,
-            num_samples=p.num_samples,
-            num_pi_trajs=p.num_pi_trajs,
-            num_elites=p.num_elites,
-            temperature=p.temperature,
-            min_std=p.min_std,
-            max_std=p.max_std,
-            eval_action=p.eval_action,
-        )
-        self.planner = DiscreteMPPI(mppi) if self.discrete else MPPI(mppi)
+        self.planner = DiscreteMPPI(p) if self.discrete else MPPI(p)  # PlanConfig is an MPPIConfig
         self._score = MaybeCompiled(self._score_eager, config.run.compile)
         self.updates = 0
 

@@ -8,10 +8,10 @@ paper's sizes are presets: `1m`, `5m`, `19m`); docs/deviations.md lists every di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ...config import DEBUG_RUN, Preset, RunConfig
 from ...models.tdmpc2 import TDMPC2ModelConfig
+from ...planners.mppi import MPPIConfig
 
 _PAPER = "Hansen, Su & Wang, TD-MPC2, ICLR 2024"
 
@@ -25,25 +25,12 @@ def _run() -> RunConfig:
 
 
 @dataclass
-class PlanConfig:
-    """MPPI in latent space with policy-prior samples (reference `_plan`, Sec. 3.2)."""
+class PlanConfig(MPPIConfig):
+    """MPPI in latent space with policy-prior samples (reference `_plan`, Sec. 3.2): the
+    planner's own settings (planners/mppi.py, the reference defaults) plus ``mpc``."""
 
     mpc: bool = True
     """Plan with MPPI; false acts with the policy prior alone (much cheaper)."""
-    horizon: int = 3
-    """Planning horizon H, also the length of the training rollouts (run.batch_length >= H+1)."""
-    iterations: int = 6
-    num_samples: int = 512
-    """Action sequences scored per iteration, the policy-prior ones included."""
-    num_pi_trajs: int = 24
-    """Sequences drawn by rolling the policy prior through the latent dynamics."""
-    num_elites: int = 64
-    temperature: float = 0.5
-    """Multiplies the elite scores in the softmax (the reference's convention)."""
-    min_std: float = 0.05
-    max_std: float = 2.0
-    eval_action: Literal["sample", "mean", "best"] = "sample"
-    """Eval-mode action: a weighted elite draw without noise (reference), the mean, the best."""
 
 
 @dataclass
