@@ -336,6 +336,32 @@ def test_two_player_prefers_the_move_good_for_the_player_to_move():
     assert out.root_value.item() < 0.0 < single.root_value.item()
 
 
+def test_consistent_model_draws_visits_to_the_better_action_despite_noise():
+    """One action clearly better in a consistent model: reward 1 for action 1, 0.5 for action
+    0, every value 10 = 1 / (1 - 0.9) (the optimal return), so Q(1) = 10 > Q(0) = 9.5. With a
+    uniform prior, 25 simulations and the Atari Dirichlet noise all 200 trees visit action 1
+    most, the policy target is the visit distribution and the root value stays near 10."""
+    B, A, gamma = 200, 2, 0.9
+
+    def recurrent_fn(emb, action):
+        reward = torch.where(action == 1, 1.0, 0.5).double()
+        value = torch.full_like(reward, 10.0)
+        return reward, torch.full_like(reward, gamma), torch.zeros(B, A), value, emb
+
+    root = RootOutput(
+        torch.zeros(B, A), torch.full((B,), 10.0, dtype=torch.float64), torch.zeros(B, 1)
+    )
+    gen = torch.Generator().manual_seed(0)
+    out = muzero_search(
+        root, recurrent_fn, MCTSConfig(num_simulations=25), temperature=1.0, generator=gen
+    )
+    assert bool((out.visit_counts[:, 1] > out.visit_counts[:, 0]).all())
+    assert out.visit_counts.sum(-1).eq(25).all()
+    torch.testing.assert_close(out.action_weights, out.visit_counts.double() / 25)
+    assert out.action.float().mean() > 0.7  # sampled at temperature 1 from the visits
+    assert bool(((out.root_value > 9.5) & (out.root_value < 10.5)).all())
+
+
 # 4. Dirichlet noise and discounts.
 
 

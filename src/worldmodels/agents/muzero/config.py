@@ -80,8 +80,8 @@ class MuZeroTrainConfig:
     """gamma; None = 1.0 in two-player games, 0.997 otherwise (paper)."""
     two_player: Literal["auto", "yes", "no"] = "auto"
     """Alternating zero-sum game: auto = the env has a ``to_play`` observation (board self-play)."""
-    value_loss_weight: float = 0.25
-    """Weight of the value loss (paper, Reanalyse appendix: 0.25)."""
+    value_loss_weight: float = 1.0
+    """Weight of the value loss (paper pseudocode: 1; the paper's Reanalyze runs use 0.25)."""
     dynamics_gradient_scale: float = 0.5
     """Gradient scale at the dynamics input each unroll step (paper: 1/2)."""
     priority_alpha: float = 1.0
@@ -132,13 +132,20 @@ PRESETS: dict[str, Preset] = {
                 "run.eval_episodes": 3,
                 "run.steps": 50_000,
                 "search.temperature_steps": (6_000.0, 9_000.0),
+                "model.support_size": 20,
+                "optim.lr": 1e-3,
+                "train.priority_alpha": 0.0,
             },
-            f"{_MUZERO}: K=5, n=10, gamma 0.997 (1 in board games), support 601, h eps 0.001, "
-            "value weight 0.25, PER alpha=beta=1, pUCT 1.25/19652, Dirichlet 0.25/0.25, "
-            "gradient 1/2 at the dynamics input, losses 1/K. CPU sizes instead of the paper's "
-            "ResNets: MLP 2x64 bodies, 64-d hidden state, 25 simulations (muzero-general and "
-            "LightZero use 25-50 for CartPole / tic-tac-toe); Adam 3e-3 (LightZero tic-tac-toe) "
-            "instead of SGD 0.05 with momentum; 8 envs, batch 128 (paper 1024); visit temperature "
+            f"{_MUZERO}: K=5, n=10, gamma 0.997 (1 in board games), h eps 0.001, value weight 1 "
+            "(the pseudocode's; 0.25 is the Reanalyze setting), pUCT 1.25/19652, Dirichlet "
+            "0.25/0.25, gradient 1/2 at the dynamics input, losses 1/K. CPU sizes instead of the "
+            "paper's ResNets: MLP 2x64 bodies, 64-d hidden state, 25 simulations (muzero-general "
+            "and LightZero use 25-50 for CartPole / tic-tac-toe); support 20 (41 points, covers "
+            "h(x) of returns up to ~420; paper 601 points for Atari scores); Adam 1e-3 (JORLDY's "
+            "CartPole MuZero; with 3e-3 g learnt the action's effect more slowly) instead of "
+            "SGD 0.05 with momentum; uniform replay instead of PER alpha=beta=1 (with batch-max "
+            "normalised importance weights PER cut the mean weight to 0.04-0.4 and stalled "
+            "learning; docs/deviations.md); 8 envs, batch 128 (paper 1024); visit temperature "
             "1 / 0.5 / 0.25 at 50 % / 75 % of CartPole's 12.5k updates (muzero-general's "
             "schedule; the paper's 500k / 750k are the dataclass defaults).",
         ),
