@@ -132,7 +132,12 @@ def test_default_preset_learns_cartpole_settings():
     assert cfg.train.reanalyse_ratio == 0.0
     # Paper values stay the dataclass defaults where the preset does not say otherwise.
     assert cfg.train.priority_beta == 1.0
-    assert (cfg.train.num_unroll_steps, cfg.train.td_steps) == (5, 10)
+    assert cfg.train.num_unroll_steps == 5
+    # n = 50 (muzero-general's CartPole; paper Atari 10) with windows long enough for it, and
+    # the train ratio that keeps one update every 4 env steps (12.5k in a 50k-step run).
+    assert cfg.train.td_steps == 50
+    assert cfg.run.batch_length == cfg.train.num_unroll_steps + 1 + cfg.train.td_steps
+    assert cfg.run.train_ratio / (cfg.run.batch_size * cfg.run.batch_length) == 0.25
     assert cfg.search.num_simulations == 25
 
 
