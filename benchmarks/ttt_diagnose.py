@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import worldmodels
-from worldmodels.envs.board import GAMES, action_values, encode_planes
+from worldmodels.envs.board import GAMES, action_values, canonical, encode_planes
 
 
 def reachable_positions() -> list[tuple[np.ndarray, int]]:
@@ -55,8 +55,7 @@ def main() -> None:
         agent.config.search.eval_simulations = args.simulations
     eps = agent.config.model.h_eps
     positions = reachable_positions()
-    sign = [1 if tp == 0 else -1 for _, tp in positions]
-    canon = [b * s for (b, _), s in zip(positions, sign)]
+    canon = [canonical(b, tp) for b, tp in positions]
     obs = torch.tensor(np.stack([encode_planes(c, tp) for c, (_, tp) in zip(canon, positions)]))
     legal = torch.tensor(np.stack([c.reshape(-1) == 0 for c in canon]))
     q_star = np.stack([action_values(b, tp) for b, tp in positions])  # [N, 9], NaN illegal
@@ -103,11 +102,12 @@ def main() -> None:
 
 
 def _wins_now(canonical_board: np.ndarray, a: int) -> bool:
+    """Whether the player to move (+1) wins by playing empty cell ``a``."""
     b = canonical_board.reshape(-1).copy()
     if b[a] != 0:
         return False
     b[a] = 1
-    return GAMES["tic_tac_toe"].winner(b.reshape(3, 3)) == 1
+    return GAMES["tic_tac_toe"].wins_at(b, a)
 
 
 if __name__ == "__main__":
