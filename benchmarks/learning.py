@@ -63,9 +63,12 @@ def main() -> int:
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         ups = [m["updates_per_s"] for m in metrics if "updates_per_s" in m and m["updates"] > 0]
         fps = [m["env_steps_per_s"] for m in metrics if "env_steps_per_s" in m]
+        cfg = json.loads((run / "config.json").read_text())
+        threads = cfg["config"]["run"]["threads"] or len(os.sched_getaffinity(0))
         rows.append(
             {
                 "seed": seed,
+                "threads": threads,
                 "return": result["return_mean"],
                 "wall_s": wall,
                 "updates_per_s": sum(ups) / max(len(ups), 1),
@@ -79,7 +82,8 @@ def main() -> int:
     median = rets[len(rets) // 2]
     print(
         f"\n{args.agent} on {args.env}, {args.steps} steps, seeds {args.seeds}, "
-        f"{platform.machine()} {os.cpu_count()} cores, torch threads 1"
+        f"{platform.machine()} {os.cpu_count()} cores, "
+        f"torch threads per run {sorted({r['threads'] for r in rows})}"
     )
     print(
         f"eval return ({args.episodes} episodes): median {median:.1f}, "

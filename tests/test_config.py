@@ -65,3 +65,21 @@ def test_optional_float_parses_none_and_number():
     assert cfg.run.stop_at_return == 475.0
     apply_overrides(cfg, {"run.stop_at_return": "none"})
     assert cfg.run.stop_at_return is None
+
+
+def test_threads_auto_for_dreamer_one_for_debug_and_set_threads():
+    import torch
+
+    from worldmodels.train.run import set_threads, usable_cores
+
+    assert build_config("dreamerv3")[0].run.threads == 0  # 0 = every usable core
+    assert build_config("dreamerv3", ["debug"])[0].run.threads == 1
+    assert build_config("muzero", ["debug"])[0].run.threads == 1
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(0) == usable_cores()
+        assert set_threads(1) == 1
+        with pytest.raises(UserError, match="run.threads"):
+            set_threads(-1)
+    finally:
+        torch.set_num_threads(before)

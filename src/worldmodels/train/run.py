@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,20 @@ class RunInfo:
         }
 
 
-def set_threads(threads: int) -> None:
-    """Set torch intra-op threads (1 is fastest for small-batch CPU training, measured)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int) -> int:
+    """Set torch intra-op threads; 0 = every usable core. Returns the count in effect."""
+    if threads < 0:
+        raise UserError(f"run.threads must be >= 0 (0 = all cores), got {threads}")
+    torch.set_num_threads(threads or usable_cores())
+    return torch.get_num_threads()
 
 
 def resolve_device(name: str) -> torch.device:

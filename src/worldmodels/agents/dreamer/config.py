@@ -155,7 +155,9 @@ class OptimConfig:
 class DreamerConfig:
     """Full DreamerV3 configuration: ``run`` (loop), ``model``, ``behavior``, ``optim``."""
 
-    run: RunConfig = field(default_factory=RunConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(threads=0))
+    """Threads 0 (all cores): 1.74x faster than 1 thread for one run alone at the default size
+    (benchmarks/RESULTS.md); the debug preset sets 1."""
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
