@@ -47,6 +47,8 @@ def test_presets_apply_in_order_and_unknown_preset_suggests():
 def test_dreamerv3_2023_preset_differs_in_beta_dyn():
     cfg, _ = build_config("dreamer", ["dreamerv3_2023"])
     assert cfg.model.beta_dyn == 0.5 and build_config("dreamerv3")[0].model.beta_dyn == 1.0
+    # the paper's Adam rates (Table W.1), which the defaults raise for small CPU budgets
+    assert (cfg.optim.model_lr, cfg.optim.actor_lr, cfg.optim.critic_lr) == (1e-4, 3e-5, 3e-5)
 
 
 def test_json_round_trip():
