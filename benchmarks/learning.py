@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from worldmodels.train.run import usable_cores
+
 
 def main() -> int:
     p = argparse.ArgumentParser()
@@ -64,7 +66,7 @@ def main() -> int:
         ups = [m["updates_per_s"] for m in metrics if "updates_per_s" in m and m["updates"] > 0]
         fps = [m["env_steps_per_s"] for m in metrics if "env_steps_per_s" in m]
         cfg = json.loads((run / "config.json").read_text())
-        threads = cfg["config"]["run"]["threads"] or len(os.sched_getaffinity(0))
+        threads = cfg["config"]["run"]["threads"] or usable_cores()
         rows.append(
             {
                 "seed": seed,

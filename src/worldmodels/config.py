@@ -45,8 +45,7 @@ class RunConfig:
     """auto | cpu | cuda | cuda:N | mps."""
     threads: int = 1
     """torch intra-op threads on CPU; 0 = every core this process may use. 1 is fastest for
-    small batches and for two runs side by side; DreamerV3 at its default size runs 1.74x faster
-    with 2 threads than 1 when alone on a 2-core box, so Dreamer defaults to 0 (RESULTS.md)."""
+    small batches and for two runs side by side; Dreamer defaults to 0 (see DreamerConfig.run)."""
     compile: bool = True
     """torch.compile the agent's hot inner steps (falls back to eager with a warning if the
     compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU (RESULTS.md)."""
