@@ -52,3 +52,25 @@ def test_ablate_bad_axis_is_one_line_exit_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def test_parallel_jobs_give_the_sequential_table(tmp_path):
+    """--jobs 2 trains the runs in two processes; each run is the same seeded run as in the
+    sequential ablation, so the table is the same."""
+    argv = ["ablate", "dreamer", "--env", "toy:target", "--preset", "debug", "--steps", "120"]
+    argv += ["--axis", "kl=balanced", "--seeds", "2", "--episodes", "2"]
+    assert main([*argv, "--out", str(tmp_path / "seq")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "par"), "--jobs", "2"]) == 0
+    seq = list(csv.DictReader(open(tmp_path / "seq" / "ablation.csv")))
+    par = list(csv.DictReader(open(tmp_path / "par" / "ablation.csv")))
+    assert [r["variant"] for r in par] == ["base", "kl=balanced"]
+    assert [r["returns"] for r in par] == [r["returns"] for r in seq]
+
+
+def test_ablate_jobs_must_be_positive(tmp_path, capsys):
+    code = main(
+        ["ablate", "dreamer", "--env", "toy:target", "--axis", "kl=balanced"]
+        + ["--jobs", "0", "--out", str(tmp_path)]
+    )
+    assert code == 2
+    assert "--jobs" in capsys.readouterr().err

@@ -5,7 +5,8 @@
 
 Every variant x seed is one ordinary run directory under ``--out`` (trained by the same code as
 ``worldmodels train``, then evaluated greedily). A variant whose runs already finished is not
-trained again, so an interrupted ablation continues where it stopped. The result is written as
+trained again, so an interrupted ablation continues where it stopped; ``--jobs N`` trains N runs
+at once in separate processes. The result is written as
 ``ablation.csv`` and ``ablation.md`` (median, min and max of the final eval return per variant).
 """
 
@@ -110,47 +111,89 @@ def run_ablation(
     episodes: int = 10,
     extra: dict[str, Any] | None = None,
     progress: bool = False,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Train and evaluate every variant x seed (skipping finished ones); write the tables."""
-    from .train.loop import Trainer
-    from .train.run import load_run, new_run
+    """Train and evaluate every variant x seed (skipping finished ones); write the tables.
 
+    ``jobs`` > 1 trains that many runs at once, each in its own process (give each
+    ``run.threads`` = cores / jobs through ``extra``); the runs and the table are the same.
+    """
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1 (got {jobs})")
     variants = parse_axes(axes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     base = dict(extra or {})
     if steps is not None:
         base["run.steps"] = steps
-    rows = []
+    todo = []  # (variant name, seed, run kwargs) of the runs without a result yet
+    results: dict[tuple[str, int], float] = {}
     for variant in variants:
-        returns = []
         for seed in range(seeds):
             run_dir = out / f"{_slug(variant.name)}-seed{seed}"
             result_path = run_dir / "ablation_eval.json"
             if result_path.exists():
-                returns.append(json.loads(result_path.read_text())["return_mean"])
+                results[variant.name, seed] = json.loads(result_path.read_text())["return_mean"]
                 continue
-            if (run_dir / "checkpoints" / "latest.json").exists():
-                trainer = Trainer(load_run(run_dir), resume=True, progress=progress)
-            else:
-                info = new_run(
-                    agent,
-                    env,
-                    seed=seed,
-                    presets=presets,
-                    overrides={**base, **variant.overrides},
-                    run_dir=run_dir,
-                )
-                trainer = Trainer(info, progress=progress)
-            trainer.train()
-            result = _final_eval(run_dir, episodes)
-            result_path.write_text(json.dumps(result))
-            returns.append(result["return_mean"])
-            print(f"{variant.name} seed {seed}: eval return {result['return_mean']:.1f}")
-        rows.append(_row(variant, returns))
+            kwargs = dict(
+                agent=agent,
+                env=env,
+                seed=seed,
+                presets=presets,
+                overrides={**base, **variant.overrides},
+                run_dir=str(run_dir),
+                episodes=episodes,
+                progress=progress and jobs == 1,
+            )
+            todo.append((variant.name, seed, kwargs))
+
+    def done(name: str, seed: int, result: dict[str, Any]) -> None:
+        results[name, seed] = result["return_mean"]
+        print(f"{name} seed {seed}: eval return {result['return_mean']:.1f}", flush=True)
+
+    if jobs == 1:
+        for name, seed, kwargs in todo:
+            done(name, seed, _train_and_eval(**kwargs))
+    elif todo:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: a forked torch process may deadlock in its thread pools
+        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=mp.get_context("spawn")) as ex:
+            futures = {ex.submit(_train_and_eval, **kw): (name, seed) for name, seed, kw in todo}
+            for future in as_completed(futures):
+                done(*futures[future], future.result())
+    rows = [_row(v, [results[v.name, s] for s in range(seeds)]) for v in variants]
     meta = dict(agent=agent, env=env, presets=presets, seeds=seeds, steps=steps, episodes=episodes)
     _write_tables(out, rows, **meta)
     return rows
+
+
+def _train_and_eval(
+    *,
+    agent: str,
+    env: str,
+    seed: int,
+    presets: list[str],
+    overrides: dict[str, Any],
+    run_dir: str,
+    episodes: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """One variant x seed: train (or resume an interrupted run), evaluate, write the result."""
+    from .train.loop import Trainer
+    from .train.run import load_run, new_run
+
+    path = Path(run_dir)
+    if (path / "checkpoints" / "latest.json").exists():
+        trainer = Trainer(load_run(path), resume=True, progress=progress)
+    else:
+        info = new_run(agent, env, seed=seed, presets=presets, overrides=overrides, run_dir=path)
+        trainer = Trainer(info, progress=progress)
+    trainer.train()
+    result = _final_eval(path, episodes)
+    (path / "ablation_eval.json").write_text(json.dumps(result))
+    return result
 
 
 def _final_eval(run_dir: Path, episodes: int) -> dict[str, Any]:

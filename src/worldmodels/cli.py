@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="output directory (default runs/ablate-<agent>-<env>)")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a.add_argument("--progress", action="store_true", help="show a progress bar per run")
+    a.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at once, one process each (pair with --set run.threads=1 on a box "
+        "with as many cores)",
+    )
 
     sub.add_parser("list", help="agents, presets, env suites and installed extras")
     return p
@@ -215,6 +222,7 @@ def _cmd_ablate(args) -> int:
         episodes=args.episodes,
         extra=parse_set_args(args.set),
         progress=args.progress,
+        jobs=args.jobs,
     )
     print(Path(out, "ablation.md").read_text())
     return 0

@@ -141,6 +141,35 @@ def test_default_preset_learns_cartpole_settings():
     assert cfg.search.num_simulations == 25
 
 
+def test_temperature_moves_plays_most_visited_after_n_moves():
+    """Board-game schedule (pseudocode make_board_game_config): the first N moves of each game
+    sample the visits at temperature 1, later moves take the most visited action; the move
+    counter restarts with every game."""
+    torch.manual_seed(0)
+    n, late = 8, 2
+    agent, _ = _agent(
+        "board:tic_tac_toe",
+        **{"search.temperature_moves": late, "search.num_simulations": 24},
+    )
+    venv = VectorEnv([lambda i=i: make_env("board:tic_tac_toe", seed=i) for i in range(n)])
+    obs, state = venv.reset(seed=0), agent.init_state(n)
+    moves = np.zeros(n, dtype=np.int64)
+    sampled_off_max = 0
+    for _ in range(30):  # several games per env
+        moves = np.where(obs["is_first"], 0, moves)
+        state, action, info = agent.act(state, obs, "explore")
+        visits = info["replay"]["policy"]
+        on_max = visits[np.arange(n), action] == visits.max(-1)
+        playing = ~obs["is_last"]
+        assert on_max[playing & (moves >= late)].all()
+        sampled_off_max += int((~on_max[playing & (moves < late)]).sum())
+        np.testing.assert_array_equal(state["moves"], moves + 1)
+        moves += 1
+        obs = venv.step(action)
+    assert sampled_off_max > 0  # the first moves really sample
+
+
+
 def test_targets_on_a_hand_made_window():
     agent, _ = _agent("board:tic_tac_toe")  # K = 2, td_steps = 3, two players, gamma 1
     L, A = 6, 9

@@ -28,6 +28,7 @@ from ...planners.mcts import (
     RootOutput,
     gumbel_muzero_search,
     muzero_search,
+    select_action,
     visit_temperature,
 )
 from .config import MuZeroConfig
@@ -169,8 +170,9 @@ class MuZeroAgent:
 
     # Acting
     def init_state(self, batch_size: int) -> dict:
-        """MuZero reads one observation per move: no recurrent state."""
-        return {}
+        """MuZero reads one observation per move; the state only counts each game's moves (for
+        ``search.temperature_moves``)."""
+        return {"moves": np.zeros(batch_size, dtype=np.int64)}
 
     def _legal(self, obs: dict[str, Any], n: int) -> Tensor:
         if "legal" in obs:
@@ -183,11 +185,23 @@ class MuZeroAgent:
     ) -> tuple[dict, np.ndarray, dict[str, Any]]:
         """Search from each observation; ``info['replay']`` holds the search policy and value."""
         x = torch.as_tensor(np.asarray(obs[self.key]), device=self.device)
-        out = self.search(x, self._legal(obs, x.shape[0]), explore=mode == "explore")
+        n = x.shape[0]
+        explore = mode == "explore"
+        out = self.search(x, self._legal(obs, n), explore=explore)
+        action = out.action
+        # Move number within each game: 0 at the game's first observation.
+        moves = np.asarray(state.get("moves", np.zeros(n, dtype=np.int64)))
+        if "is_first" in obs:
+            moves = np.where(np.asarray(obs["is_first"], dtype=bool), 0, moves)
+        late = self.config.search.temperature_moves
+        if explore and late > 0 and self.config.search.kind == "muzero":
+            greedy = select_action(out.visit_counts, 0.0, prior=out.q_values)
+            past = torch.as_tensor(moves >= late, device=action.device)
+            action = torch.where(past, greedy, action)
         policy = out.action_weights.float().cpu().numpy()
         root_value = out.root_value.float().cpu().numpy()
         info = {"replay": {"policy": policy, "root_value": root_value}}
-        return state, out.action.cpu().numpy().astype(np.int64), info
+        return {**state, "moves": moves + 1}, action.cpu().numpy().astype(np.int64), info
 
     # Learning
     def _reanalyse(self, data: dict[str, Tensor], policy: Tensor, root_value: Tensor) -> None:

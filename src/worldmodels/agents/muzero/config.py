@@ -65,6 +65,10 @@ class MuZeroSearchConfig:
     """Update counts at which the visit temperature drops to the next value of ``temperatures``."""
     temperatures: tuple[float, ...] = (1.0, 0.5, 0.25)
     """Visit-count temperatures while collecting (paper Atari schedule); eval uses 0 (argmax)."""
+    temperature_moves: int = 0
+    """Board games (the pseudocode's ``make_board_game_config``: 30 moves): the first N moves of
+    each game use the temperature above, later moves play the most visited action
+    (temperature 0); 0 = off, every move uses the schedule (Atari). pUCT search only."""
 
 
 @dataclass
