@@ -169,7 +169,6 @@ def test_temperature_moves_plays_most_visited_after_n_moves():
     assert sampled_off_max > 0  # the first moves really sample
 
 
-
 def test_targets_on_a_hand_made_window():
     agent, _ = _agent("board:tic_tac_toe")  # K = 2, td_steps = 3, two players, gamma 1
     L, A = 6, 9
