@@ -287,3 +287,18 @@ def test_cli_bad_input(ttt_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     bad(["play", str(ttt_run)], "end of input")
     bad(["eval", str(ttt_run), "--games", "-1"], "--games")
+
+
+def test_learning_rate_decays_exponentially():
+    """Pseudocode: lr = lr_init * lr_decay_rate ** (training_steps / lr_decay_steps)."""
+    torch.manual_seed(0)
+    overrides = {"optim.lr": 0.02, "optim.lr_decay_rate": 0.5, "optim.lr_decay_steps": 2}
+    agent, _ = _agent("toy:target", **overrides)
+    rb = _collect(agent, "toy:target")
+    seen = []
+    for _ in range(4):
+        agent.update(rb.sample(4, agent.config.run.batch_length))
+        seen.append(agent.opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(seen, [0.02, 0.02 * 0.5**0.5, 0.01, 0.02 * 0.5**1.5])
+    with pytest.raises(UserError, match="lr_decay"):
+        _agent("toy:target", **{"optim.lr_decay_steps": 0})

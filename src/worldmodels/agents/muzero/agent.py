@@ -62,6 +62,11 @@ class MuZeroAgent:
                 f"search.temperatures needs one more entry than search.temperature_steps "
                 f"(got {len(s.temperatures)} and {len(s.temperature_steps)})"
             )
+        if config.optim.lr_decay_rate <= 0 or config.optim.lr_decay_steps <= 0:
+            raise UserError(
+                "optim.lr_decay_rate and optim.lr_decay_steps must be positive "
+                "(rate 1 = constant learning rate)"
+            )
         if t.num_unroll_steps < 1 or t.td_steps < 1:
             raise UserError("train.num_unroll_steps and train.td_steps must be at least 1")
         if config.run.batch_length < t.num_unroll_steps + 1:
@@ -295,6 +300,9 @@ class MuZeroAgent:
             scale[1:] * reward_l
         ).sum(1)
         total = (per_sample * weight).mean() if weight is not None else per_sample.mean()
+        lr = self.learning_rate()
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.net.parameters(), self.config.optim.clip)
@@ -317,7 +325,13 @@ class MuZeroAgent:
             "value/pred": float(v0.mean()),
             "value/abs_error": float(err.mean()),
             "search/temperature": self.temperature(),
+            "optim/lr": lr,
         }
+
+    def learning_rate(self) -> float:
+        """lr * lr_decay_rate ** (updates / lr_decay_steps) (MuZero pseudocode)."""
+        o = self.config.optim
+        return o.lr * o.lr_decay_rate ** (self.updates / o.lr_decay_steps)
 
     # Persistence
     def state_dict(self) -> dict:

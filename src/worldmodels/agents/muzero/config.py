@@ -104,6 +104,10 @@ class MuZeroTrainConfig:
 @dataclass
 class MuZeroOptimConfig:
     lr: float = 3e-3
+    lr_decay_rate: float = 0.1
+    lr_decay_steps: float = 350e3
+    """Exponential decay (pseudocode): lr * lr_decay_rate ** (updates / lr_decay_steps); the
+    paper's Atari schedule is 0.1 every 350k updates; rate 1 = constant."""
     weight_decay: float = 1e-4
     """L2 regularisation c ||theta||^2 of the paper's loss (as AdamW-free Adam weight decay)."""
     clip: float = 5.0
@@ -138,6 +142,7 @@ PRESETS: dict[str, Preset] = {
                 "search.temperature_steps": (6_000.0, 9_000.0),
                 "model.support_size": 20,
                 "optim.lr": 1e-3,
+                "optim.lr_decay_rate": 1.0,
                 "train.priority_alpha": 0.0,
                 "train.td_steps": 50,
             },
