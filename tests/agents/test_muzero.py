@@ -151,13 +151,22 @@ def test_temperature_moves_plays_most_visited_after_n_moves():
         "board:tic_tac_toe",
         **{"search.temperature_moves": late, "search.num_simulations": 24},
     )
+    model_fn = agent._recurrent_fn
+
+    def losing_model(hidden, action):  # every move loses: all Q < 0, unvisited actions at 0
+        reward, *rest = model_fn(hidden, action)
+        return (torch.full_like(reward, -1.0), *rest)
+
+    agent._recurrent_fn = losing_model
     venv = VectorEnv([lambda i=i: make_env("board:tic_tac_toe", seed=i) for i in range(n)])
     obs, state = venv.reset(seed=0), agent.init_state(n)
     moves = np.zeros(n, dtype=np.int64)
     sampled_off_max = 0
-    for _ in range(30):  # several games per env
+    for _ in range(60):  # several games per env
         moves = np.where(obs["is_first"], 0, moves)
         state, action, info = agent.act(state, obs, "explore")
+        legal = obs["legal"][np.arange(n), action] | ~obs["legal"].any(-1)
+        assert legal.all()
         visits = info["replay"]["policy"]
         on_max = visits[np.arange(n), action] == visits.max(-1)
         playing = ~obs["is_last"]

@@ -200,7 +200,7 @@ class MuZeroAgent:
             moves = np.where(np.asarray(obs["is_first"], dtype=bool), 0, moves)
         late = self.config.search.temperature_moves
         if explore and late > 0 and self.config.search.kind == "muzero":
-            greedy = select_action(out.visit_counts, 0.0, prior=out.q_values)
+            greedy = select_action(out.visit_counts, 0.0, prior=out.tree.children_prior[:, 0])
             past = torch.as_tensor(moves >= late, device=action.device)
             action = torch.where(past, greedy, action)
         policy = out.action_weights.float().cpu().numpy()
