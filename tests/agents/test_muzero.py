@@ -311,3 +311,28 @@ def test_learning_rate_decays_exponentially():
     np.testing.assert_allclose(seen, [0.02, 0.02 * 0.5**0.5, 0.01, 0.02 * 0.5**1.5])
     with pytest.raises(UserError, match="lr_decay"):
         _agent("toy:target", **{"optim.lr_decay_steps": 0})
+
+
+def test_board_games_use_scalar_mse_heads():
+    """Pseudocode scalar_loss: "MSE in board games, cross entropy between categorical values in
+    Atari". auto picks mse for two-player games: one output per head, squared error; other envs
+    keep the categorical h(x) support."""
+    from worldmodels.math.support import support_loss
+
+    board, _ = _agent("board:tic_tac_toe")
+    control, _ = _agent("gym:CartPole-v1")
+    assert board.mse and not control.mse
+    assert board.net.value_head.out.out_features == 1
+    assert board.net.reward_head.out.out_features == 1
+    S = control.config.model.support_size
+    assert control.net.value_head.out.out_features == 2 * S + 1
+    out = torch.tensor([[0.5], [-0.25]])
+    target = torch.tensor([1.0, -1.0])
+    torch.testing.assert_close(board.net.scalar(out, 0.001), torch.tensor([0.5, -0.25]))
+    torch.testing.assert_close(board._scalar_loss(out, target), torch.tensor([0.25, 0.5625]))
+    logits = torch.randn(2, 2 * S + 1)
+    torch.testing.assert_close(
+        control._scalar_loss(logits, target), support_loss(logits, target, S, 0.001)
+    )
+    forced, _ = _agent("board:tic_tac_toe", **{"model.scalar_loss": "categorical"})
+    assert not forced.mse

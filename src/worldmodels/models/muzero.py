@@ -76,7 +76,8 @@ def _conv_block(inp: int, out: int, stride: int = 1) -> nn.Sequential:
 class MuZeroNetwork(nn.Module):
     """h, g and f for one observation key (``vector`` -> MLP, ``image`` -> residual tower).
 
-    ``support_size`` S gives 2S + 1 logits for reward and value. MLP body: ``latent``-dim hidden
+    ``support_size`` S gives 2S + 1 logits for reward and value; S = 0 gives one scalar output each
+    (the pseudocode's MSE heads for board games). MLP body: ``latent``-dim hidden
     state, ``units``-wide MLPs of ``layers`` layers. Residual body: ``channels`` planes, ``blocks``
     residual blocks per function, and with ``downsample`` the paper's Atari stem (two stride-2
     convs and two stride-2 average pools: 64 x 64 -> 4 x 4).
@@ -102,7 +103,9 @@ class MuZeroNetwork(nn.Module):
     ):
         super().__init__()
         self.image, self.num_actions, self.support_size = image, num_actions, support_size
-        bins = 2 * support_size + 1
+        if support_size < 0:
+            raise ValueError(f"support_size must be >= 0, got {support_size}")
+        bins = 2 * support_size + 1  # 1 when S = 0: a scalar head
         if not image:
             (obs_dim,) = obs_shape
             self.repr_mlp = MLP(obs_dim, units, layers, norm, act)
@@ -184,5 +187,7 @@ class MuZeroNetwork(nn.Module):
         return Inference(nxt, reward, policy, value)
 
     def scalar(self, logits: Tensor, eps: float) -> Tensor:
-        """[B, 2S + 1] support logits -> [B] scalar h^-1(E[support])."""
+        """[B, 2S + 1] support logits -> [B] scalar h^-1(E[support]); S = 0: the output itself."""
+        if self.support_size == 0:
+            return logits[..., 0]
         return support_to_scalar(logits, self.support_size, eps)

@@ -85,11 +85,12 @@ class MuZeroAgent:
         self.sign = -1.0 if self.two_player else 1.0
         self.gamma = t.discount if t.discount is not None else (1.0 if self.two_player else 0.997)
         image = m.network == "resnet" or (m.network == "auto" and self.key == "image")
+        self.mse = m.scalar_loss == "mse" or (m.scalar_loss == "auto" and self.two_player)
         self.net = MuZeroNetwork(
             obs_space[self.key].shape,
             self.num_actions,
             image=image,
-            support_size=m.support_size,
+            support_size=0 if self.mse else m.support_size,
             latent=m.latent,
             units=m.units,
             layers=m.layers,
@@ -289,9 +290,8 @@ class MuZeroAgent:
         )
 
         # Losses per step, scaled 1 at k = 0 and 1/K after
-        S = self.config.model.support_size
-        value_l = support_loss(value_logits, tgt["value"], S, eps)  # [B, K+1]
-        reward_l = support_loss(reward_logits, tgt["reward"][:, 1:], S, eps)  # [B, K]
+        value_l = self._scalar_loss(value_logits, tgt["value"])  # [B, K+1]
+        reward_l = self._scalar_loss(reward_logits, tgt["reward"][:, 1:])  # [B, K]
         log_p = torch.log_softmax(policy_logits.float(), -1)
         policy_l = -(tgt["policy"] * log_p).sum(-1) * tgt["policy_mask"]  # [B, K+1]
         scale = torch.full((K + 1,), 1.0 / K, device=self.device)
@@ -327,6 +327,14 @@ class MuZeroAgent:
             "search/temperature": self.temperature(),
             "optim/lr": lr,
         }
+
+    def _scalar_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """[..., 2S+1] (or [..., 1]) outputs, [...] targets -> [...] cross-entropy with the
+        two-hot of h(target), or the squared error of a scalar head (board games)."""
+        if self.mse:
+            return (logits[..., 0].float() - target.float()) ** 2
+        m = self.config.model
+        return support_loss(logits, target, m.support_size, m.h_eps)
 
     def learning_rate(self) -> float:
         """lr * lr_decay_rate ** (updates / lr_decay_steps) (MuZero pseudocode)."""

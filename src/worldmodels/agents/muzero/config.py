@@ -39,6 +39,10 @@ class MuZeroModelConfig:
     act: Literal["relu", "silu", "elu", "tanh"] = "relu"
     support_size: int = 300
     """S: reward and value are categorical over the integers -S..S of h(x) (paper: 601 points)."""
+    scalar_loss: Literal["auto", "categorical", "mse"] = "auto"
+    """Value and reward heads: categorical on the h(x) support with cross-entropy (paper: Atari)
+    or one scalar each with squared error (pseudocode: "MSE in board games"); auto = mse in
+    two-player board games, categorical otherwise."""
     h_eps: float = 0.001
     """eps of h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x."""
     value_prefix: bool = False
