@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="acting setting for this evaluation, e.g. --set search.eval_simulations=200",
+    )
+    e.add_argument(
         "--games",
         type=int,
         default=100,
@@ -146,6 +153,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from .config import parse_set_args
     from .envs import make_env
     from .envs.vector import VectorEnv
     from .train.games import board_evaluation, board_summary, plays_board
@@ -154,7 +162,7 @@ def _cmd_eval(args) -> int:
 
     if args.episodes < 1:
         raise UserError(f"--episodes must be at least 1 (got {args.episodes})")
-    agent = load_agent(args.run_dir, device=args.device)
+    agent = load_agent(args.run_dir, device=args.device, overrides=parse_set_args(args.set))
     info = agent.run_info
     env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=args.seed)])
     try:

@@ -296,6 +296,19 @@ def test_cli_bad_input(ttt_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     bad(["play", str(ttt_run)], "end of input")
     bad(["eval", str(ttt_run), "--games", "-1"], "--games")
+    bad(["eval", str(ttt_run), "--set", "model.units=32"], "changes the saved networks")
+    bad(["eval", str(ttt_run), "--set", "search.no_such_key=1"], "no_such_key")
+
+
+def test_eval_overrides_acting_settings(ttt_run, capsys):
+    from worldmodels.train.run import load_agent
+
+    agent = load_agent(ttt_run, "cpu", {"search.eval_simulations": "8"})
+    assert agent.config.search.eval_simulations == 8
+    assert load_agent(ttt_run, "cpu").config.search.eval_simulations == 0  # run dir untouched
+    argv = ["eval", str(ttt_run), "--episodes", "1", "--games", "1", "--json"]
+    assert main([*argv, "--set", "search.eval_simulations=8"]) == 0
+    assert json.loads(capsys.readouterr().out)["env_steps"] == 300
 
 
 def test_learning_rate_decays_exponentially():

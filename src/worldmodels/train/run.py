@@ -15,7 +15,7 @@ import torch
 from .. import __version__
 from ..agents import build_config, get_agent_spec
 from ..checkpoint import atomic_write_text
-from ..config import from_dict, to_dict
+from ..config import apply_overrides, from_dict, to_dict
 from ..envs import make_env
 from ..envs.base import ActionSpace, Spec
 from ..envs.vector import VectorEnv
@@ -168,18 +168,32 @@ def build_agent(
     return cls(info.config, obs_space, act_space, device)
 
 
-def load_agent(run_dir: str | Path, device: str = "auto"):
-    """Load the latest checkpointed agent of a run directory (``worldmodels.Agent.load``)."""
+def load_agent(run_dir: str | Path, device: str = "auto", overrides: dict[str, Any] | None = None):
+    """Load the latest checkpointed agent of a run directory (``worldmodels.Agent.load``).
+
+    ``overrides`` (``--set`` syntax) change acting settings for this load only, e.g.
+    ``{"search.eval_simulations": "200"}``; ones that change the saved weights' shapes fail."""
     from ..checkpoint import check_meta, load_checkpoint
 
     info = load_run(run_dir)
+    if overrides:
+        apply_overrides(info.config, overrides)
     dev = resolve_device(device)
     env = make_env(info.env, obs=info.config.run.obs, seed=info.seed)
     agent = build_agent(info, env.obs_space, env.act_space, dev)
     env.close()
     state, meta = load_checkpoint(Path(run_dir) / "checkpoints", map_location=dev)
     check_meta(meta, version=__version__, agent=info.agent)
-    agent.load_state_dict(state["agent"])
+    try:
+        agent.load_state_dict(state["agent"])
+    except RuntimeError as e:
+        if not overrides:
+            raise
+        first = str(e).strip().splitlines()[0]
+        raise UserError(
+            f"--set {' '.join(overrides)} changes the saved networks ({first}); "
+            "fix: override only acting settings such as search.eval_simulations"
+        ) from None
     agent.run_info = info
     agent.counters = state.get("counters", {})
     return agent
