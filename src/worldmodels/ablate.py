@@ -200,10 +200,11 @@ def _final_eval(run_dir: Path, episodes: int) -> dict[str, Any]:
     from .envs import make_env
     from .envs.vector import VectorEnv
     from .train.loop import evaluate
-    from .train.run import load_agent
+    from .train.run import load_agent, set_threads
 
     agent = load_agent(run_dir)
     info = agent.run_info
+    set_threads(info.config.run.threads)
     env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=12345)])
     try:
         return evaluate(agent, env, episodes, seed=12345)

@@ -158,12 +158,13 @@ def _cmd_eval(args) -> int:
     from .envs.vector import VectorEnv
     from .train.games import board_evaluation, board_summary, plays_board
     from .train.loop import evaluate
-    from .train.run import load_agent
+    from .train.run import load_agent, set_threads
 
     if args.episodes < 1:
         raise UserError(f"--episodes must be at least 1 (got {args.episodes})")
     agent = load_agent(args.run_dir, device=args.device, overrides=parse_set_args(args.set))
     info = agent.run_info
+    set_threads(info.config.run.threads)  # as in training: 1 thread is fastest at batch 1
     env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=args.seed)])
     try:
         result = evaluate(agent, env, args.episodes, seed=args.seed)
