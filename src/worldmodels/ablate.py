@@ -181,7 +181,7 @@ def _train_and_eval(
     progress: bool,
 ) -> dict[str, Any]:
     """One variant x seed: train (or resume an interrupted run), evaluate, write the result."""
-    from .train.loop import Trainer
+    from .train.loop import Trainer, evaluate_run
     from .train.run import load_run, new_run
 
     path = Path(run_dir)
@@ -191,25 +191,9 @@ def _train_and_eval(
         info = new_run(agent, env, seed=seed, presets=presets, overrides=overrides, run_dir=path)
         trainer = Trainer(info, progress=progress)
     trainer.train()
-    result = _final_eval(path, episodes)
+    _, result = evaluate_run(path, episodes)
     (path / "ablation_eval.json").write_text(json.dumps(result))
     return result
-
-
-def _final_eval(run_dir: Path, episodes: int) -> dict[str, Any]:
-    from .envs import make_env
-    from .envs.vector import VectorEnv
-    from .train.loop import evaluate
-    from .train.run import load_agent, set_threads
-
-    agent = load_agent(run_dir)
-    info = agent.run_info
-    set_threads(info.config.run.threads)
-    env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=12345)])
-    try:
-        return evaluate(agent, env, episodes, seed=12345)
-    finally:
-        env.close()
 
 
 def _row(variant: Variant, returns: list[float]) -> dict[str, Any]:

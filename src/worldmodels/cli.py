@@ -154,22 +154,14 @@ def _cmd_train(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .config import parse_set_args
-    from .envs import make_env
-    from .envs.vector import VectorEnv
     from .train.games import board_evaluation, board_summary, plays_board
-    from .train.loop import evaluate
-    from .train.run import load_agent, set_threads
+    from .train.loop import evaluate_run
 
     if args.episodes < 1:
         raise UserError(f"--episodes must be at least 1 (got {args.episodes})")
-    agent = load_agent(args.run_dir, device=args.device, overrides=parse_set_args(args.set))
+    overrides = parse_set_args(args.set)
+    agent, result = evaluate_run(args.run_dir, args.episodes, args.seed, args.device, overrides)
     info = agent.run_info
-    set_threads(info.config.run.threads)  # as in training: 1 thread is fastest at batch 1
-    env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=args.seed)])
-    try:
-        result = evaluate(agent, env, args.episodes, seed=args.seed)
-    finally:
-        env.close()
     if args.games < 0:
         raise UserError(f"--games must be at least 0 (got {args.games})")
     board = args.games > 0 and plays_board(agent, info.env)

@@ -15,11 +15,13 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..envs import make_env
+from ..envs.vector import VectorEnv
 from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
 from ..replay import ReplayBuffer
 from .games import board_evaluation, board_summary, plays_board
-from .run import RunInfo, build_agent, make_envs, resolve_device, set_threads
+from .run import RunInfo, build_agent, load_agent, make_envs, resolve_device, set_threads
 
 
 @dataclass
@@ -36,6 +38,25 @@ class Counters:
     last_log: int = 0
     best_eval: float = -math.inf
     history: list = field(default_factory=list)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    episodes: int,
+    seed: int = 12345,
+    device: str = "auto",
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Any, dict[str, float]]:
+    """Load a run's latest checkpoint and play ``episodes`` greedy episodes on its env, with the
+    run's thread count (1 is fastest at batch 1): (agent, :func:`evaluate`'s result)."""
+    agent = load_agent(run_dir, device=device, overrides=overrides)
+    info = agent.run_info
+    set_threads(info.config.run.threads)
+    env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=seed)])
+    try:
+        return agent, evaluate(agent, env, episodes, seed=seed)
+    finally:
+        env.close()
 
 
 def evaluate(agent, env, episodes: int, seed: int) -> dict[str, float]:

@@ -196,7 +196,7 @@ class MuZeroAgent:
         out = self.search(x, self._legal(obs, n), explore=explore)
         action = out.action
         # Move number within each game: 0 at the game's first observation.
-        moves = np.asarray(state.get("moves", np.zeros(n, dtype=np.int64)))
+        moves = state["moves"]
         if "is_first" in obs:
             moves = np.where(np.asarray(obs["is_first"], dtype=bool), 0, moves)
         late = self.config.search.temperature_moves
