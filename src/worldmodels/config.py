@@ -8,7 +8,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .errors import UserError
 
@@ -49,6 +49,10 @@ class RunConfig:
     compile: bool = True
     """torch.compile the agent's hot inner steps (falls back to eager with a warning if the
     compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU (RESULTS.md)."""
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    """Matrix products in ``bf16`` under autocast (states, losses, optimiser in float32), or all
+    ``fp32``; ``auto`` = bf16 where the device does bf16 natively (CUDA; a CPU with AMX or
+    AVX512-BF16), else fp32 (nn/precision.py). 2.2x on a DreamerV1 update on an AMX CPU."""
     obs: str = "vector"
     """vector | pixels."""
     tensorboard: bool = True

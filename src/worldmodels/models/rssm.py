@@ -179,6 +179,7 @@ class RSSM(nn.Module):
         return gaussian_kl(lhs[..., 0], lhs[..., 1], rhs[..., 0], rhs[..., 1])
 
     def _stats(self, raw: Tensor) -> Tensor:
+        raw = raw.float()  # float32 latent statistics under bf16 autocast
         if self.latent == "categorical":
             raw = raw.reshape(*raw.shape[:-1], self.stoch, self.classes)
             return unimix_logits(raw, self.unimix)
@@ -188,6 +189,7 @@ class RSSM(nn.Module):
 
     def _sample(self, raw: Tensor, sample: bool) -> tuple[Tensor, Tensor]:
         """Raw network output -> (stats, sample: one-hot ``[..., S, K]`` or ``[..., S]``)."""
+        raw = raw.float()
         if self.latent == "gaussian":
             stats = self._stats(raw)
             dist = self.dist(stats)
@@ -212,7 +214,7 @@ class RSSM(nn.Module):
         x2 = action if embedded else self.embed_action(action)
         if self.core_kind == "gru":
             x = self.img_in(torch.cat([stoch, x2], -1))
-            parts = self.gru_norm(self.gru(torch.cat([x, deter], -1)))
+            parts = self.gru_norm(self.gru(torch.cat([x, deter], -1))).float()
             reset, cand, update = parts.chunk(3, -1)
             reset = torch.sigmoid(reset)
             cand = torch.tanh(reset * cand)
@@ -224,7 +226,7 @@ class RSSM(nn.Module):
         lead = deter.shape[:-1]
         x = self.dyn_deter(deter) + self.dyn_shared(torch.cat([x0, x1, x2], -1))
         x = self.dyn_hid(x)
-        gates = self.gates(x).reshape(*lead, g, 3, -1)
+        gates = self.gates(x).float().reshape(*lead, g, 3, -1)  # float32 state
         reset, cand, update = gates.unbind(-2)
         reset = torch.sigmoid(reset)
         cand = torch.tanh(reset * cand)

@@ -103,7 +103,7 @@ class Head(nn.Module):
             self.register_buffer("bins", symexp_bins(bins), persistent=False)
 
     def forward(self, feat: Tensor):
-        x = self.out(self.mlp(feat))
+        x = self.out(self.mlp(feat)).float()  # float32 distributions under bf16 autocast
         if self.output == "symexp_twohot":
             return TwoHotOutput(x, self.bins)
         x = x.reshape(*x.shape[:-1], *self.shape) if self.shape else x.squeeze(-1)

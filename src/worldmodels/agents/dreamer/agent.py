@@ -28,6 +28,7 @@ from ...models.rssm import RSSM
 from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
 from ...nn.compile import MaybeCompiled
 from ...nn.optim import LaPropAGC
+from ...nn.precision import Precision
 from .config import DreamerConfig
 
 
@@ -110,7 +111,7 @@ class WorldModel(nn.Module):
             losses["recon_vector"] = self.vec_dec(feat).loss(vec)
         if self.image_keys:
             img = image_to_float(torch.cat([obs[k] for k in self.image_keys], -1))
-            pred = self.img_dec(feat).movedim(-1, -3)
+            pred = self.img_dec(feat).float().movedim(-1, -3)
             losses["recon_image"] = ((pred - img) ** 2).sum((-3, -2, -1))
         return losses
 
@@ -167,7 +168,7 @@ class Actor(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, feat: Tensor):
-        x = self.out(self.mlp(feat))
+        x = self.out(self.mlp(feat)).float()
         if self.discrete:
             return OneHotCategoricalST(unimix_logits(x, self.unimix))
         mean, std = x.chunk(2, -1)
@@ -190,6 +191,7 @@ class DreamerAgent:
     ):
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
+        self.precision = Precision(config.run.precision, self.device)
         self.act_dim = act_space.n if act_space.discrete else act_space.shape[0]
         self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
         feat = self.wm.rssm.feat_dim
@@ -278,6 +280,10 @@ class DreamerAgent:
 
         ``mode='explore'`` samples the actor, ``'eval'`` takes its mode (greedy).
         """
+        with self.precision():
+            return self._act(state, obs, mode)
+
+    def _act(self, state, obs, mode):
         is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
         embed = self.wm.encode(self._obs_tensors(obs))
         latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
@@ -302,6 +308,10 @@ class DreamerAgent:
     # Learning
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One gradient step of world model, actor and critic on a ``[B, T]`` replay batch."""
+        with self.precision():
+            return self._update(batch)
+
+    def _update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         metrics: dict[str, Tensor] = {}
         post, wm_metrics = self._train_world_model(data)

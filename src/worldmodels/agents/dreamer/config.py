@@ -254,11 +254,13 @@ PRESETS: dict[str, Preset] = {
                 "optim.ac_eps": 1e-4,
                 "optim.model_clip": 100.0,
                 "optim.ac_clip": 100.0,
+                "run.precision": "auto",
             },
             f"{_V1}; dreamer/dreamer.py define_config: Gaussian 30-d stoch, deter 200, "
             "hidden 200, units 400, ELU, free nats 3, H=15, gamma 0.99, lambda 0.95, analytic "
             "(dynamics) gradients, tanh-Gaussian actor (init std 5), exploration noise 0.3, "
-            "online value, Adam 6e-4/8e-5/8e-5 clip 100. Batch and train ratio stay the library's "
+            "online value, Adam 6e-4/8e-5/8e-5 clip 100, mixed precision (precision 16; here bf16 "
+            "where the device has it). Batch and train ratio stay the library's "
             "CPU defaults (paper: 50x50, 100 updates per 1000 steps); docs/deviations.md.",
         ),
         Preset(
@@ -308,13 +310,15 @@ PRESETS: dict[str, Preset] = {
                 "optim.ac_eps": 1e-5,
                 "optim.model_clip": 100.0,
                 "optim.ac_clip": 100.0,
+                "run.precision": "auto",
             },
             f"{_V2}; dreamerv2/configs.yaml (atari): 32x32 straight-through categoricals, deter "
             "600, units 400, ELU, LayerNorm GRU, KL balancing alpha 0.8 with scale 0.1 and free "
             "avg 0, REINFORCE for discrete / dynamics for continuous actions, entropy 1e-3 "
             "(discrete) and 1e-4 (continuous, the dmc config), gamma 0.999, lambda 0.95, target "
             "critic copied every 100 updates and used for the returns, Adam 2e-4/4e-5/1e-4 eps "
-            "1e-5 clip 100; docs/deviations.md.",
+            "1e-5 clip 100, mixed precision (precision: 16; here bf16 where the device has it); "
+            "docs/deviations.md.",
         ),
         Preset("size1m", _size(512, 64, 4, 4, 64), f"{_NATURE}: configs.yaml size1m", "size"),
         Preset("size12m", _size(2048, 256, 16, 16, 256), f"{_NATURE}: size12m", "size"),

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...models.rssm import overshooting_kl
+from ...nn.precision import Precision
 from ...planners import CEM, CEMConfig
 from ..dreamer.agent import WorldModel, kl_loss
 from .config import PlaNetConfig
@@ -35,6 +36,7 @@ class PlaNetAgent:
             )
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
+        self.precision = Precision(config.run.precision, self.device)
         self.act_dim = act_space.n
         self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
         self.opt = torch.optim.Adam(self.wm.parameters(), config.optim.lr, eps=config.optim.eps)
@@ -70,6 +72,10 @@ class PlaNetAgent:
         self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str = "explore"
     ) -> tuple[dict[str, Tensor], np.ndarray, dict[str, Any]]:
         """Filter the observation, plan with CEM from the posterior, return the first action."""
+        with self.precision():
+            return self._act(state, obs, mode)
+
+    def _act(self, state, obs, mode):
         is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
         obs_t = {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
         embed = self.wm.encode(obs_t)
@@ -91,6 +97,10 @@ class PlaNetAgent:
     # Learning
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One world-model step: reconstruction + reward + ELBO KL + latent overshooting."""
+        with self.precision():
+            return self._update(batch)
+
+    def _update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         m, lc = self.config.model, self.config.loss
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         post, prior, prev_action, losses = self.wm.sequence_losses(data, data["action"].float())
