@@ -35,7 +35,9 @@ def compute_dtype(precision: str, device: torch.device | str) -> torch.dtype:
     """``run.precision`` on ``device`` -> the dtype matrix products run in."""
     device = torch.device(device)
     if precision not in CHOICES:
-        raise UserError(f"run.precision={precision!r} is unknown; choose one of {', '.join(CHOICES)}")
+        raise UserError(
+            f"run.precision={precision!r} is unknown; choose one of {', '.join(CHOICES)}"
+        )
     if precision == "fp32" or (precision == "auto" and not fast_bf16(device)):
         return torch.float32
     return torch.bfloat16
