@@ -1,0 +1,82 @@
+"""run.precision: bf16 autocast keeps states, distributions and losses in float32 and computes
+the same first update as float32 to bf16 tolerance; bad values are refused."""
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.agents import build_config
+from worldmodels.agents.dreamer import DreamerAgent
+from worldmodels.agents.planet import PlaNetAgent
+from worldmodels.envs import make_env
+from worldmodels.errors import UserError
+from worldmodels.nn.precision import Precision, compute_dtype, fast_bf16
+from worldmodels.replay import ReplayBuffer
+
+
+def test_compute_dtype_choices():
+    assert compute_dtype("fp32", "cpu") == torch.float32
+    assert compute_dtype("bf16", "cpu") == torch.bfloat16
+    auto = torch.bfloat16 if fast_bf16(torch.device("cpu")) else torch.float32
+    assert compute_dtype("auto", "cpu") == auto
+    assert not Precision("fp32", "cpu").enabled and Precision("bf16", "cpu").enabled
+    with pytest.raises(UserError, match="run.precision"):
+        compute_dtype("fp16", "cpu")
+
+
+def test_bad_precision_from_command_line_is_refused():
+    with pytest.raises(UserError, match="precision"):
+        build_config("dreamerv3", ["debug"], {"run.precision": "half"})
+
+
+def test_presets_of_mixed_precision_references():
+    for name in ("dreamerv1", "dreamerv2"):
+        assert build_config(name, ["debug"], {})[0].run.precision == "auto"
+    assert build_config("dreamerv3", [], {})[0].run.precision == "fp32"
+
+
+def _batch(env_id, batch_size, length):
+    env = make_env(env_id)
+    rb, rng = ReplayBuffer(10_000), np.random.default_rng(0)
+    obs = env.reset(seed=0)
+    for _ in range(200):
+        action = env.act_space.sample(rng)
+        rb.add({**obs, "action": action})
+        obs = env.reset() if obs["is_last"] else env.step(action)
+    return env, rb.sample(batch_size, length)
+
+
+@pytest.mark.parametrize(
+    "agent_name,env_id", [("dreamerv1", "toy:reach"), ("dreamerv3", "toy:target")]
+)
+def test_bf16_update_matches_fp32_and_keeps_float32_state(agent_name, env_id):
+    env, batch = _batch(env_id, 4, 8)
+    results = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        cfg, _ = build_config(agent_name, ["debug"], {"run.precision": precision})
+        agent = DreamerAgent(cfg, env.obs_space, env.act_space)
+        obs = {k: np.asarray(v)[None] for k, v in env.reset(seed=0).items()}
+        state, action, _ = agent.act(agent.init_state(1), obs, "explore")
+        assert all(v.dtype == torch.float32 for v in state.values()), precision
+        assert action.dtype in (np.float32, np.int64)
+        torch.manual_seed(1)
+        results[precision] = agent.update(batch)
+        assert all(np.isfinite(v) for v in results[precision].values())
+    assert results["bf16"]["loss/model"] != results["fp32"]["loss/model"]  # autocast is on
+    for key in ("loss/model", "loss/reward", "loss/critic", "imag_return"):
+        ref, low = results["fp32"][key], results["bf16"][key]
+        assert low == pytest.approx(ref, rel=0.05, abs=0.02), key
+
+
+def test_planet_bf16_acts_and_updates():
+    env, batch = _batch("toy:reach", 4, 8)
+    torch.manual_seed(0)
+    cfg, _ = build_config("planet", ["debug"], {"run.precision": "bf16"})
+    agent = PlaNetAgent(cfg, env.obs_space, env.act_space)
+    obs = {k: np.asarray(v)[None] for k, v in env.reset(seed=0).items()}
+    state, action, _ = agent.act(agent.init_state(1), obs, "eval")
+    assert action.dtype == np.float32 and np.all(np.abs(action) <= 1)
+    assert all(v.dtype == torch.float32 for v in state.values())
+    metrics = agent.update(batch)
+    assert all(np.isfinite(v) for v in metrics.values())
