@@ -260,10 +260,16 @@ class Preset:
     kind: str = "agent"
     """agent | size | cpu | debug: what the preset sets."""
     extends: tuple[str, ...] = field(default_factory=tuple)
+    by_obs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Overrides for one observation kind (``run.obs``: vector | pixels), applied right after
+    the preset's own, before later presets and ``--set``: a reference's per-domain configs."""
 
 
-def resolve_presets(presets: dict[str, Preset], names: list[str]) -> dict[str, Any]:
-    """Merge presets (and what they extend) left to right into one override dict."""
+def resolve_presets(
+    presets: dict[str, Preset], names: list[str], obs: str | None = None
+) -> dict[str, Any]:
+    """Merge presets (and what they extend) left to right into one override dict; ``obs``
+    (the run's observation kind) selects each preset's ``by_obs`` overrides."""
     merged: dict[str, Any] = {}
     for name in names:
         if name not in presets:
@@ -273,6 +279,7 @@ def resolve_presets(presets: dict[str, Preset], names: list[str]) -> dict[str, A
                 f"unknown preset '{name}'{hint} (available: {', '.join(sorted(presets))})"
             )
         preset = presets[name]
-        merged.update(resolve_presets(presets, list(preset.extends)))
+        merged.update(resolve_presets(presets, list(preset.extends), obs))
         merged.update(preset.overrides)
+        merged.update(preset.by_obs.get(obs or "", {}))
     return merged

@@ -68,6 +68,28 @@ def test_preset_axes_values():
     )
 
 
+def test_dreamerv2_sizes_follow_the_reference_domain_configs():
+    """configs.yaml: atari (images) deter 600, gamma 0.999, KL scale 0.1; dmc_proprio (vectors)
+    deter 200, gamma 0.99, KL scale 1 with 1 free nat; later presets and --set still win."""
+    vec, _ = build_config("dreamerv2", [], {"run.obs": "vector"})
+    img, _ = build_config("dreamerv2", [], {"run.obs": "pixels"})
+    assert (vec.model.deter, vec.behavior.gamma, vec.model.kl_scale, vec.model.free_bits) == (
+        200,
+        0.99,
+        1.0,
+        1.0,
+    )
+    assert (img.model.deter, img.behavior.gamma, img.model.kl_scale, img.model.free_bits) == (
+        600,
+        0.999,
+        0.1,
+        0.0,
+    )
+    assert build_config("dreamerv2", [], {})[0].model.deter == 200  # run.obs defaults to vector
+    assert build_config("dreamerv2", ["size12m"], {})[0].model.deter == 2048
+    assert build_config("dreamerv2", [], {"model.deter": 300})[0].model.deter == 300
+
+
 def _grads(kind, kl_fn, post, prior, **kw):
     post = post.clone().requires_grad_(True)
     prior = prior.clone().requires_grad_(True)

@@ -98,6 +98,9 @@ def build_config(
     cls, table, _ = spec.load()
     cfg = cls()
     names = list(spec.base_presets) + list(presets or [])
-    apply_overrides(cfg, resolve_presets(table, names))
+    # The observation kind selects per-domain preset values: --set/--obs, else a preset's, else
+    # the default.
+    obs = (overrides or {}).get("run.obs") or resolve_presets(table, names).get("run.obs")
+    apply_overrides(cfg, resolve_presets(table, names, obs or cfg.run.obs))
     apply_overrides(cfg, overrides or {})
     return cfg, names

@@ -317,8 +317,21 @@ PRESETS: dict[str, Preset] = {
             "avg 0, REINFORCE for discrete / dynamics for continuous actions, entropy 1e-3 "
             "(discrete) and 1e-4 (continuous, the dmc config), gamma 0.999, lambda 0.95, target "
             "critic copied every 100 updates and used for the returns, Adam 2e-4/4e-5/1e-4 eps "
-            "1e-5 clip 100, mixed precision (precision: 16; here bf16 where the device has it); "
-            "docs/deviations.md.",
+            "1e-5 clip 100, mixed precision (precision: 16; here bf16 where the device has it). "
+            "Vector observations take the reference's dmc_proprio values: deter and hidden 200, "
+            "Adam 3e-4/8e-5/8e-5, gamma 0.99, KL scale 1 with 1 free nat; docs/deviations.md.",
+            by_obs={
+                "vector": {
+                    "model.deter": 200,
+                    "model.hidden": 200,
+                    "model.kl_scale": 1.0,
+                    "model.free_bits": 1.0,
+                    "behavior.gamma": 0.99,
+                    "optim.model_lr": 3e-4,
+                    "optim.actor_lr": 8e-5,
+                    "optim.critic_lr": 8e-5,
+                }
+            },
         ),
         Preset("size1m", _size(512, 64, 4, 4, 64), f"{_NATURE}: configs.yaml size1m", "size"),
         Preset("size12m", _size(2048, 256, 16, 16, 256), f"{_NATURE}: size12m", "size"),
