@@ -52,7 +52,8 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
     """Matrix products in ``bf16`` under autocast (states, losses, optimiser in float32), or all
     ``fp32``; ``auto`` = bf16 where the device does bf16 natively (CUDA; a CPU with AMX or
-    AVX512-BF16), else fp32 (nn/precision.py). 2.2x on a DreamerV1 update on an AMX CPU."""
+    AVX512-BF16), else fp32 (nn/precision.py). 2.2x on a DreamerV1 update on an AMX CPU.
+    Dreamer and PlaNet; TD-MPC2 and MuZero compute in float32 (bf16 is refused)."""
     obs: str = "vector"
     """vector | pixels."""
     tensorboard: bool = True

@@ -80,3 +80,16 @@ def test_planet_bf16_acts_and_updates():
     assert all(v.dtype == torch.float32 for v in state.values())
     metrics = agent.update(batch)
     assert all(np.isfinite(v) for v in metrics.values())
+
+
+@pytest.mark.parametrize("agent_name,env_id", [("tdmpc2", "toy:reach"), ("muzero", "toy:target")])
+def test_float32_only_agents_refuse_bf16(agent_name, env_id):
+    from worldmodels.agents import get_agent_spec
+
+    env = make_env(env_id)
+    _, _, cls = get_agent_spec(agent_name).load()
+    cfg, _ = build_config(agent_name, ["debug"], {"run.precision": "bf16"})
+    with pytest.raises(UserError, match="float32 only"):
+        cls(cfg, env.obs_space, env.act_space)
+    cfg, _ = build_config(agent_name, ["debug"], {"run.precision": "auto"})
+    cls(cfg, env.obs_space, env.act_space)  # auto = float32 for these agents

@@ -58,3 +58,12 @@ class Precision:
         if not self.enabled:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def require_fp32(agent: str, precision: str) -> None:
+    """For agents that compute in float32 only: refuse ``bf16``; ``auto`` means float32 here."""
+    if precision == "bf16":
+        raise UserError(
+            f"{agent} computes in float32 only; run.precision=bf16 is supported by the dreamer "
+            "and planet agents. fix: drop --set run.precision=bf16 (or use fp32 / auto)"
+        )

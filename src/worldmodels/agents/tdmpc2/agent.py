@@ -28,6 +28,7 @@ from ...errors import UserError
 from ...math import PercentileNormalizer, ema_update, twohot_nll
 from ...models.tdmpc2 import TDMPC2Model
 from ...nn.compile import MaybeCompiled
+from ...nn.precision import require_fp32
 from ...planners import MPPI, DiscreteMPPI
 from .config import TDMPC2Config
 
@@ -69,6 +70,7 @@ class TDMPC2Agent:
     ):
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
+        require_fp32("tdmpc2", config.run.precision)
         self.discrete = act_space.discrete
         self.act_dim = act_space.n
         p, lc, o = config.plan, config.loss, config.optim
