@@ -88,6 +88,16 @@ def test_bad_inputs(tmp_path, trained, capsys):
         capsys,
         "not an int",
     )
+    _bad(
+        ["train", "dreamerv3", "--env", "toy:target", "--set", "run.action_repeat=2"],
+        capsys,
+        "run.action_repeat",
+    )
+    _bad(
+        ["train", "dreamerv3", "--env", "gym:Pendulum-v1", "--set", "run.action_repeat=-1"],
+        capsys,
+        "action_repeat must be an integer >= 1",
+    )
     _bad(["train", "--resume", str(tmp_path)], capsys, "not a run directory")
     _bad(["eval", str(tmp_path)], capsys, "not a run directory")
     _bad(
@@ -174,3 +184,20 @@ def test_stop_at_return_ends_early(tmp_path):
     assert code == 0
     latest = json.loads((run / "checkpoints/latest.json").read_text())
     assert latest["step"] == 200
+
+
+def test_run_action_repeat_reaches_training_and_eval_envs(tmp_path):
+    from worldmodels.train.run import make_envs, new_run
+
+    info = new_run(
+        "tdmpc2",
+        "gym:Pendulum-v1",
+        presets=["debug"],
+        overrides={"run.action_repeat": 2},
+        run_dir=tmp_path / "r",
+    )
+    assert info.config.loss.episode_length == 100  # the agent sees 100-step episodes
+    train, evaluation = make_envs(info, 1)
+    for vec in (train, evaluation):
+        assert vec._envs[0].episode_length == 100
+        vec.close()

@@ -24,10 +24,10 @@ def make_agent(
     """Build a fresh agent for ``env`` (``suite:name``) from its name, presets and overrides."""
     from .agents import build_config, get_agent_spec
     from .envs import make_env
-    from .train.run import resolve_device
+    from .train.run import env_kwargs, resolve_device
 
     cfg, _ = build_config(agent, presets, {"run.obs": obs, **(overrides or {})})
-    probe = make_env(env, obs=cfg.run.obs)
+    probe = make_env(env, obs=cfg.run.obs, **env_kwargs(cfg.run))
     try:
         _, _, cls = get_agent_spec(agent).load()
         return cls(cfg, probe.obs_space, probe.act_space, resolve_device(device))

@@ -56,6 +56,11 @@ class RunConfig:
     Dreamer and PlaNet; TD-MPC2 and MuZero compute in float32 (bf16 is refused)."""
     obs: str = "vector"
     """vector | pixels."""
+    action_repeat: int = 0
+    """Simulator steps per agent step, rewards summed (gym: and dmc: envs); 0 = the suite's
+    default (dmc: 2, as TD-MPC2 and Dreamer on DMC; others: 1). ``steps``, ``train_ratio``,
+    ``eval_every`` and ``prefill`` count agent steps; the simulator runs action_repeat times
+    as many."""
     tensorboard: bool = True
     """Write TensorBoard events when tensorboard is installed."""
 

@@ -163,3 +163,57 @@ def test_unsupported_spaces():
         GymEnv(RecordingEnv([0.0], [1.0], obs_space=image_obs))
     with pytest.raises(UserError, match="render_mode='rgb_array'"):
         GymEnv(RecordingEnv([0.0], [1.0]), obs="pixels")
+
+
+def test_action_repeat_sums_rewards_of_the_repeated_steps():
+    """R = 3 on Pendulum: each agent step is 3 gymnasium steps with the same action."""
+    repeat, plain = (
+        make_env("gym:Pendulum-v1", seed=5, action_repeat=3),
+        gymnasium.make("Pendulum-v1"),
+    )
+    assert repeat.episode_length == 67  # ceil(200 / 3)
+    first = repeat.reset()
+    raw, _ = plain.reset(seed=5)
+    np.testing.assert_allclose(first["vector"], raw, rtol=1e-6)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        a = rng.uniform(-1, 1, size=1).astype(np.float32)
+        step = repeat.step(a)
+        total = 0.0
+        for _ in range(3):
+            raw, r, *_ = plain.step(2.0 * a)  # [-1, 1] -> [-2, 2]
+            total += r
+        assert step["reward"] == pytest.approx(total, rel=1e-5)
+        np.testing.assert_allclose(step["vector"], raw, rtol=1e-5)
+    lengths = 10
+    while not step["is_last"]:
+        step = repeat.step(np.zeros(1, np.float32))
+        lengths += 1
+    assert lengths == 67 and not step["is_terminal"]  # the time limit cut the 67th step short
+
+
+def test_action_repeat_stops_at_termination():
+    """CartPole pays 1 per gymnasium step: the episode's total is the same at any repeat."""
+    totals = {}
+    for r in (1, 4):
+        env = make_env("gym:CartPole-v1", seed=3, action_repeat=r)
+        env.reset()
+        total, step = 0.0, {"is_last": False}
+        while not step["is_last"]:
+            step = env.step(np.int64(1))  # always push right: terminates within ~10 steps
+            total += float(step["reward"])
+        assert step["is_terminal"]
+        totals[r] = total
+    assert totals[1] == totals[4] and totals[1] < 40
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_bad_action_repeat_is_refused(bad):
+    with pytest.raises(UserError, match="action_repeat"):
+        make_env("gym:CartPole-v1", action_repeat=bad)
+
+
+def test_action_repeat_on_suites_without_it():
+    make_env("toy:target", action_repeat=1)  # 1 is no repeat: fine anywhere
+    with pytest.raises(UserError, match="run.action_repeat"):
+        make_env("toy:target", action_repeat=2)

@@ -35,6 +35,10 @@ class GymEnv(Env):
     Actions: Discrete -> int64 indices; Box -> float vectors in ``[-1, 1]`` rescaled to the
     space's bounds (unbounded dimensions are passed through after clipping to ``[-1, 1]``).
 
+    ``action_repeat=R``: each ``step`` applies the action for up to R gymnasium steps (fewer if
+    the episode ends), sums their rewards and observes the last; ``episode_length`` counts these
+    agent steps (the time limit divided by R, rounded up).
+
     Seeding: the first ``reset()`` seeds gymnasium with ``seed`` (the constructor's if the call
     gives none); later ``reset()`` calls without a seed let gymnasium continue its own RNG.
     """
@@ -47,10 +51,18 @@ class GymEnv(Env):
         size: tuple[int, int] = (64, 64),
         seed: int | None = None,
         name: str | None = None,
+        action_repeat: int = 1,
     ):
         import gymnasium
 
         self._env = env
+        if (
+            isinstance(action_repeat, bool)
+            or int(action_repeat) != action_repeat
+            or action_repeat < 1
+        ):
+            raise UserError(f"action_repeat must be an integer >= 1, got {action_repeat!r}")
+        self._repeat = int(action_repeat)
         self._obs_mode = obs
         self._size = (int(size[0]), int(size[1]))
         self._seed = seed
@@ -58,7 +70,8 @@ class GymEnv(Env):
         self._frame: np.ndarray | None = None
         self.name = name or (env.spec.id if getattr(env, "spec", None) else type(env).__name__)
         spec = getattr(env, "spec", None)
-        self.episode_length = getattr(spec, "max_episode_steps", None)
+        limit = getattr(spec, "max_episode_steps", None)
+        self.episode_length = None if limit is None else -(-int(limit) // self._repeat)
         spaces = gymnasium.spaces
 
         # Observations.
@@ -160,10 +173,15 @@ class GymEnv(Env):
         return make_step(self._observe(raw), 0.0, is_first=True)
 
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
-        raw, reward, terminated, truncated, _ = self._env.step(self.scale_action(action))
+        act, total = self.scale_action(action), 0.0
+        for _ in range(self._repeat):
+            raw, reward, terminated, truncated, _ = self._env.step(act)
+            total += float(reward)
+            if terminated or truncated:
+                break
         return make_step(
             self._observe(raw),
-            float(reward),
+            total,
             is_last=bool(terminated or truncated),
             is_terminal=bool(terminated),
         )

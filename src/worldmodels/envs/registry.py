@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from worldmodels.envs.base import Env
 from worldmodels.errors import MissingExtraError, UserError
 
@@ -81,6 +83,8 @@ def make_env(
     ``obs``: ``'vector'`` or ``'pixels'`` (``'image'`` uint8 of shape ``(*size, 3)``).
     ``seed`` seeds the env's first reset. Extra keyword arguments go to the suite's factory
     (for ``gym:`` they go to ``gymnasium.make``, e.g. ``max_episode_steps=100``).
+    ``action_repeat=R`` (``gym:`` and ``dmc:``) repeats each action R simulator steps and sums
+    the rewards; other suites accept only 1.
     Bad input raises :class:`UserError` with a one-line message naming the fix.
     """
     suite_name, name = _split_id(env_id)
@@ -102,7 +106,29 @@ def make_env(
             f"env suite '{suite_name}' is not implemented yet (issue pending); "
             "fix: use a 'gym:' or 'toy:' env for now, e.g. 'gym:CartPole-v1'"
         )
+    if "action_repeat" in kwargs:
+        repeat = check_action_repeat(kwargs["action_repeat"], env_id)
+        if suite_name in ("gym", "dmc"):
+            kwargs["action_repeat"] = repeat
+        elif repeat == 1:
+            del kwargs["action_repeat"]
+        else:
+            raise UserError(
+                f"env '{env_id}' has no action repeat (only gym: and dmc: envs do), got "
+                f"{repeat}; fix: set run.action_repeat to 0 (the suite's default)"
+            )
     return suite.factory(name, obs=obs, seed=seed, size=size, **kwargs)
+
+
+def check_action_repeat(value: Any, env_id: str = "") -> int:
+    """``value`` as an int >= 1, else a one-line :class:`UserError`."""
+    where = f"env '{env_id}': " if env_id else ""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UserError(
+            f"{where}action_repeat must be an integer >= 1, got {value!r}; "
+            "fix: e.g. --set run.action_repeat=2"
+        )
+    return int(value)
 
 
 def _split_id(env_id: Any) -> tuple[str, str]:
@@ -181,6 +207,7 @@ def _make_gym(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs
 
     from worldmodels.envs.gym_env import GymEnv, headless_video
 
+    repeat = kwargs.pop("action_repeat", 1)
     spec = _gym_spec(name)
     user_args = ", ".join(sorted(kwargs))
     if obs == "pixels":
@@ -202,7 +229,7 @@ def _make_gym(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs
             f"env 'gym:{name}' rejected the arguments ({user_args}): {_one_line(exc)}; "
             "fix: drop or rename them"
         ) from None
-    return GymEnv(env, obs=obs, size=size, seed=seed, name=f"gym:{name}")
+    return GymEnv(env, obs=obs, size=size, seed=seed, name=f"gym:{name}", action_repeat=repeat)
 
 
 # -- toy -------------------------------------------------------------------------------------

@@ -21,7 +21,15 @@ from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
 from ..replay import ReplayBuffer
 from .games import board_evaluation, board_summary, plays_board
-from .run import RunInfo, build_agent, load_agent, make_envs, resolve_device, set_threads
+from .run import (
+    RunInfo,
+    build_agent,
+    env_kwargs,
+    load_agent,
+    make_envs,
+    resolve_device,
+    set_threads,
+)
 
 
 @dataclass
@@ -52,7 +60,8 @@ def evaluate_run(
     agent = load_agent(run_dir, device=device, overrides=overrides)
     info = agent.run_info
     set_threads(info.config.run.threads)
-    env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=seed)])
+    kwargs = env_kwargs(info.config.run)
+    env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=seed, **kwargs)])
     try:
         return agent, evaluate(agent, env, episodes, seed=seed)
     finally:
