@@ -323,7 +323,23 @@ def test_learning_rate_decays_exponentially():
         seen.append(agent.opt.param_groups[0]["lr"])
     np.testing.assert_allclose(seen, [0.02, 0.02 * 0.5**0.5, 0.01, 0.02 * 0.5**1.5])
     with pytest.raises(UserError, match="lr_decay"):
-        _agent("toy:target", **{"optim.lr_decay_steps": 0})
+        _agent("toy:target", **{"optim.lr_decay_steps": -1})
+
+
+def test_learning_rate_decay_over_the_run():
+    """lr_decay_steps 0: the rate is reached after the run's (steps - prefill) * train_ratio /
+    (batch_size * batch_length) updates, the count the loop makes."""
+    run = {"run.steps": 5000, "run.prefill": 1000, "run.train_ratio": 64.0}
+    run |= {"run.batch_size": 4, "run.batch_length": 8}  # 4000 * 64 / 32 = 8000 updates
+    agent, _ = _agent(
+        "toy:target",
+        **run,
+        **{"optim.lr": 0.01, "optim.lr_decay_rate": 0.1},
+        **{"optim.lr_decay_steps": 0},
+    )
+    for updates, lr in ((0, 0.01), (4000, 0.01 * 0.1**0.5), (8000, 0.001)):
+        agent.updates = updates
+        assert agent.learning_rate() == pytest.approx(lr)
 
 
 def test_board_games_use_scalar_mse_heads():

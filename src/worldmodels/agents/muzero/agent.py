@@ -35,6 +35,13 @@ from ...planners.mcts import (
 from .config import MuZeroConfig
 
 
+def run_updates(run) -> float:
+    """Updates a run of ``run.steps`` makes at its train ratio (the loop updates from the end of
+    the prefill on: (steps - prefill) * train_ratio / (batch_size * batch_length)), at least 1."""
+    collected = max(run.steps - run.prefill, 0)
+    return max(collected * run.train_ratio / (run.batch_size * run.batch_length), 1.0)
+
+
 class MuZeroAgent:
     """MuZero with the config axes of MuZeroConfig; EfficientZero's axes are refused for now."""
 
@@ -63,10 +70,10 @@ class MuZeroAgent:
                 f"search.temperatures needs one more entry than search.temperature_steps "
                 f"(got {len(s.temperatures)} and {len(s.temperature_steps)})"
             )
-        if config.optim.lr_decay_rate <= 0 or config.optim.lr_decay_steps <= 0:
+        if config.optim.lr_decay_rate <= 0 or config.optim.lr_decay_steps < 0:
             raise UserError(
-                "optim.lr_decay_rate and optim.lr_decay_steps must be positive "
-                "(rate 1 = constant learning rate)"
+                "optim.lr_decay_rate must be positive and optim.lr_decay_steps positive or 0 "
+                "(rate 1 = constant learning rate; steps 0 = the run's total updates)"
             )
         if t.num_unroll_steps < 1 or t.td_steps < 1:
             raise UserError("train.num_unroll_steps and train.td_steps must be at least 1")
@@ -339,9 +346,11 @@ class MuZeroAgent:
         return support_loss(logits, target, m.support_size, m.h_eps)
 
     def learning_rate(self) -> float:
-        """lr * lr_decay_rate ** (updates / lr_decay_steps) (MuZero pseudocode)."""
+        """lr * lr_decay_rate ** (updates / lr_decay_steps) (MuZero pseudocode);
+        lr_decay_steps 0 = :func:`run_updates`, so the rate is reached at the run's end."""
         o = self.config.optim
-        return o.lr * o.lr_decay_rate ** (self.updates / o.lr_decay_steps)
+        steps = o.lr_decay_steps or run_updates(self.config.run)
+        return o.lr * o.lr_decay_rate ** (self.updates / steps)
 
     # Persistence
     def state_dict(self) -> dict:

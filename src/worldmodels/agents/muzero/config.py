@@ -111,7 +111,9 @@ class MuZeroOptimConfig:
     lr_decay_rate: float = 0.1
     lr_decay_steps: float = 350e3
     """Exponential decay (pseudocode): lr * lr_decay_rate ** (updates / lr_decay_steps); the
-    paper's Atari schedule is 0.1 every 350k updates; rate 1 = constant."""
+    paper's Atari schedule is 0.1 every 350k updates; rate 1 = constant; steps 0 = the run's
+    total updates ((run.steps - run.prefill) * train_ratio / (batch_size * batch_length)), so
+    the lr reaches lr * lr_decay_rate at the end of the run whatever --steps is."""
     weight_decay: float = 1e-4
     """L2 regularisation c ||theta||^2 of the paper's loss (as AdamW-free Adam weight decay)."""
     clip: float = 5.0
