@@ -94,6 +94,21 @@ def main() -> None:
         "reward_of_winning_moves": float(win_r.mean()),
         "reward_of_other_moves": float(other_r.mean()),
     }
+    # Per seat (X = seat 0 moves first): where the opponent threatens to win next move and the
+    # mover cannot win at once, does the search block (play the only non-losing cells)?
+    seat = np.array([tp for _, tp in positions])
+    wins_now = np.array([[_wins_now(c, a) for a in range(9)] for c in canon])
+    threat = np.array([[_wins_now(-c, a) for a in range(9)] for c in canon])
+    must_block = threat.any(1) & ~wins_now.any(1)
+    blocked = threat[rows, searched]
+    for s_, name in ((0, "x"), (1, "o")):
+        mine = seat == s_
+        result[f"search_optimal_{name}"] = float((q_star[rows, searched] == v_star)[mine].mean())
+        result[f"positions_to_block_{name}"] = int((mine & must_block).sum())
+        result[f"blocks_{name}"] = float(blocked[mine & must_block].mean())
+        result[f"wins_when_it_can_{name}"] = float(
+            wins_now[rows, searched][mine & wins_now.any(1)].mean()
+        )
     if args.json:
         print(json.dumps(result))
         return
