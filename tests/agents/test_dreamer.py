@@ -16,17 +16,7 @@ from worldmodels.checkpoint import (
     unflatten_state,
 )
 from worldmodels.envs import make_env
-from worldmodels.replay import ReplayBuffer
-
-
-def _collect(env, steps, rng):
-    rb = ReplayBuffer(10_000)
-    obs = env.reset(seed=0)
-    for _ in range(steps):
-        action = env.act_space.sample(rng)
-        rb.add({**obs, "action": action})
-        obs = env.reset() if obs["is_last"] else env.step(action)
-    return rb
+from worldmodels.replay import random_replay
 
 
 @pytest.mark.parametrize(
@@ -52,7 +42,7 @@ def test_build_act_update(env_id, overrides):
         assert action.dtype == np.int64 and ((0 <= action) & (action < env.act_space.n)).all()
     else:
         assert np.all(np.abs(action) <= 1.0)
-    rb = _collect(env, 200, rng)
+    rb = random_replay(env, 200, rng)
     before = [p.clone() for p in agent.wm.parameters()]
     metrics = agent.update(rb.sample(cfg.run.batch_size, cfg.run.batch_length))
     assert all(np.isfinite(v) for v in metrics.values()), metrics
@@ -67,7 +57,7 @@ def test_dynamics_gradient_actor_updates():
     cfg, _ = build_config("dreamer", ["dreamerv3_2023", "debug"])
     agent = DreamerAgent(cfg, env.obs_space, env.act_space)
     assert agent.actor_grad == "dynamics"
-    rb = _collect(env, 100, np.random.default_rng(1))
+    rb = random_replay(env, 100, np.random.default_rng(1))
     wm_before = [p.clone() for p in agent.wm.parameters()]
     actor_before = [p.clone() for p in agent.actor.parameters()]
     start = {k: v[:8] for k, v in agent.wm.rssm.initial(8).items()}
@@ -82,7 +72,7 @@ def test_save_load_identical_actions():
     cfg, _ = build_config("dreamerv3", ["debug"])
     torch.manual_seed(0)
     a = DreamerAgent(cfg, env.obs_space, env.act_space)
-    rb = _collect(env, 100, np.random.default_rng(0))
+    rb = random_replay(env, 100, np.random.default_rng(0))
     a.update(rb.sample(4, 8))
     tensors, skeleton = flatten_state(a.state_dict())
     torch.manual_seed(123)
@@ -145,7 +135,7 @@ def test_compiled_update_matches_eager(env_id, presets):
     the same update as eager: same seed, same losses and gradient norms (to float tolerance;
     weights after Adam's first step are not compared: it amplifies float noise in tiny grads)."""
     env = make_env(env_id)
-    rb = _collect(env, 200, np.random.default_rng(0))
+    rb = random_replay(env, 200, np.random.default_rng(0))
     batch = rb.sample(4, 8)
     results = []
     for compiled in (False, True):
@@ -175,7 +165,7 @@ def test_repval_trains_critic_on_replayed_returns():
     # Same weights, same batch, same imagination noise: the replayed loss changes the critic's
     # gradient only when it is on.
     env = make_env("toy:target")
-    rb = _collect(env, 100, np.random.default_rng(0))
+    rb = random_replay(env, 100, np.random.default_rng(0))
     batch = rb.sample(4, 8)
     grads = {}
     for weight in (0.0, 0.3):
@@ -196,7 +186,7 @@ def test_laprop_optimizer_updates_and_round_trips(tmp_path):
     torch.manual_seed(0)
     a = DreamerAgent(cfg, env.obs_space, env.act_space)
     assert type(a.model_opt).__name__ == "LaPropAGC"
-    rb = _collect(env, 100, np.random.default_rng(0))
+    rb = random_replay(env, 100, np.random.default_rng(0))
     before = [p.clone() for p in a.wm.parameters()]
     metrics = a.update(rb.sample(4, 8))
     assert all(np.isfinite(v) for v in metrics.values()), metrics

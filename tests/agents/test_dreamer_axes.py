@@ -17,17 +17,7 @@ from worldmodels.envs import make_env
 from worldmodels.errors import UserError
 from worldmodels.math import TanhNormal, categorical_kl, gaussian_kl
 from worldmodels.models import RSSM
-from worldmodels.replay import ReplayBuffer
-
-
-def _replay(env, steps=100, seed=0):
-    rb, rng = ReplayBuffer(10_000), np.random.default_rng(seed)
-    obs = env.reset(seed=seed)
-    for _ in range(steps):
-        action = env.act_space.sample(rng)
-        rb.add({**obs, "action": action})
-        obs = env.reset() if obs["is_last"] else env.step(action)
-    return rb
+from worldmodels.replay import random_replay
 
 
 @pytest.mark.parametrize("agent", ["dreamerv1", "dreamerv2", "dreamerv3"])
@@ -43,7 +33,7 @@ def test_preset_builds_acts_updates(agent, env_id):
     state, action, _ = ag.act(ag.init_state(2), obs, "explore")
     assert action.shape == (2, *env.act_space.shape)
     before = [p.clone() for p in ag.actor.parameters()]
-    metrics = ag.update(_replay(env).sample(4, 8))
+    metrics = ag.update(random_replay(env, 100).sample(4, 8))
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert any(not torch.equal(a, b) for a, b in zip(before, ag.actor.parameters()))
 
@@ -205,7 +195,7 @@ def test_hard_target_copies_every_n_updates():
     env = make_env("toy:target")
     cfg, _ = build_config("dreamerv2", ["debug"], {"behavior.slow_critic_every": 2})
     ag = DreamerAgent(cfg, env.obs_space, env.act_space)
-    rb = _replay(env)
+    rb = random_replay(env, 100)
     ag.update(rb.sample(4, 8))  # update 1: no copy yet
     assert any(
         not torch.equal(a, b) for a, b in zip(ag.slow_critic.parameters(), ag.critic.parameters())

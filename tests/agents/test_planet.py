@@ -10,7 +10,7 @@ from worldmodels.agents.planet import PlaNetAgent
 from worldmodels.envs import make_env
 from worldmodels.errors import UserError
 from worldmodels.models import RSSM, overshooting_kl
-from worldmodels.replay import ReplayBuffer
+from worldmodels.replay import random_replay
 
 
 def test_planet_builds_plans_updates():
@@ -23,13 +23,7 @@ def test_planet_builds_plans_updates():
     state, action, _ = agent.act(state, obs, "explore")
     assert action.shape == (2, env.act_space.n) and np.all(np.abs(action) <= 1)
     _, greedy, _ = agent.act(state, obs, "eval")
-    rb, rng = ReplayBuffer(10_000), np.random.default_rng(0)
-    o = env.reset(seed=0)
-    for _ in range(100):
-        a = env.act_space.sample(rng)
-        rb.add({**o, "action": a})
-        o = env.reset() if o["is_last"] else env.step(a)
-    metrics = agent.update(rb.sample(4, 8))
+    metrics = agent.update(random_replay(env, 100).sample(4, 8))
     assert np.isfinite(metrics["loss/overshooting"]) and metrics["loss/overshooting"] >= 3.0
     loaded = PlaNetAgent(cfg, env.obs_space, env.act_space)
     loaded.load_state_dict(agent.state_dict())

@@ -14,7 +14,7 @@ from worldmodels.agents.tdmpc2.agent import heuristic_discount, rollout_weights
 from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.cli import main
 from worldmodels.envs import make_env
-from worldmodels.replay import ReplayBuffer
+from worldmodels.replay import random_replay
 from worldmodels.train.run import new_run
 
 
@@ -23,16 +23,6 @@ def _agent(env_id: str, seed: int = 0, **overrides):
     env = make_env(env_id)
     cfg, _ = build_config("tdmpc2", ["debug"], overrides)
     return TDMPC2Agent(cfg, env.obs_space, env.act_space), env
-
-
-def _replay(env, steps: int = 120) -> ReplayBuffer:
-    rb, rng = ReplayBuffer(10_000, seed=0), np.random.default_rng(0)
-    o = env.reset(seed=0)
-    for _ in range(steps):
-        a = env.act_space.sample(rng)
-        rb.add({**o, "action": a})
-        o = env.reset() if o["is_last"] else env.step(a)
-    return rb
 
 
 def _obs(env, n: int = 2) -> dict:
@@ -55,7 +45,7 @@ def test_builds_acts_updates(env_id):
             assert action.shape == (2, space.n) and action.dtype == np.float32
             assert np.abs(action).max() <= 1
     before = [p.detach().clone() for p in agent.model.parameters()]
-    rb = _replay(env)
+    rb = random_replay(env, 120)
     for _ in range(2):  # zero-initialised output layers: the hidden ones move from update 2 on
         metrics = agent.update(rb.sample(8, 4))
     for key in ("loss/consistency", "loss/reward", "loss/value", "loss/termination", "loss/pi"):
@@ -72,7 +62,7 @@ def test_pixels():
     agent = TDMPC2Agent(cfg, env.obs_space, env.act_space)
     _, action, _ = agent.act(agent.init_state(2), _obs(env), "explore")
     assert action.shape == (2, 1)
-    metrics = agent.update(_replay(env, 40).sample(4, 4))
+    metrics = agent.update(random_replay(env, 40).sample(4, 4))
     assert np.isfinite(metrics["loss/model"])
     image = torch.as_tensor(_obs(env)["image"])
     agent.model.train()  # random shifts while training, none while acting
@@ -93,7 +83,7 @@ def test_policy_prior_acting_without_planning():
 
 def test_updates_fit_a_fixed_batch():
     agent, env = _agent("toy:reach")
-    batch = _replay(env).sample(16, 4)
+    batch = random_replay(env, 120).sample(16, 4)
     first = agent.update(batch)
     for _ in range(100):
         last = agent.update(batch)
@@ -104,7 +94,7 @@ def test_updates_fit_a_fixed_batch():
 
 def test_consistency_loss_gives_no_gradient_to_its_target():
     agent, env = _agent("toy:reach")
-    batch = {k: torch.as_tensor(v) for k, v in _replay(env).sample(8, 4).items()}
+    batch = {k: torch.as_tensor(v) for k, v in random_replay(env, 120).sample(8, 4).items()}
     batch["is_first"] = torch.zeros_like(batch["is_first"])
     obs = batch["vector"].clone().requires_grad_(True)
     losses, _, _ = agent.losses({**batch, "vector": obs})
@@ -127,7 +117,7 @@ def test_windows_are_cut_at_episode_starts():
     with torch.no_grad():  # non-zero output layers, so that the losses depend on the targets
         agent.model.reward_net[-1].weight.normal_(0, 0.1)
         agent.model.Qs.weight[-1].normal_(0, 0.1)
-    batch = {k: torch.as_tensor(v) for k, v in _replay(env).sample(8, 4).items()}
+    batch = {k: torch.as_tensor(v) for k, v in random_replay(env, 120).sample(8, 4).items()}
     batch["is_first"] = torch.zeros_like(batch["is_first"])
     batch["is_first"][0, 2] = True
     changed = {k: v.clone() for k, v in batch.items()}
@@ -150,7 +140,7 @@ def test_windows_are_cut_at_episode_starts():
 
 def test_longer_windows_are_unfolded():
     agent, env = _agent("toy:reach", **{"run.batch_length": 6})
-    data = {k: torch.as_tensor(v) for k, v in _replay(env).sample(3, 6).items()}
+    data = {k: torch.as_tensor(v) for k, v in random_replay(env, 120).sample(3, 6).items()}
     windows = agent._windows(data)
     assert windows["vector"].shape == (9, 4, 2)
     torch.testing.assert_close(windows["vector"][1], data["vector"][0, 1:5])
@@ -167,7 +157,7 @@ def test_heuristic_discount():
 @pytest.mark.parametrize("env_id", ["toy:reach", "toy:target"])
 def test_save_load_plans_identical_actions(env_id, tmp_path):
     agent, env = _agent(env_id, seed=0)
-    agent.update(_replay(env).sample(8, 4))
+    agent.update(random_replay(env, 120).sample(8, 4))
     save_checkpoint(tmp_path, {"agent": agent.state_dict()}, step=1, meta={})
     state, _ = load_checkpoint(tmp_path)
     other, _ = _agent(env_id, seed=1)

@@ -11,7 +11,7 @@ from worldmodels.agents.planet import PlaNetAgent
 from worldmodels.envs import make_env
 from worldmodels.errors import UserError
 from worldmodels.nn.precision import Precision, compute_dtype, fast_bf16
-from worldmodels.replay import ReplayBuffer
+from worldmodels.replay import random_replay
 
 
 def test_compute_dtype_choices():
@@ -37,13 +37,7 @@ def test_presets_of_mixed_precision_references():
 
 def _batch(env_id, batch_size, length):
     env = make_env(env_id)
-    rb, rng = ReplayBuffer(10_000), np.random.default_rng(0)
-    obs = env.reset(seed=0)
-    for _ in range(200):
-        action = env.act_space.sample(rng)
-        rb.add({**obs, "action": action})
-        obs = env.reset() if obs["is_last"] else env.step(action)
-    return env, rb.sample(batch_size, length)
+    return env, random_replay(env, 200).sample(batch_size, length)
 
 
 @pytest.mark.parametrize(

@@ -607,3 +607,18 @@ class ReplayBuffer:
             arr.shape[1:] == self._schema[k][0] and arr.dtype == self._schema[k][1]
             for k, arr in data.items()
         )
+
+
+def random_replay(
+    env: Any, steps: int, rng: np.random.Generator | int = 0, *, capacity: int = 10_000
+) -> ReplayBuffer:
+    """An in-memory buffer of ``steps`` uniformly random actions on ``env`` (reset with seed 0,
+    then again as each episode ends): data for tests, profiling and offline checks."""
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rb = ReplayBuffer(capacity)
+    obs = env.reset(seed=0)
+    for _ in range(steps):
+        action = env.act_space.sample(rng)
+        rb.add({**obs, "action": action})
+        obs = env.reset() if obs["is_last"] else env.step(action)
+    return rb
