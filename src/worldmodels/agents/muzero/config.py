@@ -168,7 +168,7 @@ PRESETS: dict[str, Preset] = {
             "seed in three plateaued near 260 with the value far below the return) with windows "
             "of K + 1 + n = 56 steps. Constant learning rate: the pseudocode's exponential decay, "
             "scaled to 0.1 over the run (optim.lr_decay_steps=0; muzero-general's CartPole "
-            "decays ~0.1 over its run too), gave CartPole 451 / 451 / 356 / 500 / 294 in five "
+            "decays ~0.1 over its run too), gave CartPole 451 / 451 / 356 / 500 / 311 in five "
             "seeds against 500 / 500 / 400.5 without it (benchmarks/RESULTS.md).",
         ),
         Preset(
