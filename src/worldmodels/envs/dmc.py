@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from worldmodels.envs.base import ActionSpace, Env, Spec, continuous_action, make_step
+from worldmodels.envs.registry import check_action_repeat
 from worldmodels.errors import UserError
 
 ALIASES = {"cup": "ball_in_cup"}
@@ -70,8 +71,7 @@ class DMCEnv(Env):
     ):
         if obs not in ("vector", "pixels"):
             raise UserError(f"unknown obs {obs!r}; fix: use obs='vector' or obs='pixels'")
-        if int(action_repeat) < 1:
-            raise UserError(f"dmc:{name}: action_repeat must be >= 1, got {action_repeat}")
+        repeat = check_action_repeat(action_repeat, f"dmc:{name}")
         headless_gl()
         from dm_control import suite
 
@@ -91,7 +91,7 @@ class DMCEnv(Env):
         self._camera_id = int(camera)
         self._camera: Any = None
         self._frame: np.ndarray | None = None
-        self._repeat = int(action_repeat)
+        self._repeat = repeat
         self.episode_length = -(-1000 // self._repeat)  # suite tasks end after 1000 physics steps
         self._seed = seed
         self._seeded = False

@@ -16,6 +16,7 @@ from worldmodels.envs.base import (
     make_step,
 )
 from worldmodels.envs.image import resize
+from worldmodels.envs.registry import check_action_repeat
 from worldmodels.errors import UserError
 
 
@@ -56,13 +57,7 @@ class GymEnv(Env):
         import gymnasium
 
         self._env = env
-        if (
-            isinstance(action_repeat, bool)
-            or int(action_repeat) != action_repeat
-            or action_repeat < 1
-        ):
-            raise UserError(f"action_repeat must be an integer >= 1, got {action_repeat!r}")
-        self._repeat = int(action_repeat)
+        self._repeat = check_action_repeat(action_repeat, name or "")
         self._obs_mode = obs
         self._size = (int(size[0]), int(size[1]))
         self._seed = seed

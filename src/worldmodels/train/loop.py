@@ -15,7 +15,6 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..envs import make_env
 from ..envs.vector import VectorEnv
 from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
@@ -24,10 +23,10 @@ from .games import board_evaluation, board_summary, plays_board
 from .run import (
     RunInfo,
     build_agent,
-    env_kwargs,
     load_agent,
     make_envs,
     resolve_device,
+    run_env,
     set_threads,
 )
 
@@ -60,8 +59,7 @@ def evaluate_run(
     agent = load_agent(run_dir, device=device, overrides=overrides)
     info = agent.run_info
     set_threads(info.config.run.threads)
-    kwargs = env_kwargs(info.config.run)
-    env = VectorEnv([lambda: make_env(info.env, obs=info.config.run.obs, seed=seed, **kwargs)])
+    env = VectorEnv([lambda: run_env(info, seed)])
     try:
         return agent, evaluate(agent, env, episodes, seed=seed)
     finally:

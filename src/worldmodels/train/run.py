@@ -18,7 +18,6 @@ from ..checkpoint import atomic_write_text
 from ..config import apply_overrides, from_dict, to_dict
 from ..envs import make_env
 from ..envs.base import ActionSpace, Spec
-from ..envs.registry import check_action_repeat
 from ..envs.vector import VectorEnv
 from ..errors import UserError
 
@@ -101,9 +100,8 @@ def new_run(
 ) -> RunInfo:
     """Resolve the config, check the env id, create the run directory and write config.json."""
     cfg, names = build_config(agent, presets, overrides)
-    probe = make_env(
-        env, obs=cfg.run.obs, seed=seed, **env_kwargs(cfg.run)
-    )  # fail early on a bad env id / extra
+    # Fail early on a bad env id, extra or action repeat.
+    probe = make_env(env, obs=cfg.run.obs, seed=seed, **env_kwargs(cfg.run))
     cls = get_agent_spec(agent).load()[2]
     check = getattr(cls, "check_env", None)
     adapt = getattr(cls, "adapt_config", None)
@@ -152,18 +150,21 @@ def load_run(run_dir: str | Path) -> RunInfo:
 
 
 def env_kwargs(run: Any) -> dict[str, Any]:
-    """``make_env`` keyword arguments a RunConfig sets: ``action_repeat`` unless it is 0."""
-    if run.action_repeat == 0:
-        return {}
-    return {"action_repeat": check_action_repeat(run.action_repeat)}
+    """``make_env`` keyword arguments a RunConfig sets: ``action_repeat`` unless it is 0
+    (``make_env`` checks the value)."""
+    return {"action_repeat": run.action_repeat} if run.action_repeat != 0 else {}
+
+
+def run_env(info: RunInfo, seed: int):
+    """One env of a run: its env id, observation mode and env settings, seeded ``seed``."""
+    return make_env(info.env, obs=info.config.run.obs, seed=seed, **env_kwargs(info.config.run))
 
 
 def make_envs(info: RunInfo, num_envs: int) -> tuple[VectorEnv, VectorEnv]:
     """Training envs (``num_envs``) and a 1-env evaluation env, seeded from the run seed."""
-    obs, kwargs = info.config.run.obs, env_kwargs(info.config.run)
 
     def factory(offset: int):
-        return lambda: make_env(info.env, obs=obs, seed=info.seed + offset, **kwargs)
+        return lambda: run_env(info, info.seed + offset)
 
     train = VectorEnv([factory(i) for i in range(num_envs)])
     evaluation = VectorEnv([factory(10_000)])
@@ -189,7 +190,7 @@ def load_agent(run_dir: str | Path, device: str = "auto", overrides: dict[str, A
     if overrides:
         apply_overrides(info.config, overrides)
     dev = resolve_device(device)
-    env = make_env(info.env, obs=info.config.run.obs, seed=info.seed, **env_kwargs(info.config.run))
+    env = run_env(info, info.seed)
     agent = build_agent(info, env.obs_space, env.act_space, dev)
     env.close()
     state, meta = load_checkpoint(Path(run_dir) / "checkpoints", map_location=dev)
