@@ -365,3 +365,49 @@ def test_board_games_use_scalar_mse_heads():
     )
     forced, _ = _agent("board:tic_tac_toe", **{"model.scalar_loss": "categorical"})
     assert not forced.mse
+
+
+def test_symmetry_augmentation_keeps_windows_consistent():
+    """Each augmented window is still a game: placing the augmented action on the augmented
+    board gives the augmented next board, legal masks are the empty cells, and the search policy
+    moves with the actions; flags, rewards and values are untouched."""
+    from worldmodels.envs.board import board_from_obs
+
+    torch.manual_seed(0)
+    agent, env = _agent("board:tic_tac_toe", **{"train.augment_symmetries": True})
+    agent.set_symmetries(env.symmetries)
+    rb = _collect(agent, "board:tic_tac_toe", steps=60)
+    batch = rb.sample(32, agent.config.run.batch_length)
+    aug = agent.augment(batch)
+    assert not np.array_equal(aug["vector"], batch["vector"])  # some windows transformed
+    for key in ("reward", "root_value", "is_first", "is_last", "is_terminal", "to_play"):
+        np.testing.assert_array_equal(aug[key], batch[key])
+    B, L = batch["action"].shape
+    for b in range(B):
+        for t in range(L):
+            step = {"vector": aug["vector"][b, t], "to_play": aug["to_play"][b, t]}
+            board, to_play = board_from_obs(step, "tic_tac_toe")
+            if not aug["is_last"][b, t]:  # a finished game has no legal move
+                np.testing.assert_array_equal(aug["legal"][b, t], board.reshape(-1) == 0)
+            a, a0 = aug["action"][b, t], batch["action"][b, t]
+            assert aug["policy"][b, t, a] == batch["policy"][b, t, a0]
+            if t + 1 < L and not aug["is_last"][b, t] and not aug["is_first"][b, t + 1]:
+                nxt = board.reshape(-1).copy()
+                nxt[a] = 1 - 2 * to_play
+                step = {"vector": aug["vector"][b, t + 1], "to_play": aug["to_play"][b, t + 1]}
+                after = board_from_obs(step, "tic_tac_toe")[0].reshape(-1)
+                np.testing.assert_array_equal(after, nxt)
+    metrics = agent.update(batch)  # the update trains on the augmented copy
+    assert np.isfinite(metrics["loss/total"])
+
+
+def test_symmetry_augmentation_needs_a_board(tmp_path, capsys):
+    run = tmp_path / "cp"
+    argv = ["train", "muzero", "--env", "gym:CartPole-v1", "--run-dir", str(run)]
+    assert main(argv + DEBUG + ["--set", "train.augment_symmetries=true"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "train.augment_symmetries" in err, err
+    assert not run.exists()
+    argv = ["train", "muzero", "--env", "board:tic_tac_toe", "--steps", "120", "--run-dir"]
+    extra = ["--set", "train.augment_symmetries=true"]
+    assert main(argv + [str(tmp_path / "ttt")] + DEBUG + extra) == 0

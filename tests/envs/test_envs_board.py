@@ -339,3 +339,50 @@ def test_render():
     play(env, [3])
     assert env.ansi().splitlines()[5] == "| . . . X . . . |"
     assert env.render().shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("game, count", [("tic_tac_toe", 8), ("connect_four", 2)])
+def test_symmetries_commute_with_the_rules(game, count):
+    """Playing the transformed moves from the empty board gives the transformed observations,
+    legal masks, rewards and ends, for every symmetry the env declares, over random games."""
+    env = make_env(f"board:{game}")
+    syms = env.symmetries
+    assert len(syms) == count
+    assert {tuple(s.obs) for s in syms}.__len__() == count  # all distinct
+    np.testing.assert_array_equal(syms[0].obs, np.arange(env.obs_space["vector"].shape[0]))
+    np.testing.assert_array_equal(syms[0].action, np.arange(env.act_space.n))
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        steps, actions = [env.reset()], []
+        while not steps[-1]["is_last"]:
+            actions.append(int(rng.choice(np.flatnonzero(steps[-1]["legal"]))))
+            steps.append(env.step(actions[-1]))
+        for s in syms:
+            inverse = np.argsort(s.action)
+            twin = make_env(f"board:{game}")
+            got = [twin.reset()] + [twin.step(int(inverse[a])) for a in actions]
+            for orig, mirrored in zip(steps, got):
+                np.testing.assert_array_equal(orig["vector"][s.obs], mirrored["vector"])
+                np.testing.assert_array_equal(orig["legal"][s.action], mirrored["legal"])
+                for key in ("reward", "is_last", "is_terminal", "to_play"):
+                    assert orig[key] == mirrored[key], key
+
+
+def test_symmetries_are_the_square_and_pixels_have_none():
+    sym = make_env("board:tic_tac_toe").symmetries
+    board = np.arange(9).reshape(3, 3)
+    # Each declared cell permutation is a rotation or reflection of the 3 x 3 grid.
+    expected = {tuple(np.rot90(g, k).reshape(-1)) for g in (board, board.T) for k in range(4)}
+    assert {tuple(s.action) for s in sym} == expected
+    assert make_env("board:tic_tac_toe", obs="pixels").symmetries == ()
+    assert make_env("gym:CartPole-v1").symmetries == ()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_vector_env_passes_symmetries(parallel):
+    venv = make_vector_env("board:tic_tac_toe", 2, parallel=parallel)
+    try:
+        want = make_env("board:tic_tac_toe").symmetries
+        assert [tuple(s.obs) for s in venv.symmetries] == [tuple(s.obs) for s in want]
+    finally:
+        venv.close()

@@ -61,6 +61,17 @@ class ActionSpace:
         return rng.uniform(-1.0, 1.0, size=lead + self.shape).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Symmetry:
+    """One symmetry of an env as index permutations: the transformed flat ``'vector'``
+    observation is ``vector[..., obs]`` and the transformed discrete action ``i`` is the original
+    action ``action[i]`` (so per-action arrays such as legal masks and policies become
+    ``x[..., action]``, and an action ``a`` becomes ``argsort(action)[a]``)."""
+
+    obs: np.ndarray
+    action: np.ndarray
+
+
 class Env:
     """Base class (and protocol) of all environments.
 
@@ -72,6 +83,10 @@ class Env:
     episode_length: int | None = None
     """Agent steps after which an episode is truncated (a time limit), or None if unknown.
     Agents may derive settings from it (TD-MPC2's discount heuristic)."""
+    symmetries: tuple[Symmetry, ...] = ()
+    """Transformations under which the env's rules, rewards and legal moves are invariant (the
+    board's rotations and reflections), identity included; empty if none are known. Agents may
+    train on transformed copies of their data (MuZero's ``train.augment_symmetries``)."""
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.envs.base import ActionSpace, Env, Spec, discrete_index, make_step
+from worldmodels.envs.base import ActionSpace, Env, Spec, Symmetry, discrete_index, make_step
 from worldmodels.errors import UserError
 
 Policy = Callable[[dict[str, np.ndarray]], Any]  # step dict -> action index
@@ -90,6 +90,27 @@ class Game:
             r, c = np.divmod(np.arange(self.num_actions), self.cols)
             dist = np.abs(r - (self.rows - 1) / 2) + np.abs(c - (self.cols - 1) / 2)
         return np.argsort(dist, kind="stable")
+
+    @functools.cached_property
+    def symmetries(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """The board's symmetries as (cell, action) index permutations, identity first: the
+        transformed board is ``board.reshape(-1)[cell]`` and the transformed action ``i`` is the
+        original action ``action[i]``. Placement games keep every rotation and reflection of the
+        board (8 on a square, 4 otherwise); with gravity only the left-right mirror keeps the
+        rules (stones fall down), so connect four has 2."""
+        idx = np.arange(self.rows * self.cols).reshape(self.rows, self.cols)
+        if self.gravity:
+            grids = [idx, idx[:, ::-1]]
+        elif self.rows == self.cols:
+            grids = [g for k in range(4) for g in (np.rot90(idx, k), np.rot90(idx, k).T)]
+        else:
+            grids = [idx, idx[::-1], idx[:, ::-1], idx[::-1, ::-1]]
+        out = []
+        for g in grids:
+            cell = np.ascontiguousarray(g).reshape(-1)
+            action = cell if not self.gravity else g[0] % self.cols
+            out.append((cell, np.asarray(action, dtype=np.int64)))
+        return tuple(out)
 
     def initial_board(self) -> np.ndarray:
         return np.zeros((self.rows, self.cols), dtype=np.int8)
@@ -424,6 +445,15 @@ class BoardEnv(Env):
             "to_play": Spec((), np.int64),
         }
         self.act_space = ActionSpace(discrete=True, n=n)
+        cells = self.game.rows * self.game.cols
+        self.symmetries = (
+            ()
+            if self._pixels
+            else tuple(
+                Symmetry(np.concatenate([cell + i * cells for i in range(3)]), action)
+                for cell, action in self.game.symmetries
+            )
+        )
         self._board = self.game.initial_board()
         self.to_play = 0  # seat to move next
         self.agent_seat = 0

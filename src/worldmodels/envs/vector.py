@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from worldmodels.envs.base import ActionSpace, Env, Spec
+from worldmodels.envs.base import ActionSpace, Env, Spec, Symmetry
 from worldmodels.errors import UserError
 
 EnvFn = Callable[[], Env]
@@ -53,11 +53,16 @@ class VectorEnv:
             self.close()
             raise
         spaces = [
-            env.spaces() if parallel else (env.obs_space, env.act_space) for env in self._envs
+            env.spaces()
+            if parallel
+            else (env.obs_space, env.act_space, getattr(env, "symmetries", ()))
+            for env in self._envs
         ]
         self.obs_space: dict[str, Spec] = spaces[0][0]
         self.act_space: ActionSpace = spaces[0][1]
-        for obs_space, act_space in spaces[1:]:
+        self.symmetries: tuple[Symmetry, ...] = tuple(spaces[0][2])
+        """The first env's :attr:`Env.symmetries`."""
+        for obs_space, act_space, _ in spaces[1:]:
             if obs_space != self.obs_space or act_space != self.act_space:
                 self.close()
                 raise UserError("VectorEnv envs differ in spaces; fix: use one env id for all")
@@ -163,7 +168,7 @@ def _worker(conn: Any, env_fn: EnvFn) -> None:
     env = None
     try:
         env = env_fn()
-        conn.send(("ok", (env.obs_space, env.act_space)))
+        conn.send(("ok", (env.obs_space, env.act_space, getattr(env, "symmetries", ()))))
         while True:
             cmd, arg = conn.recv()
             if cmd == "close":
@@ -207,7 +212,8 @@ class _RemoteEnv:
         child.close()
         self._spaces = self.recv()
 
-    def spaces(self) -> tuple[dict[str, Spec], ActionSpace]:
+    def spaces(self) -> tuple[dict[str, Spec], ActionSpace, tuple[Symmetry, ...]]:
+        """The env's obs_space, act_space and symmetries (sent once at start)."""
         return self._spaces
 
     def send(self, cmd: str, arg: Any) -> None:

@@ -108,6 +108,8 @@ class Trainer:
         self.rng = np.random.default_rng(info.seed)
         self.envs, self.eval_env = make_envs(info, run.num_envs)
         self.agent = build_agent(info, self.envs.obs_space, self.envs.act_space, self.device)
+        if hasattr(self.agent, "set_symmetries"):
+            self.agent.set_symmetries(self.envs.symmetries)
         self.c = Counters()
         self.replay = ReplayBuffer(
             run.replay_capacity, self.run_dir / "replay", run.replay_chunk, seed=info.seed

@@ -119,6 +119,46 @@ class MuZeroAgent:
             else {}
         )
         self.updates = 0
+        self._symmetries: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def set_symmetries(self, symmetries) -> None:
+        """The env's :attr:`~worldmodels.envs.base.Env.symmetries` (the training loop calls this);
+        with ``train.augment_symmetries`` each update draws one of them per replayed window."""
+        if not self.config.train.augment_symmetries:
+            return
+        self.check_symmetries(self.config, symmetries)
+        obs = np.stack([np.asarray(s.obs, dtype=np.int64) for s in symmetries])
+        act = np.stack([np.asarray(s.action, dtype=np.int64) for s in symmetries])
+        self._symmetries = (obs, act, np.argsort(act, axis=1))
+
+    def augment(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A copy of the replayed ``[B, L, ...]`` windows, each under one random symmetry
+        (observations, legal masks, search policies and actions alike; rewards, values and
+        flags are invariant)."""
+        obs, act, inv = self._symmetries
+        k = torch.randint(len(obs), (batch["action"].shape[0],)).numpy()
+        out = dict(batch)
+        out[self.key] = np.take_along_axis(batch[self.key], obs[k][:, None, :], axis=2)
+        for name in ("legal", "policy"):
+            if name in batch:
+                out[name] = np.take_along_axis(batch[name], act[k][:, None, :], axis=2)
+        out["action"] = np.take_along_axis(inv[k], batch["action"].astype(np.int64), axis=1)
+        return out
+
+    @staticmethod
+    def check_symmetries(config: MuZeroConfig, symmetries) -> None:
+        """Refuse ``train.augment_symmetries`` on an env without symmetries, in one line."""
+        if config.train.augment_symmetries and not symmetries:
+            raise UserError(
+                "train.augment_symmetries needs an env that declares board symmetries with "
+                "vector observations (board:tic_tac_toe, board:connect_four); "
+                "fix: drop --set train.augment_symmetries=true or use such an env"
+            )
+
+    @staticmethod
+    def adapt_config(config: MuZeroConfig, env) -> None:
+        """At run creation, before anything is written: check the env for the config's needs."""
+        MuZeroAgent.check_symmetries(config, getattr(env, "symmetries", ()))
 
     @staticmethod
     def check_env(config: MuZeroConfig, obs_space: dict[str, Spec], act_space: ActionSpace) -> None:
@@ -286,7 +326,8 @@ class MuZeroAgent:
         importance weight (MuZero Appendix G).
         """
         t, eps = self.config.train, self.config.model.h_eps
-        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        source = self.augment(batch) if self._symmetries is not None else batch
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in source.items()}
         K = t.num_unroll_steps
         with torch.no_grad():
             tgt = self.targets(data)

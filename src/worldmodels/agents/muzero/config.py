@@ -99,6 +99,11 @@ class MuZeroTrainConfig:
     reanalyse_ratio: float = 0.0
     """Fraction of each batch whose policy and value targets are recomputed by a fresh search
     with the latest network (MuZero Reanalyze); 0 = off."""
+    augment_symmetries: bool = False
+    """Board games: train each replayed window under a random symmetry of the board (the env's
+    ``symmetries``: 8 rotations and reflections in tic-tac-toe, the mirror in connect four), the
+    data augmentation of AlphaGo Zero (Silver et al. 2017). MuZero and AlphaZero do not augment,
+    so the presets leave it off; needs an env that declares symmetries (vector observations)."""
     consistency: float = 0.0
     """EfficientZero: weight of the self-supervised consistency loss (not implemented)."""
     off_policy_correction: bool = False
