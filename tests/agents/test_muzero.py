@@ -411,3 +411,58 @@ def test_symmetry_augmentation_needs_a_board(tmp_path, capsys):
     argv = ["train", "muzero", "--env", "board:tic_tac_toe", "--steps", "120", "--run-dir"]
     extra = ["--set", "train.augment_symmetries=true"]
     assert main(argv + [str(tmp_path / "ttt")] + DEBUG + extra) == 0
+
+
+def test_target_network_bootstraps_and_refreshes():
+    """value_bootstrap=target: z_k = u_{k+1} + gamma v'(o_{k+1}) with n = 1, v' the target
+    network's value (0 past a terminal; a last step bootstraps from itself when truncated);
+    the target network is a copy of the online one every target_update_interval updates."""
+    torch.manual_seed(0)
+    over = {"train.value_bootstrap": "target", "train.td_steps": 1}
+    over |= {"train.target_update_interval": 3, "train.reanalyse_ratio": 0.0}
+    agent, _ = _agent("gym:CartPole-v1", **over)
+    rb = _collect(agent, "gym:CartPole-v1", steps=60)
+    with torch.no_grad():  # make the target network's values differ from the online ones
+        for p in agent.target_net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    batch = rb.sample(16, agent.config.run.batch_length)
+    data = {k: torch.as_tensor(v) for k, v in batch.items()}
+    tgt = agent.targets(data)
+
+    def values(net):
+        with torch.no_grad():
+            logits = net.initial_inference(data["vector"].flatten(0, 1)).value_logits
+            return net.scalar(logits, agent.config.model.h_eps).view(16, -1)
+
+    v, v_online = values(agent.target_net), values(agent.net)
+    assert not torch.allclose(v, v_online)
+    g, K = agent.gamma, agent.config.train.num_unroll_steps
+    want = torch.zeros(16, K + 1)
+    for b in range(16):
+        for k in range(K + 1):
+            if k > 0 and (data["is_last"][b, :k].any() or data["is_first"][b, 1 : k + 1].any()):
+                continue  # past o_0's episode: absorbing zero
+            if data["is_last"][b, k]:
+                want[b, k] = 0.0 if data["is_terminal"][b, k] else v[b, k]
+            else:
+                boot = 0.0 if data["is_terminal"][b, k + 1] else g * v[b, k + 1]
+                want[b, k] = data["reward"][b, k + 1] + boot
+    torch.testing.assert_close(tgt["value"], want)
+
+    def same():
+        return all(
+            torch.equal(a, b) for a, b in zip(agent.net.parameters(), agent.target_net.parameters())
+        )
+
+    for _ in range(3):
+        assert not same()
+        agent.update(rb.sample(4, agent.config.run.batch_length))
+    assert same()  # refreshed at the third update
+    twin, _ = _agent("gym:CartPole-v1", **over)
+    twin.load_state_dict(agent.state_dict())
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            agent.target_net.state_dict().values(), twin.target_net.state_dict().values()
+        )
+    )

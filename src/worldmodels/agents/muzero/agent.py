@@ -9,6 +9,7 @@ value targets (optionally reanalysed with the latest network) and the observed r
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -111,6 +112,13 @@ class MuZeroAgent:
             norm=m.norm,
             act=m.act,
         ).to(self.device)
+        if t.target_update_interval < 1:
+            raise UserError(
+                f"train.target_update_interval must be at least 1, got {t.target_update_interval}"
+            )
+        self.target_net: MuZeroNetwork | None = None
+        if t.value_bootstrap == "target":
+            self.target_net = copy.deepcopy(self.net).requires_grad_(False)
         o = config.optim
         self.opt = torch.optim.Adam(self.net.parameters(), o.lr, weight_decay=o.weight_decay)
         self.replay_sampling = (
@@ -287,6 +295,11 @@ class MuZeroAgent:
         policy, root_value = data["policy"].float().clone(), data["root_value"].float().clone()
         if t.reanalyse_ratio > 0:
             self._reanalyse(data, policy, root_value)
+        if self.target_net is not None:  # fresh bootstraps from the target network
+            obs = data[self.key].flatten(0, 1)
+            value_logits = self.target_net.initial_inference(obs).value_logits
+            root_value = self.target_net.scalar(value_logits, self.config.model.h_eps)
+            root_value = root_value.float().view(policy.shape[:2])
         last, first = data["is_last"].bool(), data["is_first"].bool()
         z = n_step_value_targets(
             data["reward"], root_value, last, data["is_terminal"], self.gamma, t.td_steps, self.sign
@@ -358,6 +371,8 @@ class MuZeroAgent:
         gnorm = nn.utils.clip_grad_norm_(self.net.parameters(), self.config.optim.clip)
         self.opt.step()
         self.updates += 1
+        if self.target_net is not None and self.updates % t.target_update_interval == 0:
+            self.target_net.load_state_dict(self.net.state_dict())
 
         # New priorities |v^0 - z_0| (Appendix G)
         with torch.no_grad():
@@ -395,9 +410,14 @@ class MuZeroAgent:
 
     # Persistence
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "updates": self.updates}
+        d = {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "updates": self.updates}
+        if self.target_net is not None:
+            d["target_net"] = self.target_net.state_dict()
+        return d
 
     def load_state_dict(self, d: dict) -> None:
         self.net.load_state_dict(d["net"])
+        if self.target_net is not None:
+            self.target_net.load_state_dict(d.get("target_net", d["net"]))
         self.opt.load_state_dict(d["opt"])
         self.updates = int(d["updates"])

@@ -96,6 +96,13 @@ class MuZeroTrainConfig:
     """Prioritised replay exponent alpha (paper: 1); 0 = uniform."""
     priority_beta: float = 1.0
     """Importance-weight exponent beta (paper: 1)."""
+    value_bootstrap: Literal["search", "target"] = "search"
+    """The bootstrap v_{t+n} of the n-step value target: the root value the acting search stored
+    with the step (the pseudocode), or the value f(h(o_{t+n})) of a target network copied from
+    the online one every ``target_update_interval`` updates (LightZero's MuZero, EfficientZero),
+    which does not go stale as the stored values of old steps do."""
+    target_update_interval: int = 100
+    """Updates between copies of the online network into the target network (LightZero: 100)."""
     reanalyse_ratio: float = 0.0
     """Fraction of each batch whose policy and value targets are recomputed by a fresh search
     with the latest network (MuZero Reanalyze); 0 = off."""
