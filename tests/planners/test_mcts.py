@@ -102,8 +102,10 @@ def reference_search(
     bounds=None,
     c1=1.25,
     c2=19652.0,
+    unvisited="zero",
 ):
-    """Returns (visit counts, root value, root Q values, min Q, max Q)."""
+    """Returns (visit counts, root value, root Q values, min Q, max Q). An unvisited child's
+    value term is 0 or (``unvisited="parent"``) the normalised value of its parent."""
     A = table.logits.shape[1]
     legal = [True] * A if legal is None else [bool(x) for x in legal]
     sign = -1.0 if two_player else 1.0
@@ -130,7 +132,10 @@ def reference_search(
             if is_root and not legal[a]:
                 continue
             n_a = node.children[a].visits if a in node.children else 0
-            value_score = normalize(q(node, a)) if n_a > 0 else 0.0
+            if n_a > 0:
+                value_score = normalize(q(node, a))
+            else:
+                value_score = normalize(node.value()) if unvisited == "parent" else 0.0
             pb_c = math.log((node.visits + c2 + 1) / c2) + c1
             score = value_score + node.prior[a] * pb_c * math.sqrt(node.visits) / (n_a + 1)
             if score > best:  # strict: ties keep the lowest index
@@ -174,6 +179,28 @@ def test_matches_reference_search(num_simulations, two_player):
         assert out.root_value.item() == pytest.approx(value, abs=1e-9)
         assert out.q_values[0].tolist() == pytest.approx(qs, abs=1e-9)
         assert (out.tree.min_q.item(), out.tree.max_q.item()) == pytest.approx((lo, hi))
+
+
+@pytest.mark.parametrize("two_player", [False, True])
+def test_unvisited_parent_value_matches_reference(two_player):
+    table = Table.random(num_states=11, num_actions=5, seed=4)
+    for state, bounds in [(0, None), (5, (-2.0, 2.0))]:
+        cfg = MCTSConfig(
+            num_simulations=30,
+            two_player=two_player,
+            known_bounds=bounds,
+            unvisited_value="parent",
+            **NO_NOISE,
+        )
+        out = muzero_search(table.root([state]), table, cfg)
+        counts, value, qs, _, _ = reference_search(
+            table, state, 30, two_player=two_player, bounds=bounds, unvisited="parent"
+        )
+        assert out.visit_counts[0].tolist() == counts
+        assert out.root_value.item() == pytest.approx(value, abs=1e-9)
+        assert out.q_values[0].tolist() == pytest.approx(qs, abs=1e-9)
+        zero = reference_search(table, state, 30, two_player=two_player, bounds=bounds)[0]
+        assert counts != zero  # the rule changes the search
 
 
 def test_matches_reference_with_masks_bounds_and_more_actions():

@@ -27,7 +27,7 @@ Conventions (MuZero, Schrittwieser et al. 2020, Appendix B "Search", and its pse
 - Q_norm is Q min-max normalised by the smallest and largest Q seen on any edge of that tree so
   far (MuZero's MinMaxStats, updated with r + sign * d * V(s') of every edge on the backed-up
   path); while max <= min it is Q itself. Unvisited children get Q_norm = 0 (the pseudocode's
-  choice; mctx uses the parent's value instead). `known_bounds` seeds the bounds (board games).
+  choice), or with `unvisited_value="parent"` the normalised value V(s) of their parent (mctx). `known_bounds` seeds the bounds (board games).
 - Dirichlet noise (as AlphaZero and the pseudocode): the root prior becomes
   (1 - frac) * P + frac * Dir(alpha), the noise drawn over the legal actions only, from
   `generator` when one is given (random draws are made on the generator's device, CPU if None).
@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -99,6 +99,10 @@ class MCTSConfig:
     """Alternating zero-sum game: values flip sign at every level (see the module docstring)."""
     known_bounds: tuple[float, float] | None = None
     """(min, max) that seed the Q normalisation, e.g. (-1, 1) for board games; None: learned."""
+    unvisited_value: Literal["zero", "parent"] = "zero"
+    """Value term of an unvisited child in pUCT: 0 after normalisation (the pseudocode: the
+    lowest score, so the prior alone decides whether it is ever tried), or the parent's current
+    value V(s), normalised like a Q (mctx's ``qtransform_by_parent_and_siblings``, EfficientZero)."""
 
 
 @dataclass(frozen=True)
@@ -461,21 +465,27 @@ class _Search:
             self.max_depth = max(self.max_depth, int(on.sum(0).max()))
 
 
-def _puct_score_fn(tree: Tree, pb_c: Tensor) -> ScoreFn:
+def _puct_score_fn(tree: Tree, pb_c: Tensor, unvisited_value: str = "zero") -> ScoreFn:
     """MuZero's pUCT scores (Appendix B) with the tree's current min-max bounds.
 
     `pb_c` [N + 1] tabulates (pb_c_init + log((n + pb_c_base + 1) / pb_c_base)) * sqrt(n).
+    `unvisited_value`: see :attr:`MCTSConfig.unvisited_value`.
     """
     bounded = tree.max_q > tree.min_q
     offset = torch.where(bounded, tree.min_q, 0.0)[:, None]
     scale = torch.where(bounded, tree.max_q - tree.min_q, 1.0)[:, None]
     node_visits = tree.node_visits.view(-1)
+    node_values = tree.node_values().view(-1) if unvisited_value == "parent" else None
     illegal = ~tree.root_legal
 
     def score(stats: Tensor, row: Tensor, depth: int) -> Tensor:
         visits, q, prior = stats.unbind(1)
         exploration = pb_c.index_select(0, node_visits.index_select(0, row).long())
-        value_score = (q - offset) / scale * (visits > 0)  # unvisited: 0
+        if node_values is None:
+            value_score = (q - offset) / scale * (visits > 0)  # unvisited: 0
+        else:  # unvisited: the parent's value V(s)
+            parent = node_values.index_select(0, row)[:, None]
+            value_score = (torch.where(visits > 0, q, parent) - offset) / scale
         s = torch.addcmul(value_score, prior, exploration[:, None] / (visits + 1.0))
         return s.masked_fill(illegal, -math.inf) if depth == 0 else s
 
@@ -534,7 +544,9 @@ def muzero_search(
     pb_c = _pb_c_table(
         config.num_simulations + 1, config.pb_c_init, config.pb_c_base, tree.node_visits
     )
-    _Search(tree, recurrent_fn).run(config.num_simulations, lambda sim: _puct_score_fn(tree, pb_c))
+    _Search(tree, recurrent_fn).run(
+        config.num_simulations, lambda sim: _puct_score_fn(tree, pb_c, config.unvisited_value)
+    )
     action = select_action(tree.children_visits[:, 0], temperature, generator, prior)
     return _outputs(tree, action)
 

@@ -219,6 +219,7 @@ class MuZeroAgent:
             root_exploration_fraction=s.root_exploration_fraction if explore else 0.0,
             two_player=self.two_player,
             known_bounds=(-1.0, 1.0) if self.two_player else None,
+            unvisited_value=s.unvisited_value,
         )
         temperature = self.temperature() if explore else 0.0
         return muzero_search(

@@ -61,6 +61,9 @@ class MuZeroSearchConfig:
     """Simulations for evaluation moves; 0 = num_simulations."""
     pb_c_init: float = 1.25
     pb_c_base: float = 19652.0
+    unvisited_value: Literal["zero", "parent"] = "zero"
+    """pUCT value of an unvisited child: 0 (pseudocode) or the parent's value (mctx,
+    EfficientZero), which lets a low-prior move be tried in a small search."""
     root_dirichlet_alpha: float = 0.25
     root_exploration_fraction: float = 0.25
     max_num_considered_actions: int = 16
