@@ -27,7 +27,8 @@ Conventions (MuZero, Schrittwieser et al. 2020, Appendix B "Search", and its pse
 - Q_norm is Q min-max normalised by the smallest and largest Q seen on any edge of that tree so
   far (MuZero's MinMaxStats, updated with r + sign * d * V(s') of every edge on the backed-up
   path); while max <= min it is Q itself. Unvisited children get Q_norm = 0 (the pseudocode's
-  choice), or with `unvisited_value="parent"` the normalised value V(s) of their parent (mctx). `known_bounds` seeds the bounds (board games).
+  choice), or with `unvisited_value="parent"` the normalised value V(s) of their parent (mctx).
+  `known_bounds` seeds the bounds (board games).
 - Dirichlet noise (as AlphaZero and the pseudocode): the root prior becomes
   (1 - frac) * P + frac * Dir(alpha), the noise drawn over the legal actions only, from
   `generator` when one is given (random draws are made on the generator's device, CPU if None).
@@ -102,7 +103,8 @@ class MCTSConfig:
     unvisited_value: Literal["zero", "parent"] = "zero"
     """Value term of an unvisited child in pUCT: 0 after normalisation (the pseudocode: the
     lowest score, so the prior alone decides whether it is ever tried), or the parent's current
-    value V(s), normalised like a Q (mctx's ``qtransform_by_parent_and_siblings``, EfficientZero)."""
+    value V(s), normalised like a Q (mctx's ``qtransform_by_parent_and_siblings``,
+    EfficientZero)."""
 
 
 @dataclass(frozen=True)
