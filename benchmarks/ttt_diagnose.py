@@ -6,8 +6,10 @@ Over every non-terminal position reachable from the empty board (4,520, from the
 move's side) it prints how well the network knows the game: the correlation of the value head
 with the minimax value, how often the prior's argmax and the search's move are optimal, the
 model's one-step action values r(s, a) - v(g(s, a)) against minimax Q, and the predicted reward of
-immediately winning moves. Board-game evaluation (W/D/L against the random and perfect players)
-says *whether* the agent plays well; this says *where* the model is wrong.
+immediately winning moves; and, per seat, the agent's non-optimal moves on every line a perfect
+opponent can play (the games the perfect-player evaluation can lose). Board-game evaluation
+(W/D/L against the random and perfect players) says *whether* the agent plays well; this says
+*where* the model is wrong.
 """
 
 from __future__ import annotations
@@ -109,11 +111,57 @@ def main() -> None:
         result[f"wins_when_it_can_{name}"] = float(
             wins_now[rows, searched][mine & wins_now.any(1)].mean()
         )
+    examples = {}
+    for s_, name in ((0, "x"), (1, "o")):
+        seen, bad = perfect_lines(agent, s_)
+        result[f"perfect_lines_positions_{name}"] = seen
+        result[f"perfect_lines_blunders_{name}"] = len(bad)
+        examples[name] = bad[:6]
     if args.json:
         print(json.dumps(result))
         return
     for k, v in result.items():
         print(f"{k:28s} {v}")
+    for name, bad in examples.items():
+        for ply, board, a in bad:
+            print(
+                f"{name} blunder at ply {ply}: {board} (rows, X/O/.) -> the search plays cell {a}"
+            )
+
+
+def perfect_lines(agent, seat: int) -> tuple[int, list[tuple[int, str, int]]]:
+    """Walk every game in which the opponent plays each of its optimal moves and the agent
+    (``seat``) its deterministic search move: (agent positions met, [(ply, board, move)] where
+    the agent's move loses value). These are the positions the perfect-player evaluation can
+    reach, so a blunder here is a game the agent can lose."""
+    game = GAMES["tic_tac_toe"]
+    seen, bad = set(), []
+
+    def visit(board: np.ndarray, to_play: int, ply: int) -> None:
+        key = (board.tobytes(), to_play)
+        if key in seen or game.winner(board) != 0 or (board != 0).all():
+            return
+        seen.add(key)
+        q = action_values(board, to_play)
+        legal = board.reshape(-1) == 0
+        best = np.nanmax(q)
+        if to_play == seat:
+            c = canonical(board, to_play)
+            obs = torch.tensor(encode_planes(c, to_play))[None]
+            a = int(agent.search(obs, torch.tensor(legal)[None], explore=False).action[0])
+            if q[a] < best:
+                text = "/".join("".join(".XO"[int(v)] for v in row) for row in board)
+                bad.append((ply, text, a))
+            moves = [a]
+        else:
+            moves = [m for m in range(9) if legal[m] and q[m] == best]
+        for m in moves:
+            nxt = board.copy().reshape(-1)
+            nxt[m] = 1 - 2 * to_play
+            visit(nxt.reshape(3, 3), 1 - to_play, ply + 1)
+
+    visit(np.zeros((3, 3), np.int8), 0, 0)
+    return sum(1 for _, tp in seen if tp == seat), sorted(bad)
 
 
 def _wins_now(canonical_board: np.ndarray, a: int) -> bool:
