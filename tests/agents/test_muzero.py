@@ -141,6 +141,17 @@ def test_default_preset_learns_cartpole_settings():
     assert cfg.search.num_simulations == 25
 
 
+def test_board_preset_is_the_measured_tic_tac_toe_settings():
+    """`--preset board` = the settings of the tic-tac-toe run in benchmarks/RESULTS.md."""
+    cfg, names = build_config("muzero", ["board"])
+    assert names == ["muzero", "board"]
+    assert cfg.train.td_steps == 10
+    assert cfg.run.batch_length == cfg.train.num_unroll_steps + 1 + cfg.train.td_steps
+    assert cfg.run.train_ratio / (cfg.run.batch_size * cfg.run.batch_length) == 0.25
+    assert cfg.train.augment_symmetries and cfg.search.unvisited_value == "parent"
+    assert cfg.run.steps == 150_000 and cfg.search.num_simulations == 25
+
+
 def test_temperature_moves_plays_most_visited_after_n_moves():
     """Board-game schedule (pseudocode make_board_game_config): the first N moves of each game
     sample the visits at temperature 1, later moves take the most visited action; the move
@@ -238,6 +249,8 @@ def ttt_run(tmp_path_factory):
         "300",
         "--run-dir",
         str(run),
+        "--preset",
+        "board",  # symmetries and the parent-value pUCT rule, at debug size below
     ]
     assert main(argv + DEBUG) == 0
     return run

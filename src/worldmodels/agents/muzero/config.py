@@ -187,6 +187,26 @@ PRESETS: dict[str, Preset] = {
             "seeds against 500 / 500 / 400.5 without it (benchmarks/RESULTS.md).",
         ),
         Preset(
+            "board",
+            {
+                "run.batch_length": 16,  # K + 1 + td_steps
+                "run.train_ratio": 512.0,  # one update of 128 x 16 every 4 moves
+                "run.steps": 150_000,
+                "run.eval_every": 25_000,
+                "train.td_steps": 10,
+                "train.augment_symmetries": True,
+                "search.unvisited_value": "parent",
+            },
+            "worldmodels, for two-player board games on 2 CPU cores, after `muzero`: n = 10 "
+            "covers a tic-tac-toe game (outcome value targets, as the paper's board games) with "
+            "windows of K + 1 + n = 16 and one update of 128 every 4 moves for 150k self-play "
+            "moves; the board's symmetries as training data (AlphaGo Zero's augmentation; MuZero "
+            "and AlphaZero do not augment) and pUCT's unvisited children valued at their parent's "
+            "value (mctx, EfficientZero) instead of 0, so that 25 simulations try low-prior wins "
+            "and blocks. Tic-tac-toe, seed 0: 0 losses in 100 games against the perfect player "
+            "at either seat, 99 % wins first against random (benchmarks/RESULTS.md).",
+        ),
+        Preset(
             "debug",
             {
                 **DEBUG_RUN,
