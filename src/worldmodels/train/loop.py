@@ -15,7 +15,6 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..envs.vector import VectorEnv
 from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
 from ..replay import ReplayBuffer
@@ -23,10 +22,10 @@ from .games import board_evaluation, board_summary, plays_board
 from .run import (
     RunInfo,
     build_agent,
+    eval_envs,
     load_agent,
     make_envs,
     resolve_device,
-    run_env,
     set_threads,
 )
 
@@ -55,11 +54,11 @@ def evaluate_run(
     overrides: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, float]]:
     """Load a run's latest checkpoint and play ``episodes`` greedy episodes on its env, with the
-    run's thread count (1 is fastest at batch 1): (agent, :func:`evaluate`'s result)."""
+    run's thread count (1 is fastest at small batch): (agent, :func:`evaluate`'s result)."""
     agent = load_agent(run_dir, device=device, overrides=overrides)
     info = agent.run_info
     set_threads(info.config.run.threads)
-    env = VectorEnv([lambda: run_env(info, seed)])
+    env = eval_envs(info, episodes)
     try:
         return agent, evaluate(agent, env, episodes, seed=seed)
     finally:
@@ -67,29 +66,37 @@ def evaluate_run(
 
 
 def evaluate(agent, env, episodes: int, seed: int) -> dict[str, float]:
-    """Run ``episodes`` greedy episodes one after another on a 1-env VectorEnv."""
-    returns, lengths = [], []
+    """Run ``episodes`` greedy episodes on the ``n`` envs of ``env``, acting for all of them in
+    one batch. Env ``i`` (reset with ``seed + i``) plays episodes ``i, i + n, i + 2n, ...``: each
+    env's share is fixed before the first step, so short episodes are not over-counted, and the
+    result does not depend on which env finishes first. Agents reset their per-env state on
+    ``is_first``, as in training."""
+    n = env.num_envs
+    if episodes < 1:
+        raise UserError(f"evaluation needs at least 1 episode, got {episodes}; fix: --episodes 1")
+    share = [len(range(i, episodes, n)) for i in range(n)]
+    done: list[list[tuple[float, int]]] = [[] for _ in range(n)]
     obs = env.reset(seed=seed)
-    state = agent.init_state(1)
-    ret, length = 0.0, 0
-    while len(returns) < episodes:
+    state = agent.init_state(n)
+    ret, length = np.zeros(n), np.zeros(n, dtype=np.int64)
+    while any(len(d) < s for d, s in zip(done, share)):
         state, action, _ = agent.act(state, obs, mode="eval")
-        obs = env.step(action)
-        ret += float(obs["reward"][0])
-        length += 1
-        if obs["is_last"][0]:
-            returns.append(ret)
-            lengths.append(length)
-            ret, length = 0.0, 0
-            obs = env.step(action)  # autoreset: returns the first observation of the next one
-            state = agent.init_state(1)
-    r = np.asarray(returns)
+        obs = env.step(action)  # an env whose episode ended resets on this step (autoreset)
+        ret += obs["reward"]  # 0 on a reset step
+        length += ~np.asarray(obs["is_first"], dtype=bool)
+        for i in np.flatnonzero(obs["is_last"]):
+            if len(done[i]) < share[i]:
+                done[i].append((float(ret[i]), int(length[i])))
+            ret[i], length[i] = 0.0, 0
+    # Episode order: i, i + n, ... as assigned above
+    episodes_done = [done[k % n][k // n] for k in range(episodes)]
+    r = np.asarray([e[0] for e in episodes_done])
     return {
         "return_mean": float(r.mean()),
         "return_std": float(r.std()),
         "return_min": float(r.min()),
         "return_max": float(r.max()),
-        "length_mean": float(np.mean(lengths)),
+        "length_mean": float(np.mean([e[1] for e in episodes_done])),
         "episodes": episodes,
     }
 

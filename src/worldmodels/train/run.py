@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -160,15 +161,23 @@ def run_env(info: RunInfo, seed: int):
     return make_env(info.env, obs=info.config.run.obs, seed=seed, **env_kwargs(info.config.run))
 
 
+EVAL_BATCH = 16
+"""Most evaluation episodes played side by side (one env each, one batched ``act``)."""
+
+
+def eval_envs(info: RunInfo, episodes: int, seed_offset: int = 10_000) -> VectorEnv:
+    """min(episodes, EVAL_BATCH) envs of the run for ``train.loop.evaluate``."""
+    n = max(1, min(int(episodes), EVAL_BATCH))
+    return VectorEnv(
+        [functools.partial(run_env, info, info.seed + seed_offset + i) for i in range(n)]
+    )
+
+
 def make_envs(info: RunInfo, num_envs: int) -> tuple[VectorEnv, VectorEnv]:
-    """Training envs (``num_envs``) and a 1-env evaluation env, seeded from the run seed."""
-
-    def factory(offset: int):
-        return lambda: run_env(info, info.seed + offset)
-
-    train = VectorEnv([factory(i) for i in range(num_envs)])
-    evaluation = VectorEnv([factory(10_000)])
-    return train, evaluation
+    """Training envs (``num_envs``) and the evaluation envs (:func:`eval_envs` for
+    ``run.eval_episodes``), seeded from the run seed."""
+    train = VectorEnv([functools.partial(run_env, info, info.seed + i) for i in range(num_envs)])
+    return train, eval_envs(info, info.config.run.eval_episodes)
 
 
 def build_agent(
