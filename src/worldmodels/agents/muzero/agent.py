@@ -381,7 +381,9 @@ class MuZeroAgent:
             err = (v0 - tgt["value"][:, 0]).abs()
         if "index" in batch:
             batch["priority"] = (err + 1e-6).cpu().numpy()
+        metrics = {} if weight is None else {"replay/weight_mean": float(weight.mean())}
         return {
+            **metrics,
             "loss/value": float(value_l.detach().mean()),
             "loss/reward": float(reward_l.detach().mean()),
             "loss/policy": float(policy_l.detach().mean()),
