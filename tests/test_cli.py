@@ -63,12 +63,16 @@ def test_train_writes_run_directory(trained):
     for key in ("eval/return_mean", "loss/model", "env_steps_per_s", "updates_per_s", "time"):
         assert key in keys
     assert any(p.suffix == ".npz" for p in (trained / "replay").iterdir())
+    # toy:target episodes are 10 steps; the autoreset step between episodes is not one of them
+    lengths = [r["train/length"] for r in rows if "train/length" in r]
+    assert len(lengths) > 2 and set(lengths) == {10}, lengths
 
 
 def test_eval_json(trained, capsys):
     assert main(["eval", str(trained), "--episodes", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["episodes"] == 2 and "return_mean" in out and out["env_steps"] == 300
+    assert out["length_mean"] == 10
 
 
 def test_list(capsys):

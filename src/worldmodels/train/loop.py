@@ -224,7 +224,7 @@ class Trainer:
             obs = self.envs.step(action)
             self.c.env_steps += n
             ep_ret += obs["reward"]
-            ep_len += 1
+            ep_len += ~np.asarray(obs["is_first"], dtype=bool)  # not the autoreset step
             for i in np.flatnonzero(obs["is_last"]):
                 train_returns.append(float(ep_ret[i]))
                 self.logger.write(
