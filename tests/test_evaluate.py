@@ -10,7 +10,7 @@ from worldmodels.train.loop import evaluate
 
 
 class SeededLengthEnv(Env):
-    """Episode k after ``reset(seed)`` lasts ``lengths[seed][k]`` steps (then 1), reward 1 a step."""
+    """Episode k after ``reset(seed)`` lasts ``lengths[seed][k]`` steps (then 1), reward 1 each."""
 
     def __init__(self, lengths):
         self.lengths = lengths
