@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worldmodels.nn.layers import EnsembleMLP, SimNorm, normed_mlp, random_shift
+from worldmodels.nn.layers import EnsembleMLP, SimNorm, mish, normed_mlp, random_shift
 
 
 def test_simnorm_rows_sum_to_one_per_group():
@@ -18,6 +18,31 @@ def test_simnorm_rows_sum_to_one_per_group():
         torch.testing.assert_close(y[..., 8 * g : 8 * (g + 1)], expected)
     with pytest.raises(ValueError, match="multiple of 8"):
         SimNorm(8)(torch.randn(2, 12))
+
+
+EXTREMES = [-1e4, -100.0, -30.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 19.9, 20.1, 50.0, 1e4]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mish_equals_torch_mish_and_its_gradient(dtype):
+    """The single-exp form n / (n + 2) and its closed-form backward against F.mish (torch's
+    own kernel and autograd), on a wide range and at the extremes; no inf or NaN."""
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(4096, dtype=dtype) * 6, torch.tensor(EXTREMES, dtype=dtype)])
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 0}
+    with torch.no_grad():
+        torch.testing.assert_close(mish(x), F.mish(x), **tol)
+    ours, ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y = mish(ours)
+    torch.testing.assert_close(y, F.mish(ref), **tol)
+    w = torch.randn_like(x)
+    (y * w).sum().backward()
+    (F.mish(ref) * w).sum().backward()
+    assert torch.isfinite(ours.grad).all()
+    torch.testing.assert_close(ours.grad, ref.grad, **tol)
+    if dtype == torch.float64:
+        small = (torch.randn(32, dtype=dtype) * 4).requires_grad_(True)
+        assert torch.autograd.gradcheck(mish, (small,))
 
 
 def _member(ens: EnsembleMLP, i: int, x: torch.Tensor) -> torch.Tensor:

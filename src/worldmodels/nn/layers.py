@@ -30,10 +30,44 @@ def make_act(kind: str) -> nn.Module:
     return acts[kind]()
 
 
+_MISH_CLAMP = 20.0
+"""Above this, tanh(softplus(x)) = 1 in float32 (1 - 2 e^-40), and e^(2x) must not overflow."""
+
+
+def _mish_ratio(e: Tensor) -> Tensor:
+    """e = exp(x) -> tanh(softplus(x)) = n / (n + 2) with n = e (e + 2), since
+    tanh(log(1 + e)) = ((1 + e)^2 - 1) / ((1 + e)^2 + 1)."""
+    n = e * (e + 2.0)
+    return n / (n + 2.0)
+
+
+class _MishFunction(torch.autograd.Function):
+    """mish with its closed-form derivative, d/dx = t + x (1 - t^2) sigmoid(x) with
+    t = tanh(softplus(x)), from one exp saved for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        e = torch.exp(x.clamp(max=_MISH_CLAMP))
+        t = _mish_ratio(e)
+        ctx.save_for_backward(x, t, e)
+        return x * t
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        x, t, e = ctx.saved_tensors
+        return grad * (t + x * (1.0 - t * t) * (e / (e + 1.0)))
+
+
 def mish(x: Tensor) -> Tensor:
-    """[...] -> [...] x * tanh(softplus(x)) (Misra 2019), written out: 2x faster forward and
-    backward on CPU than ``F.mish`` (measured, torch 2.13)."""
-    return x * torch.tanh(F.softplus(x))
+    """[...] -> [...] x * tanh(softplus(x)) (Misra 2019), computed from a single exp:
+    tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2). On a 512 x 512 tensor (one CPU thread,
+    torch 2.13) this is ~3x faster forward and, with the closed-form backward, ~2x faster
+    forward + backward than tanh(softplus(x)) written out or ``F.mish``; TD-MPC2's ``act``
+    -22 % and ``update`` -7 % at the default size (A/B in one process, benchmarks/RESULTS.md).
+    Equal to ``F.mish`` within float rounding (tests/nn/test_nn_tdmpc2_layers.py)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MishFunction.apply(x)
+    return x * _mish_ratio(torch.exp(x.clamp(max=_MISH_CLAMP)))
 
 
 class Mish(nn.Module):
