@@ -4,8 +4,8 @@
 Plays greedy episodes side by side (the run's own eval setting) and prints, per episode, its
 length, how it ended (``wall``: |x| > 2.4, ``pole``: |theta| > 12 degrees, ``time``: 500 steps),
 the largest |x| reached, and, for agents that report a search root value (MuZero), that value
-over the last 10 steps. Finally a count of how the replay's terminal steps ended, per 10k steps
-of the run, which shows whether the agent ever saw the failure it makes."""
+over the last 10 steps. Finally a count of how the replay's terminal steps ended, per fifth of
+the run, which shows whether the agent ever saw the failure it makes."""
 
 from __future__ import annotations
 
