@@ -1,0 +1,62 @@
+"""benchmarks/parallel.py: job-file parsing, a job that finishes is evaluated, a job over the
+budget is stopped, and both land in summary.json / summary.md."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "parallel.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("parallel_bench", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_parse_jobs_reads_names_and_arguments_and_skips_comments():
+    par = _module()
+    jobs = par.parse_jobs("# a comment\n\na: dreamerv1 --env gym:Pendulum-v1  # tail\nb: planet\n")
+    assert jobs == [("a", ["dreamerv1", "--env", "gym:Pendulum-v1"]), ("b", ["planet"])]
+    assert par.target_steps(["x", "--steps", "5000"]) == 5000 and par.target_steps(["x"]) is None
+
+
+@pytest.mark.parametrize("text", ["no colon here", "a:", ": planet", "a: planet\na: planet"])
+def test_parse_jobs_rejects_bad_lines(text):
+    with pytest.raises(SystemExit):
+        _module().parse_jobs(text)
+
+
+def test_eval_curve_reads_the_trainers_metric_rows(tmp_path):
+    rows = [{"step": 5, "loss": 1.0}, {"step": 10, "eval/return_mean": -3.5}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n{cut")
+    par = _module()
+    read = par.read_metrics(tmp_path)
+    assert par.eval_curve(read) == [(10, -3.5)] and par.last_step(read) == 10
+
+
+def test_finished_job_is_evaluated_and_a_job_over_budget_is_stopped(tmp_path):
+    toy = "dreamerv3 --env toy:target --preset debug --seed 0 --set run.eval_every=1000"
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(f"short: {toy} --steps 40 --set run.prefill=20\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
+    cmd = [sys.executable, str(SCRIPT), "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
+    subprocess.run([*cmd, "--budget", "600"], check=True, env=env, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())["results"]["short"]
+    assert summary["finished"] and summary["steps"] == 40, summary
+    assert summary["final_eval"]["episodes"] == 2, summary
+
+    jobs.write_text(f"long: {toy} --steps 1000000\n")
+    subprocess.run(
+        [*cmd, "--budget", "3", "--grace", "60"], check=True, env=env, capture_output=True
+    )
+    summary = json.loads((out / "summary.json").read_text())["results"]["long"]
+    assert summary["stopped_at_budget"] and not summary["finished"], summary
+    assert "| long | stopped |" in (out / "summary.md").read_text()
