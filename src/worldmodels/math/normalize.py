@@ -19,6 +19,7 @@ class PercentileNormalizer(nn.Module):
     lo: Tensor
     hi: Tensor
     count: Tensor
+    levels: Tensor
 
     def __init__(
         self, low: float = 0.05, high: float = 0.95, decay: float = 0.99, floor: float = 1.0
@@ -35,14 +36,13 @@ class PercentileNormalizer(nn.Module):
         self.register_buffer("lo", torch.zeros(()))
         self.register_buffer("hi", torch.zeros(()))
         self.register_buffer("count", torch.zeros(()))
+        self.register_buffer("levels", torch.tensor([low, high]), persistent=False)
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
         """Fold the `low` and `high` quantiles of x (any shape, detached) into the EMA."""
         flat = x.detach().reshape(-1).to(self.lo.dtype)
-        q = torch.quantile(
-            flat, torch.tensor([self.low, self.high], dtype=flat.dtype, device=flat.device)
-        )
+        q = torch.quantile(flat, self.levels.to(flat.dtype))  # no host copy (CUDA graphs)
         self.count.add_(1.0)
         weight = (1.0 - self.decay) / (1.0 - self.decay**self.count)
         self.lo.lerp_(q[0], weight)

@@ -27,6 +27,7 @@ from ...math import (
 from ...models.rssm import RSSM
 from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
 from ...nn.compile import MaybeCompiled
+from ...nn.graphs import GraphedStep
 from ...nn.optim import LaPropAGC
 from ...nn.precision import Precision
 from .config import DreamerConfig
@@ -212,9 +213,17 @@ class DreamerAgent:
             self.actor_opt = LaPropAGC(self.actor.parameters(), **laprop)
             self.critic_opt = LaPropAGC(self.critic.parameters(), **laprop)
         else:
-            self.model_opt = torch.optim.Adam(self.wm.parameters(), o.model_lr, eps=o.model_eps)
-            self.actor_opt = torch.optim.Adam(self.actor.parameters(), o.actor_lr, eps=o.ac_eps)
-            self.critic_opt = torch.optim.Adam(self.critic.parameters(), o.critic_lr, eps=o.ac_eps)
+            # capturable: the step count lives on the device, so a CUDA graph replays Adam right
+            cap = dict(capturable=config.run.cuda_graphs and self.device.type == "cuda")
+            self.model_opt = torch.optim.Adam(
+                self.wm.parameters(), o.model_lr, eps=o.model_eps, **cap
+            )
+            self.actor_opt = torch.optim.Adam(
+                self.actor.parameters(), o.actor_lr, eps=o.ac_eps, **cap
+            )
+            self.critic_opt = torch.optim.Adam(
+                self.critic.parameters(), o.critic_lr, eps=o.ac_eps, **cap
+            )
         self.updates = 0
         grad = b.actor_grad
         if grad == "auto":
@@ -226,6 +235,7 @@ class DreamerAgent:
         self._imag_step = MaybeCompiled(self._imag_step_eager, config.run.compile)
         self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.run.compile)
         self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.run.compile)
+        self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
 
     @staticmethod
     def _check_axes(cfg: DreamerConfig) -> None:
@@ -241,6 +251,12 @@ class DreamerAgent:
             raise UserError(f"behavior.actor_grad_mix={b.actor_grad_mix} must be in [0, 1]")
         if not 0.0 <= m.kl_alpha <= 1.0:
             raise UserError(f"model.kl_alpha={m.kl_alpha} must be in [0, 1]")
+        if cfg.run.cuda_graphs and cfg.optim.optimizer != "adam":
+            raise UserError(
+                "run.cuda_graphs needs optim.optimizer=adam (LaProp counts its steps in Python, "
+                "which a CUDA graph would freeze); fix: set optim.optimizer=adam or "
+                "run.cuda_graphs=false"
+            )
 
     def _clip(self, norm: float) -> float:
         """Global-norm clip of the Adam setting; LaProp clips per tensor (AGC) instead."""
@@ -313,19 +329,29 @@ class DreamerAgent:
 
     def _update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        data["action"] = self._action_tensor(data["action"])
+        metrics = self._step(data)  # one CUDA graph with run.cuda_graphs, else eager
+        self.updates += 1
+        b = self.config.behavior
+        if b.critic_target == "hard" and self.updates % b.slow_critic_every == 0:
+            hard_update(self.slow_critic, self.critic)  # a Python schedule: outside the graph
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
+        """World model, actor and critic steps on a ``[B, T]`` batch of device tensors (actions
+        as floats); metrics stay tensors and nothing reads back to the host (CUDA-graph safe)."""
         metrics: dict[str, Tensor] = {}
         post, wm_metrics = self._train_world_model(data)
         metrics.update(wm_metrics)
         start = {k: v.detach().reshape(-1, *v.shape[2:]) for k, v in post.items()}
         start_cont = (1.0 - data["is_terminal"].float()).reshape(-1)
         metrics.update(self._train_behavior(start, start_cont, data))
-        self.updates += 1
-        return {k: float(v) for k, v in metrics.items()}
+        return metrics
 
     def _train_world_model(self, data: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict]:
+        """World-model step; ``data["action"]`` holds float actions (one-hot if discrete)."""
         m, o = self.config.model, self.config.optim
-        action = self._action_tensor(data["action"])
-        post, prior, _, losses = self.wm.sequence_losses(data, action, step=self._obs_step)
+        post, prior, _, losses = self.wm.sequence_losses(data, data["action"], step=self._obs_step)
         kl, dyn, rep = kl_loss(
             m.kl,
             self.wm.rssm.kl,
@@ -436,8 +462,7 @@ class DreamerAgent:
         self.critic_opt.step()
         if b.critic_target == "ema":
             ema_update(self.slow_critic, self.critic, 1.0 - b.slow_critic_rate)
-        elif b.critic_target == "hard" and (self.updates + 1) % b.slow_critic_every == 0:
-            hard_update(self.slow_critic, self.critic)
+        # critic_target=hard: the copy every slow_critic_every updates is done by _update
 
         metrics.update(
             {

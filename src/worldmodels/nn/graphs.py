@@ -1,0 +1,95 @@
+"""Replay a whole training step as one CUDA graph (``run.cuda_graphs``).
+
+A Dreamer update launches thousands of small kernels; on a GPU the Python and launch overhead of
+those, not their arithmetic, sets the pace (benchmarks/RESULTS.md, session 11: ~0.5 s per update
+on an H200 shared by ten runs). :class:`GraphedStep` captures the step once and then replays it:
+one launch per update.
+
+What a captured step must obey (PyTorch's "whole network capture" rules):
+- fixed input shapes and dtypes (a call with other shapes runs eagerly);
+- no host synchronisation inside (``.item()``, ``float(t)``, ``if t.any()``, host-to-device
+  copies): metrics leave the step as tensors;
+- no Python state that changes between calls (a counter, a schedule): it would be frozen at its
+  capture-time value, so such logic stays outside the step;
+- optimisers keep their step count on the device (``torch.optim.Adam(capturable=True)``).
+
+On CPU, or when disabled, the step simply runs eagerly. If capturing raises, a warning names the
+cause and every later call runs eagerly: a run never stops for it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Step = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+
+
+class GraphedStep:
+    """Call ``fn(inputs) -> outputs`` (dicts of tensors) eagerly for ``warmup`` calls, then
+    capture it as a CUDA graph and replay it; see the module docstring for the rules ``fn``
+    must follow. Outputs are returned as fresh tensors (clones of the graph's static outputs)."""
+
+    def __init__(self, fn: Step, enabled: bool, warmup: int = 3):
+        self.fn = fn
+        self.enabled = enabled
+        self.warmup = warmup
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_in: dict[str, Tensor] = {}
+        self.static_out: dict[str, Tensor] = {}
+
+    @property
+    def captured(self) -> bool:
+        return self.graph is not None
+
+    def _usable(self, inputs: dict[str, Tensor]) -> bool:
+        return self.enabled and all(v.is_cuda for v in inputs.values())
+
+    def _matches(self, inputs: dict[str, Tensor]) -> bool:
+        return inputs.keys() == self.static_in.keys() and all(
+            v.shape == self.static_in[k].shape and v.dtype == self.static_in[k].dtype
+            for k, v in inputs.items()
+        )
+
+    def _disable(self, error: Exception) -> None:
+        warnings.warn(
+            f"CUDA graph capture failed ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200] if str(error) else ''}); running eagerly. "
+            "Set run.cuda_graphs=false to skip the attempt.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.enabled, self.graph = False, None
+        self.static_in, self.static_out = {}, {}
+
+    def __call__(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self._usable(inputs):
+            return self.fn(inputs)
+        if self.graph is None:
+            if self.calls < self.warmup:  # eager warm-up on a side stream (cuBLAS, allocator)
+                self.calls += 1
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    out = self.fn(inputs)
+                torch.cuda.current_stream().wait_stream(side)
+                return out
+            try:
+                self.static_in = {k: v.clone() for k, v in inputs.items()}
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    self.static_out = self.fn(self.static_in)
+                self.graph = graph
+            except Exception as e:  # capture is recorded, not run: the state is untouched
+                self._disable(e)
+                return self.fn(inputs)
+        if not self._matches(inputs):
+            return self.fn(inputs)
+        for k, v in inputs.items():
+            self.static_in[k].copy_(v)
+        self.graph.replay()
+        return {k: v.clone() for k, v in self.static_out.items()}

@@ -1,0 +1,109 @@
+"""nn/graphs.py and the CUDA-graph rules of the Dreamer update step.
+
+The capture itself needs a GPU (tested there by `benchmarks`); here: the CPU path is the plain
+step, the update step reads nothing back to the host (a captured step must not), the Python
+schedule that stays outside it (the hard critic copy) keeps its period, and bad settings fail
+with one line."""
+
+import contextlib
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.agents import build_config
+from worldmodels.agents.dreamer import DreamerAgent
+from worldmodels.envs import make_env
+from worldmodels.errors import UserError
+from worldmodels.nn.graphs import GraphedStep
+from worldmodels.replay import random_replay
+
+
+def test_graphed_step_runs_cpu_tensors_eagerly_every_call():
+    calls = []
+
+    def fn(inputs):
+        calls.append(1)
+        return {"y": inputs["x"] * 2}
+
+    step = GraphedStep(fn, enabled=True, warmup=1)
+    for i in range(4):
+        out = step({"x": torch.full((3,), float(i))})
+        assert torch.equal(out["y"], torch.full((3,), 2.0 * i))
+    assert len(calls) == 4 and not step.captured
+
+
+class HostRead(AssertionError):
+    pass
+
+
+@contextlib.contextmanager
+def no_host_reads():
+    """Make every Python-level read of a tensor's value back to the host raise. Reads by
+    torch.optim are let through: on CPU Adam reads its step count, which ``capturable=True``
+    (CUDA only, set by the agent under run.cuda_graphs) keeps on the device."""
+    names = ["item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__"]
+    saved = {n: getattr(torch.Tensor, n) for n in names}
+
+    def guard(name):
+        def read(*args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename.replace("\\", "/")
+            if "torch/optim/" in caller:
+                return saved[name](*args, **kwargs)
+            raise HostRead(f"the update step called Tensor.{name} (a read back to the host)")
+
+        return read
+
+    try:
+        for n in names:
+            setattr(torch.Tensor, n, guard(n))
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(torch.Tensor, n, f)
+
+
+@pytest.mark.parametrize(
+    "agent,env_id",
+    [("dreamerv1", "toy:reach"), ("dreamerv2", "toy:target"), ("dreamerv3", "toy:target")],
+)
+def test_update_step_reads_nothing_back_to_the_host(agent, env_id):
+    env = make_env(env_id)
+    cfg, _ = build_config(agent, ["debug"])
+    dreamer = DreamerAgent(cfg, env.obs_space, env.act_space)
+    batch = random_replay(env, 100, np.random.default_rng(0)).sample(4, 8)
+    data = {k: torch.as_tensor(v) for k, v in batch.items()}
+    data["action"] = dreamer._action_tensor(data["action"])
+    with no_host_reads():
+        metrics = dreamer._update_tensors(data)
+    assert metrics and all(isinstance(v, torch.Tensor) for v in metrics.values())
+    with pytest.raises(HostRead), no_host_reads():  # the guard itself works
+        float(metrics["loss/model"])
+
+
+def test_hard_critic_copy_every_n_updates():
+    env = make_env("toy:target")
+    over = {"behavior.slow_critic_every": 3}
+    cfg, _ = build_config("dreamerv2", ["debug"], over)
+    assert cfg.behavior.critic_target == "hard"
+    agent = DreamerAgent(cfg, env.obs_space, env.act_space)
+    rb = random_replay(env, 100, np.random.default_rng(0))
+
+    def same():
+        pairs = zip(agent.slow_critic.parameters(), agent.critic.parameters())
+        return all(torch.equal(a, b) for a, b in pairs)
+
+    copied = []
+    for _ in range(6):
+        agent.update(rb.sample(4, 8))
+        copied.append(same())
+    assert copied == [False, False, True, False, False, True]
+
+
+def test_cuda_graphs_refuse_laprop():
+    env = make_env("toy:target")
+    over = {"run.cuda_graphs": True, "optim.optimizer": "laprop"}
+    cfg, _ = build_config("dreamerv3", ["debug"], over)
+    with pytest.raises(UserError, match="run.cuda_graphs needs optim.optimizer=adam"):
+        DreamerAgent(cfg, env.obs_space, env.act_space)
