@@ -68,7 +68,7 @@ def no_host_reads():
     "agent,env_id",
     [("dreamerv1", "toy:reach"), ("dreamerv2", "toy:target"), ("dreamerv3", "toy:target")],
 )
-def test_update_step_reads_nothing_back_to_the_host(agent, env_id):
+def test_update_and_act_steps_read_nothing_back_to_the_host(agent, env_id):
     env = make_env(env_id)
     cfg, _ = build_config(agent, ["debug"])
     dreamer = DreamerAgent(cfg, env.obs_space, env.act_space)
@@ -78,6 +78,15 @@ def test_update_step_reads_nothing_back_to_the_host(agent, env_id):
     with no_host_reads():
         metrics = dreamer._update_tensors(data)
     assert metrics and all(isinstance(v, torch.Tensor) for v in metrics.values())
+    state = dreamer.init_state(2)
+    obs = {k: torch.as_tensor(np.stack([v, v])) for k, v in env.reset(seed=0).items()}
+    inputs = {f"obs/{k}": obs[k] for k in env.obs_space}
+    inputs["is_first"] = obs["is_first"].bool()
+    inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action")})
+    for mode in ("explore", "eval"):
+        with no_host_reads():
+            out = dreamer._act_tensors(inputs, mode)
+        assert out["action"].shape == (2, dreamer.act_dim)
     with pytest.raises(HostRead), no_host_reads():  # the guard itself works
         float(metrics["loss/model"])
 

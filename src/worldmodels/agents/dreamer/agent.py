@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import numpy as np
@@ -236,6 +237,7 @@ class DreamerAgent:
         self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.run.compile)
         self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.run.compile)
         self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
+        self._act_steps: dict[tuple[str, int], GraphedStep] = {}
 
     @staticmethod
     def _check_axes(cfg: DreamerConfig) -> None:
@@ -299,16 +301,30 @@ class DreamerAgent:
         with self.precision():
             return self._act(state, obs, mode)
 
-    def _act(self, state, obs, mode):
-        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-        embed = self.wm.encode(self._obs_tensors(obs))
-        latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+    def _act_tensors(self, inputs: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
+        """Filtering step and action on device tensors (CUDA-graph safe): the new latent state
+        and action ``{deter, stoch, action}``."""
+        state = {k: inputs[f"state/{k}"] for k in ("deter", "stoch")}
+        obs = {k[4:]: v for k, v in inputs.items() if k.startswith("obs/")}
+        embed = self.wm.encode(obs)
+        latent = self.wm.rssm.obs_step(state, inputs["state/action"], embed, inputs["is_first"])
         dist = self.actor(self.wm.rssm.feat(latent))
         action = dist.sample() if mode == "explore" else dist.mode()
         noise = self.config.behavior.expl_noise
         if mode == "explore" and noise > 0 and not self.act_space.discrete:
             action = (action + noise * torch.randn_like(action)).clamp(-1.0, 1.0)
-        new_state = {"deter": latent["deter"], "stoch": latent["stoch"], "action": action}
+        return {"deter": latent["deter"], "stoch": latent["stoch"], "action": action}
+
+    def _act(self, state, obs, mode):
+        inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
+        inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action")})
+        key = (mode, inputs["is_first"].shape[0])
+        if key not in self._act_steps:  # one graph per mode and env count under cuda_graphs
+            step = functools.partial(self._act_tensors, mode=mode)
+            self._act_steps[key] = GraphedStep(step, self.config.run.cuda_graphs)
+        new_state = self._act_steps[key](inputs)
+        action = new_state["action"]
         if self.act_space.discrete:
             out = action.argmax(-1).cpu().numpy().astype(np.int64)
         else:
