@@ -116,3 +116,53 @@ def test_cuda_graphs_refuse_laprop():
     cfg, _ = build_config("dreamerv3", ["debug"], over)
     with pytest.raises(UserError, match="run.cuda_graphs needs optim.optimizer=adam"):
         DreamerAgent(cfg, env.obs_space, env.act_space)
+
+
+def test_planet_update_and_act_steps_read_nothing_back_to_the_host():
+    from worldmodels.agents.planet import PlaNetAgent
+
+    env = make_env("toy:reach")
+    cfg, _ = build_config("planet", ["debug"])
+    agent = PlaNetAgent(cfg, env.obs_space, env.act_space)
+    batch = random_replay(env, 100, np.random.default_rng(0)).sample(4, 8)
+    with no_host_reads():
+        metrics = agent._update_tensors({k: torch.as_tensor(v) for k, v in batch.items()})
+    assert "loss/overshooting" in metrics
+    state = agent.init_state(2)
+    obs = {k: torch.as_tensor(np.stack([v, v])) for k, v in env.reset(seed=0).items()}
+    inputs = {f"obs/{k}": obs[k] for k in env.obs_space}
+    inputs["is_first"] = obs["is_first"].bool()
+    inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action", "plan")})
+    with no_host_reads():
+        out = agent._act_tensors(inputs, "explore")
+    H = cfg.planner.horizon
+    assert out["plan"].shape == (2, H, 1) and torch.all(out["plan"][:, -1] == 0)
+
+
+def test_planet_warm_start_is_the_last_plan_shifted_and_resets_per_episode():
+    """The plan carried in the acting state is the last CEM mean shifted by one step; a new
+    episode in one env zeroes only that env's warm start (PlaNet's start from mean 0)."""
+    from worldmodels.agents.planet import PlaNetAgent
+
+    env = make_env("toy:reach")
+    cfg, _ = build_config("planet", ["debug"])
+    agent = PlaNetAgent(cfg, env.obs_space, env.act_space)
+    seen = []
+    real_plan = agent.cem.plan
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["init_mean"].clone())
+        result = real_plan(*args, **kwargs)
+        seen.append(result.mean.clone())
+        return result
+
+    agent.cem.plan = spy
+    state = agent.init_state(2)
+    obs = {k: np.stack([v, v]) for k, v in env.reset(seed=0).items()}
+    state, _, _ = agent.act(state, obs, "eval")
+    assert torch.equal(seen[0], torch.zeros_like(seen[0]))
+    obs["is_first"] = np.array([False, True])
+    state, _, _ = agent.act(state, obs, "eval")
+    init, last_mean = seen[2], seen[1]
+    assert torch.equal(init[0, :-1], last_mean[0, 1:]) and torch.all(init[0, -1] == 0)
+    assert torch.all(init[1] == 0)

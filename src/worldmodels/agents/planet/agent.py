@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,10 @@ from torch import Tensor, nn
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...models.rssm import overshooting_kl
+from ...nn.graphs import GraphedStep
 from ...nn.precision import Precision
 from ...planners import CEM, CEMConfig
+from ...planners.base import shift
 from ..dreamer.agent import WorldModel, kl_loss
 from .config import PlaNetConfig
 
@@ -39,16 +42,24 @@ class PlaNetAgent:
         self.precision = Precision(config.run.precision, self.device)
         self.act_dim = act_space.n
         self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
-        self.opt = torch.optim.Adam(self.wm.parameters(), config.optim.lr, eps=config.optim.eps)
+        cap = config.run.cuda_graphs and self.device.type == "cuda"  # step count on the device
+        self.opt = torch.optim.Adam(
+            self.wm.parameters(), config.optim.lr, eps=config.optim.eps, capturable=cap
+        )
         p = config.planner
         self.cem = CEM(CEMConfig(p.horizon, p.candidates, p.top_k, p.iterations, 1.0, p.warm_start))
+        self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
+        self._act_steps: dict[tuple[str, int], GraphedStep] = {}
         self.updates = 0
 
     # Acting
     def init_state(self, batch_size: int) -> dict[str, Tensor]:
+        """Latent state, previous action and the planner's warm start ``plan`` [B, H, A] (the
+        last plan shifted by one step; zeros = PlaNet's start from mean 0)."""
         state = self.wm.rssm.initial(batch_size, self.device)
         state["action"] = torch.zeros(batch_size, self.act_dim, device=self.device)
-        self.cem.reset(batch_size)
+        H = self.config.planner.horizon
+        state["plan"] = torch.zeros(batch_size, H, self.act_dim, device=self.device)
         return state
 
     def _objective(self, start: dict[str, Tensor]):
@@ -76,23 +87,40 @@ class PlaNetAgent:
             return self._act(state, obs, mode)
 
     def _act(self, state, obs, mode):
-        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-        obs_t = {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
-        embed = self.wm.encode(obs_t)
-        latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+        inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
+        inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action", "plan")})
+        key = (mode, inputs["is_first"].shape[0])
+        if key not in self._act_steps:  # one graph per mode and env count under cuda_graphs
+            step = functools.partial(self._act_tensors, mode=mode)
+            self._act_steps[key] = GraphedStep(step, self.config.run.cuda_graphs)
+        new_state = self._act_steps[key](inputs)
+        return new_state, new_state["action"].cpu().numpy().astype(np.float32), {}
+
+    def _obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
+
+    def _act_tensors(self, inputs: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
+        """Filter, plan with CEM from the posterior, first action; device tensors only (CUDA-graph
+        safe). The warm start is zeroed where an episode starts, and always without warm_start."""
+        is_first = inputs["is_first"]
+        obs = {k[4:]: v for k, v in inputs.items() if k.startswith("obs/")}
+        prev = {k: inputs[f"state/{k}"] for k in ("deter", "stoch")}
+        latent = self.wm.rssm.obs_step(prev, inputs["state/action"], self.wm.encode(obs), is_first)
         start = {"deter": latent["deter"], "stoch": latent["stoch"]}
+        keep = (~is_first).float().view(-1, 1, 1)
+        if not self.config.planner.warm_start:
+            keep = torch.zeros_like(keep)
+        init = inputs["state/plan"] * keep
         B = is_first.shape[0]
-        if self.cem.warm.batch_size != B:
-            self.cem.reset(B)
-        elif is_first.any():
-            self.cem.reset(mask=is_first)
-        plan = self.cem.plan(self._objective(start), B, self.act_dim, self.device, mode="eval")
+        plan = self.cem.plan(
+            self._objective(start), B, self.act_dim, self.device, init_mean=init, mode="eval"
+        )
         action = plan.action
         if mode == "explore" and self.config.planner.expl_noise > 0:
             noise = self.config.planner.expl_noise * torch.randn_like(action)
             action = (action + noise).clamp(-1.0, 1.0)
-        new_state = {**start, "action": action}
-        return new_state, action.cpu().numpy().astype(np.float32), {}
+        return {**start, "action": action, "plan": shift(plan.mean, 0.0)}
 
     # Learning
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
@@ -101,8 +129,14 @@ class PlaNetAgent:
             return self._update(batch)
 
     def _update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        m, lc = self.config.model, self.config.loss
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        metrics = self._step(data)  # one CUDA graph with run.cuda_graphs, else eager
+        self.updates += 1
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The model step on device tensors; metrics stay tensors (CUDA-graph safe)."""
+        m, lc = self.config.model, self.config.loss
         post, prior, prev_action, losses = self.wm.sequence_losses(data, data["action"].float())
         losses["reward"] = lc.reward_scale * losses["reward"]
         is_first = data["is_first"].bool()
@@ -120,11 +154,10 @@ class PlaNetAgent:
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.wm.parameters(), self.config.optim.clip)
         self.opt.step()
-        self.updates += 1
-        out = {f"loss/{k}": float(v.detach().mean()) for k, v in losses.items()}
-        out.update({"loss/kl": float(kl.detach().mean()), "loss/model": float(total.detach())})
-        out["grad/model"] = float(gnorm)
-        return {k: float(v) for k, v in out.items()}
+        out = {f"loss/{k}": v.detach().mean() for k, v in losses.items()}
+        out.update({"loss/kl": kl.detach().mean(), "loss/model": total.detach()})
+        out["grad/model"] = gnorm
+        return out
 
     # Persistence
     def state_dict(self) -> dict:
