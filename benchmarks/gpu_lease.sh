@@ -3,8 +3,9 @@
 #   bash benchmarks/gpu_prepare.sh                       # here, once: .whl and .dmc
 #   device run: command "bash benchmarks/gpu_lease.sh", carry [".whl", ".dmc"], timeout_s 590
 # 1. benchmarks/cuda_graphs.py: eager vs run.cuda_graphs per agent (speed, capture, agreement);
-# 2. the nine issue #3 runs side by side for BUDGET seconds, with CUDA graphs where they were
-#    captured and agree with eager, else eagerly; 3. summaries and logs to $OUT.
+# 2. benchmarks/gpu_jobs_issue3.txt side by side for BUDGET seconds (the nine issue #3 runs and
+#    a TD-MPC2 swing-up run for issue #5's GPU wall time), with run.cuda_graphs=true for the
+#    agents whose graphs were captured and agree with eager; 3. summaries and logs to $OUT.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -13,14 +14,21 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD/.dmc:$PWD/src MUJOCO_GL=disable PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_COMPILE_THREADS=2
 python3 -c "import gymnasium, torch; print(torch.__version__, torch.cuda.get_device_name(0))" || exit 3
-set -o pipefail
-jobs=benchmarks/gpu_jobs_issue3.txt
-if timeout 170 python3 benchmarks/cuda_graphs.py --updates 30 --acts 200 2>&1 | tee "$OUT/graphs.md"
-then jobs=benchmarks/gpu_jobs_issue3_graphs.txt; fi
-grep -v '^tdmpc2' "$jobs" > /tmp/jobs.txt
+timeout 200 python3 benchmarks/cuda_graphs.py --updates 30 --acts 200 2>&1 | tee "$OUT/graphs.md"
+usable=$(grep '^usable:' "$OUT/graphs.md" | cut -d: -f2)
+python3 - "$usable" > /tmp/jobs.txt <<'PY'
+import sys  # run.cuda_graphs=true for the agents whose graphs were captured and agree
+ok = set(sys.argv[1].split())
+for line in open("benchmarks/gpu_jobs_issue3.txt"):
+    words = line.partition(":")[2].split()
+    graphs = not line.startswith("#") and words and words[0] in ok
+    print(line.rstrip("\n") + (" --set run.cuda_graphs=true" if graphs else ""))
+PY
+jobs=/tmp/jobs.txt
+cat /tmp/jobs.txt
 echo "jobs: $jobs"
 (nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.csv" 2>&1 &)
-python3 benchmarks/parallel.py --jobs /tmp/jobs.txt --budget "${BUDGET:-330}" --grace 40 \
+python3 benchmarks/parallel.py --jobs "$jobs" --budget "${BUDGET:-330}" --grace 40 \
   --out /tmp/par --episodes 10 2>&1 | tee "$OUT/console.txt"
 cp /tmp/par/summary.* "$OUT/"
 tar czf "$OUT/logs.tgz" -C /tmp/par --exclude='*/replay' --exclude='*/checkpoints' .

@@ -50,10 +50,11 @@ class RunConfig:
     """torch.compile the agent's hot inner steps (falls back to eager with a warning if the
     compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU (RESULTS.md)."""
     cuda_graphs: bool = False
-    """Dreamer and PlaNet: replay each update and each acting step (CEM planning included) as
-    one CUDA graph after 3 eager warm-up calls (nn/graphs.py), removing the per-kernel launch
-    overhead that bounds small models on a GPU. No effect on CPU. Dreamer needs
-    optim.optimizer=adam. Off by default until checked on a GPU (benchmarks/cuda_graphs.py)."""
+    """Dreamer, PlaNet and TD-MPC2: replay each update and each acting step (CEM / MPPI
+    planning included) as one CUDA graph after 3 eager warm-up calls (nn/graphs.py), removing
+    the per-kernel launch overhead that bounds small models on a GPU. No effect on CPU. Dreamer
+    needs optim.optimizer=adam. Off by default until checked on a GPU
+    (benchmarks/cuda_graphs.py)."""
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
     """Matrix products in ``bf16`` under autocast (states, losses, optimiser in float32), or all
     ``fp32``; ``auto`` = bf16 where the device does bf16 natively (CUDA; a CPU with AMX or

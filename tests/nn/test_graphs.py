@@ -166,3 +166,64 @@ def test_planet_warm_start_is_the_last_plan_shifted_and_resets_per_episode():
     init, last_mean = seen[2], seen[1]
     assert torch.equal(init[0, :-1], last_mean[0, 1:]) and torch.all(init[0, -1] == 0)
     assert torch.all(init[1] == 0)
+
+
+@pytest.mark.parametrize("env_id", ["toy:reach", "toy:target"])
+@pytest.mark.parametrize("capturable", [False, True])
+def test_tdmpc2_update_and_act_steps_read_nothing_back_to_the_host(env_id, capturable):
+    from worldmodels.agents.tdmpc2 import TDMPC2Agent
+
+    env = make_env(env_id)
+    cfg, _ = build_config("tdmpc2", ["debug"])
+    agent = TDMPC2Agent(cfg, env.obs_space, env.act_space)
+    agent.model.capturable = agent.planner.capturable = capturable  # the CUDA-graph draws
+    batch = random_replay(env, 100, np.random.default_rng(0)).sample(8, 4)
+    data = {k: torch.as_tensor(v) for k, v in batch.items()}
+    data["action"] = agent._action_tensor(data["action"])
+    with no_host_reads():
+        metrics = agent._update_tensors(data)
+    assert {"loss/consistency", "loss/pi", "q_scale"} <= metrics.keys()
+    obs = {k: torch.as_tensor(np.stack([v, v])) for k, v in env.reset(seed=0).items()}
+    inputs = {f"obs/{k}": obs[k] for k in env.obs_space}
+    inputs["is_first"] = obs["is_first"].bool()
+    inputs["plan"] = agent.init_state(2)["plan"]
+    for mode in ("explore", "eval"):
+        with no_host_reads():
+            out = agent._act_tensors(inputs, mode)
+        assert out["plan"].shape == inputs["plan"].shape
+
+
+def test_capturable_elite_draw_has_the_weights_distribution():
+    """MPPI's inverse-CDF elite draw (used under CUDA graphs instead of multinomial)."""
+    from worldmodels.planners.mppi import _pick
+
+    weights = torch.tensor([[0.1, 0.6, 0.3]]).expand(40_000, 3)
+    torch.manual_seed(0)
+    picks = _pick(weights, "explore", "sample", None, capturable=True)
+    freq = torch.bincount(picks, minlength=3).float() / picks.numel()
+    assert torch.allclose(freq, torch.tensor([0.1, 0.6, 0.3]), atol=0.01), freq
+
+
+def test_capturable_q_pair_is_two_distinct_members_uniformly():
+    """Q's random pair of members under capturable (argsort of uniform draws, not randperm)."""
+    from worldmodels.envs.base import Spec
+    from worldmodels.models.tdmpc2 import TDMPC2Model, TDMPC2ModelConfig
+
+    model = TDMPC2Model(TDMPC2ModelConfig(num_q=5), {"vector": Spec((3,), np.float32)}, 1, False)
+    model.capturable = True
+    pairs = []
+    forward = model.Qs.forward
+
+    def spy(x, members=None, detach=False):
+        pairs.append(members.clone())
+        return forward(x, members=members, detach=detach)
+
+    model.Qs.forward = spy
+    z, a = torch.zeros(4, model.cfg.latent_dim), torch.zeros(4, 1)
+    torch.manual_seed(0)
+    for _ in range(2000):
+        assert model.Q(z, a, "min").shape == (4,)
+    pairs = torch.stack(pairs)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    seen = torch.bincount(pairs.reshape(-1), minlength=5).float()
+    assert torch.allclose(seen / seen.sum(), torch.full((5,), 0.2), atol=0.02), seen

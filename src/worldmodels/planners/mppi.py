@@ -93,11 +93,19 @@ def mppi_weights(elite_score: Tensor, temperature: float) -> Tensor:
 
 
 def _pick(
-    weights: Tensor, mode: Mode, eval_action: str, generator: torch.Generator | None
+    weights: Tensor,
+    mode: Mode,
+    eval_action: str,
+    generator: torch.Generator | None,
+    capturable: bool = False,
 ) -> Tensor:
-    """[B, E] -> [B] elite index: a draw with probabilities w, or 0 (the best) in eval "best"."""
+    """[B, E] -> [B] elite index: a draw with probabilities w, or 0 (the best) in eval "best".
+    ``capturable`` draws by inverse CDF (multinomial reads back to the host on CUDA)."""
     if mode == "eval" and eval_action == "best":
         return torch.zeros(weights.shape[0], dtype=torch.long, device=weights.device)
+    if capturable:
+        u = torch.rand(weights.shape[0], 1, device=weights.device, generator=generator)
+        return (u > weights.cumsum(1)).sum(1).clamp(max=weights.shape[1] - 1)
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
@@ -161,7 +169,7 @@ class MPPI(WarmStartPlanner):
         if mode == "eval" and cfg.eval_action == "mean":
             action = mean[:, 0]
         else:
-            i = _pick(w, mode, cfg.eval_action, generator)
+            i = _pick(w, mode, cfg.eval_action, generator, self.capturable)
             action = elites[torch.arange(B, device=mean.device), i, 0]
         if mode == "explore":
             noise = torch.randn(B, A, device=mean.device, generator=generator)
@@ -233,7 +241,8 @@ class DiscreteMPPI(WarmStartPlanner):
         if mode == "eval" and cfg.eval_action == "mean":
             action = probs[:, 0].argmax(-1)
         else:
-            action = elites[arange, _pick(w, mode, cfg.eval_action, generator), 0]
+            i = _pick(w, mode, cfg.eval_action, generator, self.capturable)
+            action = elites[arange, i, 0]
         self.warm.remember(probs, fill=uniform)
         return DiscretePlanResult(
             action=action, probs=probs, score=elite_score[:, 0], best=elites[:, 0]

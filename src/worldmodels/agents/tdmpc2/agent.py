@@ -16,6 +16,7 @@ moves by EMA (tau). Windows that cross an episode start are cut from that step o
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,10 @@ from ...errors import UserError
 from ...math import PercentileNormalizer, ema_update, twohot_nll
 from ...models.tdmpc2 import TDMPC2Model
 from ...nn.compile import MaybeCompiled
+from ...nn.graphs import GraphedStep
 from ...nn.precision import require_fp32
 from ...planners import MPPI, DiscreteMPPI
+from ...planners.base import shift
 from .config import TDMPC2Config
 
 
@@ -87,6 +90,8 @@ class TDMPC2Agent:
             lc.scale_low, lc.scale_high, 1.0 - lc.scale_rate, floor=1.0
         ).to(self.device)
         m = self.model
+        graphs = config.run.cuda_graphs and self.device.type == "cuda"
+        m.capturable = graphs
         self.optim = torch.optim.Adam(
             [
                 {"params": m.encoder.parameters(), "lr": o.lr * o.enc_lr_scale},
@@ -96,8 +101,11 @@ class TDMPC2Agent:
                 {"params": m.termination_net.parameters() if lc.episodic else []},
             ],
             lr=o.lr,
+            capturable=graphs,  # step counts on the device, so a CUDA graph replays Adam right
         )
-        self.pi_optim = torch.optim.Adam(m.pi_net.parameters(), lr=o.lr, eps=o.pi_eps)
+        self.pi_optim = torch.optim.Adam(
+            m.pi_net.parameters(), lr=o.lr, eps=o.pi_eps, capturable=graphs
+        )
         self.gamma = (
             lc.discount
             if lc.discount is not None
@@ -106,14 +114,19 @@ class TDMPC2Agent:
             )
         )
         self.planner = DiscreteMPPI(p) if self.discrete else MPPI(p)  # PlanConfig is an MPPIConfig
+        self.planner.capturable = graphs
         self._score = MaybeCompiled(self._score_eager, config.run.compile)
+        self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
+        self._act_steps: dict[tuple[str, int], GraphedStep] = {}
         self.updates = 0
 
     # Acting
     def init_state(self, batch_size: int) -> dict[str, Tensor]:
-        """No recurrent state; resets the planner's warm start for ``batch_size`` envs."""
-        self.planner.reset(batch_size)
-        return {}
+        """The planner's warm start ``plan`` per env: the last MPPI mean ``[B, H, A]`` (or
+        categorical probabilities ``[B, H, K]``) shifted by one step; none yet = zeros (uniform)."""
+        H, A = self.config.plan.horizon, self.act_dim
+        fill = 1.0 / A if self.discrete else 0.0
+        return {"plan": torch.full((batch_size, H, A), fill, device=self.device)}
 
     def _obs_tensors(self, obs: dict[str, Any]) -> dict[str, Tensor]:
         return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
@@ -163,31 +176,45 @@ class TDMPC2Agent:
         self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str = "explore"
     ) -> tuple[dict[str, Tensor], np.ndarray, dict[str, Any]]:
         """Encode obs ``[N, ...]``, plan with MPPI (or sample the prior): actions ``[N, ...]``."""
-        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-        z = self.model.encode(self._obs_tensors(obs))
-        B = z.shape[0]
+        inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
+        inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        inputs["plan"] = state["plan"]
+        key = (mode, inputs["is_first"].shape[0])
+        if key not in self._act_steps:  # one graph per mode and env count under cuda_graphs
+            step = functools.partial(self._act_tensors, mode=mode)
+            self._act_steps[key] = GraphedStep(step, self.config.run.cuda_graphs)
+        out = self._act_steps[key](inputs)
+        action = out.pop("action").cpu().numpy()
+        return out, action.astype(np.int64 if self.discrete else np.float32), {}
+
+    def _act_tensors(self, inputs: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
+        """Plan on device tensors (CUDA-graph safe): ``{action, plan}``. The warm start is reset
+        where an episode starts (zeros; uniform for discrete MPPI, which mixes warm_start_mix of
+        uniform into the shifted probabilities)."""
+        z = self.model.encode({k[4:]: v for k, v in inputs.items() if k.startswith("obs/")})
         p = self.config.plan
         if not p.mpc:
             policy = self.model.pi(z)
             action = policy.action if mode == "explore" else policy.mode
-            index_or_action = action.argmax(-1) if self.discrete else action
-        else:
-            if self.planner.warm.batch_size != B:
-                self.planner.reset(B)
-            elif is_first.any():
-                self.planner.reset(mask=is_first)
-            prior = self._prior_actions(z) if p.num_pi_trajs > 0 else None
+            action = action.argmax(-1) if self.discrete else action
+            return {"action": action, "plan": inputs["plan"]}
+        B = z.shape[0]
+        keep = (~inputs["is_first"]).float().view(-1, 1, 1)
+        prior = self._prior_actions(z) if p.num_pi_trajs > 0 else None
+        score = lambda actions: self._score(z, actions)  # noqa: E731
+        if self.discrete:
+            uniform = 1.0 / self.act_dim
+            warm = (1 - p.warm_start_mix) * inputs["plan"] + p.warm_start_mix * uniform
+            init = keep * warm + (1 - keep) * uniform
             plan = self.planner.plan(
-                lambda actions: self._score(z, actions),
-                B,
-                self.act_dim,
-                self.device,
-                prior_actions=prior,
-                mode=mode,
+                score, B, self.act_dim, self.device, init_probs=init, prior_actions=prior, mode=mode
             )
-            index_or_action = plan.action
-        out = index_or_action.cpu().numpy()
-        return state, out.astype(np.int64 if self.discrete else np.float32), {}
+            return {"action": plan.action, "plan": shift(plan.probs, uniform)}
+        init = inputs["plan"] * keep
+        plan = self.planner.plan(
+            score, B, self.act_dim, self.device, init_mean=init, prior_actions=prior, mode=mode
+        )
+        return {"action": plan.action, "plan": shift(plan.mean, 0.0)}
 
     # Learning
     def _windows(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -207,7 +234,7 @@ class TDMPC2Agent:
         m, lc = self.model, self.config.loss
         H = data["reward"].shape[1] - 1
         obs = {k: data[k] for k in self.obs_space}
-        action = self._action_tensor(data["action"][:, :H])  # a_0..a_{H-1}
+        action = data["action"][:, :H].float()  # a_0..a_{H-1}, floats (one-hot if discrete)
         reward = data["reward"][:, 1:].float()  # r_{t+1} arrives with o_{t+1}
         terminal = data["is_terminal"][:, 1:].float()
         weight, weight_z = rollout_weights(data["is_first"], lc.rho)
@@ -253,30 +280,37 @@ class TDMPC2Agent:
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One model step and one policy step on a replayed ``[B, T]`` batch, T >= H + 1."""
-        lc, o = self.config.loss, self.config.optim
-        data = self._windows({k: torch.as_tensor(v, device=self.device) for k, v in batch.items()})
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        data["action"] = self._action_tensor(data["action"])
+        data = self._windows(data)
         self.model.train()
         try:
-            losses, latents, weight_z = self.losses(data)
-            coef = {
-                "consistency": lc.consistency_coef,
-                "reward": lc.reward_coef,
-                "value": lc.value_coef,
-                "termination": lc.termination_coef,
-            }
-            total = sum(coef[k] * v for k, v in losses.items())
-            self.optim.zero_grad(set_to_none=True)
-            total.backward()
-            gnorm = nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip_norm)
-            self.optim.step()
-            pi_metrics = self._update_pi(latents.detach(), weight_z)
+            metrics = self._step(data)  # one CUDA graph with run.cuda_graphs, else eager
         finally:
             self.model.eval()
-        ema_update(self.target_q, self.model.Qs, 1.0 - lc.tau)
         self.updates += 1
-        metrics = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
-        metrics.update({"loss/model": float(total.detach()), "grad/model": float(gnorm)})
-        metrics.update(pi_metrics)
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The model, policy and target steps on device tensors; metrics stay tensors and
+        nothing reads back to the host (CUDA-graph safe)."""
+        lc, o = self.config.loss, self.config.optim
+        losses, latents, weight_z = self.losses(data)
+        coef = {
+            "consistency": lc.consistency_coef,
+            "reward": lc.reward_coef,
+            "value": lc.value_coef,
+            "termination": lc.termination_coef,
+        }
+        total = sum(coef[k] * v for k, v in losses.items())
+        self.optim.zero_grad(set_to_none=True)
+        total.backward()
+        gnorm = nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip_norm)
+        self.optim.step()
+        metrics = {f"loss/{k}": v.detach() for k, v in losses.items()}
+        metrics.update({"loss/model": total.detach(), "grad/model": gnorm})
+        metrics.update(self._update_pi(latents.detach(), weight_z))
+        ema_update(self.target_q, self.model.Qs, 1.0 - lc.tau)
         return metrics
 
     def _update_pi(self, latents: Tensor, weight: Tensor) -> dict[str, float]:
@@ -302,11 +336,11 @@ class TDMPC2Agent:
         gnorm = nn.utils.clip_grad_norm_(m.pi_net.parameters(), o.grad_clip_norm)
         self.pi_optim.step()
         return {
-            "loss/pi": float(loss.detach()),
-            "grad/pi": float(gnorm),
-            "pi_entropy": float(policy.entropy.detach().mean()),
-            "q_scale": float(self.scale.scale()),
-            "q_mean": float(first.mean()),
+            "loss/pi": loss.detach(),
+            "grad/pi": gnorm,
+            "pi_entropy": policy.entropy.detach().mean(),
+            "q_scale": self.scale.scale().detach(),
+            "q_mean": first.mean(),
         }
 
     # Persistence
