@@ -46,9 +46,11 @@ def compute_dtype(precision: str, device: torch.device | str) -> torch.dtype:
 class Precision:
     """Callable giving the agent's autocast context: ``with self.precision(): ...``."""
 
-    def __init__(self, precision: str, device: torch.device | str):
+    def __init__(self, precision: str, device: torch.device | str, cache: bool = True):
         self.device = torch.device(device)
         self.dtype = compute_dtype(precision, self.device)
+        self.cache = cache
+        """Autocast's cache of cast weights; off under CUDA-graph capture (PyTorch's rule)."""
 
     @property
     def enabled(self) -> bool:
@@ -57,7 +59,7 @@ class Precision:
     def __call__(self):
         if not self.enabled:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=self.cache)
 
 
 def require_fp32(agent: str, precision: str) -> None:

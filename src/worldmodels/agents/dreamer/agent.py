@@ -193,7 +193,8 @@ class DreamerAgent:
     ):
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        self.precision = Precision(config.run.precision, self.device)
+        graphs = config.run.cuda_graphs and self.device.type == "cuda"
+        self.precision = Precision(config.run.precision, self.device, cache=not graphs)
         self.act_dim = act_space.n if act_space.discrete else act_space.shape[0]
         self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
         feat = self.wm.rssm.feat_dim
@@ -215,7 +216,7 @@ class DreamerAgent:
             self.critic_opt = LaPropAGC(self.critic.parameters(), **laprop)
         else:
             # capturable: the step count lives on the device, so a CUDA graph replays Adam right
-            cap = dict(capturable=config.run.cuda_graphs and self.device.type == "cuda")
+            cap = dict(capturable=graphs)
             self.model_opt = torch.optim.Adam(
                 self.wm.parameters(), o.model_lr, eps=o.model_eps, **cap
             )

@@ -39,12 +39,12 @@ class PlaNetAgent:
             )
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        self.precision = Precision(config.run.precision, self.device)
+        graphs = config.run.cuda_graphs and self.device.type == "cuda"
+        self.precision = Precision(config.run.precision, self.device, cache=not graphs)
         self.act_dim = act_space.n
         self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
-        cap = config.run.cuda_graphs and self.device.type == "cuda"  # step count on the device
-        self.opt = torch.optim.Adam(
-            self.wm.parameters(), config.optim.lr, eps=config.optim.eps, capturable=cap
+        self.opt = torch.optim.Adam(  # capturable: the step count on the device (CUDA graphs)
+            self.wm.parameters(), config.optim.lr, eps=config.optim.eps, capturable=graphs
         )
         p = config.planner
         self.cem = CEM(CEMConfig(p.horizon, p.candidates, p.top_k, p.iterations, 1.0, p.warm_start))
