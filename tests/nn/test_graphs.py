@@ -227,3 +227,80 @@ def test_capturable_q_pair_is_two_distinct_members_uniformly():
     assert (pairs[:, 0] != pairs[:, 1]).all()
     seen = torch.bincount(pairs.reshape(-1), minlength=5).float()
     assert torch.allclose(seen / seen.sum(), torch.full((5,), 0.2), atol=0.02), seen
+
+
+class _FakeGraph:
+    """Stands in for torch.cuda.CUDAGraph on CPU: replay re-runs the captured step into the
+    static outputs (a real replay re-runs its kernels into the same memory)."""
+
+    step = None
+
+    def replay(self):
+        fresh = self.step.fn(self.step.static_in)
+        for k, v in fresh.items():
+            self.step.static_out[k].copy_(v)
+
+
+CAPTURING = {"on": False}
+
+
+@contextlib.contextmanager
+def _fake_capture(graph):
+    CAPTURING["on"] = True
+    try:
+        yield
+    finally:
+        CAPTURING["on"] = False
+
+
+class _FakeStream:
+    def wait_stream(self, other):
+        pass
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """GraphedStep's CUDA calls on CPU tensors: capture runs the step once, replay re-runs it."""
+    monkeypatch.setattr(GraphedStep, "_usable", lambda self, inputs: self.enabled)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", _fake_capture)
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", _FakeStream)
+
+
+def test_graphed_step_warms_up_captures_then_replays_with_fresh_inputs(fake_cuda):
+    calls = []
+
+    def fn(inputs):
+        calls.append(inputs["x"].clone())
+        return {"y": inputs["x"] * 2 + 1}
+
+    step = GraphedStep(fn, enabled=True, warmup=2)
+    _FakeGraph.step = step
+    outs = []
+    for i in range(5):
+        outs.append(step({"x": torch.full((3,), float(i))}))
+        assert step.captured == (i >= 2)
+    for i, out in enumerate(outs):  # every call's own result, not the last one's (no aliasing)
+        assert torch.equal(out["y"], torch.full((3,), 2.0 * i + 1))
+    assert outs[3]["y"].data_ptr() != step.static_out["y"].data_ptr()
+    # warm-up x2, the capture pass, then one replay per call from the capture on
+    assert [float(c[0]) for c in calls] == [0, 1, 2, 2, 3, 4]
+    other = step({"x": torch.zeros(4)})  # another shape: eager, the graph is kept
+    assert torch.equal(other["y"], torch.ones(4)) and step.captured
+
+
+def test_graphed_step_falls_back_to_eager_when_capture_fails(fake_cuda):
+    def fn(inputs):
+        if CAPTURING["on"]:  # e.g. a host read inside the step
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return {"y": inputs["x"] + 1}
+
+    step = GraphedStep(fn, enabled=True, warmup=1)
+    step({"x": torch.zeros(2)})
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
+        out = step({"x": torch.ones(2)})  # the capture fails; this call runs eagerly
+    assert torch.equal(out["y"], torch.full((2,), 2.0))
+    assert not step.enabled and not step.captured
+    assert torch.equal(step({"x": torch.ones(2)})["y"], torch.full((2,), 2.0))
