@@ -304,3 +304,20 @@ def test_graphed_step_falls_back_to_eager_when_capture_fails(fake_cuda):
     assert torch.equal(out["y"], torch.full((2,), 2.0))
     assert not step.enabled and not step.captured
     assert torch.equal(step({"x": torch.ones(2)})["y"], torch.full((2,), 2.0))
+
+
+def test_cuda_graphs_benchmark_script_runs_and_agrees_on_cpu():
+    """benchmarks/cuda_graphs.py at debug size: on CPU the graphs are inactive, so the eager and
+    the `run.cuda_graphs=true` copies (same weights, seeds and batches) must agree exactly."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, str(root / "benchmarks" / "cuda_graphs.py"), "--debug"]
+    cmd += ["--updates", "6", "--acts", "2", "--device", "cpu", "--tol", "0"]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.split(":")[1].split() == ["dreamerv1", "dreamerv2", "planet", "tdmpc2"], last
