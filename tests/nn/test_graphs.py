@@ -321,3 +321,30 @@ def test_cuda_graphs_benchmark_script_runs_and_agrees_on_cpu():
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.split(":")[1].split() == ["dreamerv1", "dreamerv2", "planet", "tdmpc2"], last
+
+
+@pytest.mark.parametrize("agent_name,env_id", [("dreamerv1", "toy:reach"), ("tdmpc2", "toy:reach")])
+def test_loaded_optimisers_follow_this_runs_capturable_setting(agent_name, env_id):
+    """A checkpoint saved with capturable Adam (a CUDA-graph run) resumes on CPU: the loaded
+    flag is this run's, so Adam steps (a capturable CPU Adam would refuse to)."""
+    from worldmodels.agents import get_agent_spec
+
+    env = make_env(env_id)
+    cfg, _ = build_config(agent_name, ["debug"])
+    cls = get_agent_spec(agent_name).load()[2]
+    agent = cls(cfg, env.obs_space, env.act_space)
+    batch = random_replay(env, 100, np.random.default_rng(0)).sample(4, 4)
+    agent.update(batch)
+    saved = agent.state_dict()
+    opt_keys = list(agent.optimizers())
+    for k in opt_keys:  # as a graphed run on a GPU would have saved it
+        for group in saved[k]["param_groups"]:
+            group["capturable"] = True
+    fresh = cls(cfg, env.obs_space, env.act_space)
+    fresh.load_state_dict(saved)
+    for k in opt_keys:
+        opt = fresh.optimizers()[k]
+        assert all(not g["capturable"] for g in opt.param_groups)
+        steps = [s["step"] for s in opt.state.values()]
+        assert steps and all(t.device.type == "cpu" and float(t) == 1.0 for t in steps)
+    assert all(np.isfinite(v) for v in fresh.update(batch).values())

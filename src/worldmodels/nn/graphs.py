@@ -93,3 +93,20 @@ class GraphedStep:
             self.static_in[k].copy_(v)
         self.graph.replay()
         return {k: v.clone() for k, v in self.static_out.items()}
+
+
+def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
+    """Make a loaded optimiser follow this run's ``capturable`` setting, whatever the checkpoint
+    was saved with: ``load_state_dict`` copies the saved flag, so a run resumed with CUDA graphs
+    from an eager checkpoint would freeze Adam's step count in the graph, and one resumed on CPU
+    from a graphed checkpoint would refuse to step. Step counts move to the parameter's device
+    (capturable) or to the CPU."""
+    for group in optimizer.param_groups:
+        if "capturable" not in group:
+            continue
+        group["capturable"] = capturable
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            if torch.is_tensor(state.get("step")):
+                device = p.device if capturable else torch.device("cpu")
+                state["step"] = state["step"].to(device=device, dtype=torch.float32)

@@ -28,7 +28,7 @@ from ...math import (
 from ...models.rssm import RSSM
 from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
 from ...nn.compile import MaybeCompiled
-from ...nn.graphs import GraphedStep
+from ...nn.graphs import GraphedStep, set_capturable
 from ...nn.optim import LaPropAGC
 from ...nn.precision import Precision
 from .config import DreamerConfig
@@ -193,7 +193,7 @@ class DreamerAgent:
     ):
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        graphs = config.run.cuda_graphs and self.device.type == "cuda"
+        graphs = self._graphs = config.run.cuda_graphs and self.device.type == "cuda"
         self.precision = Precision(config.run.precision, self.device, cache=not graphs)
         self.act_dim = act_space.n if act_space.discrete else act_space.shape[0]
         self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
@@ -546,4 +546,5 @@ class DreamerAgent:
             m.load_state_dict(d[k])
         for k, o in self.optimizers().items():
             o.load_state_dict(d[k])
+            set_capturable(o, self._graphs)
         self.updates = int(d["updates"])

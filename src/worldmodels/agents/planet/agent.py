@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...models.rssm import overshooting_kl
-from ...nn.graphs import GraphedStep
+from ...nn.graphs import GraphedStep, set_capturable
 from ...nn.precision import Precision
 from ...planners import CEM, CEMConfig
 from ...planners.base import shift
@@ -39,7 +39,7 @@ class PlaNetAgent:
             )
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        graphs = config.run.cuda_graphs and self.device.type == "cuda"
+        graphs = self._graphs = config.run.cuda_graphs and self.device.type == "cuda"
         self.precision = Precision(config.run.precision, self.device, cache=not graphs)
         self.act_dim = act_space.n
         self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
@@ -166,4 +166,5 @@ class PlaNetAgent:
     def load_state_dict(self, d: dict) -> None:
         self.wm.load_state_dict(d["wm"])
         self.opt.load_state_dict(d["opt"])
+        set_capturable(self.opt, self._graphs)
         self.updates = int(d["updates"])

@@ -29,7 +29,7 @@ from ...errors import UserError
 from ...math import PercentileNormalizer, ema_update, twohot_nll
 from ...models.tdmpc2 import TDMPC2Model
 from ...nn.compile import MaybeCompiled
-from ...nn.graphs import GraphedStep
+from ...nn.graphs import GraphedStep, set_capturable
 from ...nn.precision import require_fp32
 from ...planners import MPPI, DiscreteMPPI
 from ...planners.base import shift
@@ -90,7 +90,7 @@ class TDMPC2Agent:
             lc.scale_low, lc.scale_high, 1.0 - lc.scale_rate, floor=1.0
         ).to(self.device)
         m = self.model
-        graphs = config.run.cuda_graphs and self.device.type == "cuda"
+        graphs = self._graphs = config.run.cuda_graphs and self.device.type == "cuda"
         m.capturable = graphs
         self.optim = torch.optim.Adam(
             [
@@ -365,4 +365,5 @@ class TDMPC2Agent:
             v.load_state_dict(d[k])
         for k, v in self.optimizers().items():
             v.load_state_dict(d[k])
+            set_capturable(v, self._graphs)
         self.updates = int(d["updates"])
