@@ -13,17 +13,20 @@ What a captured step must obey (PyTorch's "whole network capture" rules):
   capture-time value, so such logic stays outside the step;
 - optimisers keep their step count on the device (``torch.optim.Adam(capturable=True)``).
 
-On CPU, or when disabled, the step simply runs eagerly. If capturing raises, a warning names the
-cause and every later call runs eagerly: a run never stops for it.
+On CPU, or when disabled, the step simply runs eagerly. If capturing raises, the run stops with
+one line naming the cause and the fix (``run.cuda_graphs=false``): after a failed capture the
+CUDA stream, the RNG and the gradient buffers can be left mid-capture, so going on eagerly in
+the same process is not safe.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+from ..errors import UserError
 
 Step = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
@@ -55,20 +58,13 @@ class GraphedStep:
             for k, v in inputs.items()
         )
 
-    def _disable(self, error: Exception) -> None:
-        warnings.warn(
-            f"CUDA graph capture failed ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200] if str(error) else ''}); running eagerly. "
-            "Set run.cuda_graphs=false to skip the attempt.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        self.enabled, self.graph = False, None
-        self.static_in, self.static_out = {}, {}
-
     def __call__(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         if not self._usable(inputs):
             return self.fn(inputs)
+        with torch.cuda.device(next(iter(inputs.values())).device):  # cuda:N, not the current
+            return self._call_cuda(inputs)
+
+    def _call_cuda(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         if self.graph is None:
             if self.calls < self.warmup:  # eager warm-up on a side stream (cuBLAS, allocator)
                 self.calls += 1
@@ -78,15 +74,20 @@ class GraphedStep:
                     out = self.fn(inputs)
                 torch.cuda.current_stream().wait_stream(side)
                 return out
+            self.static_in = {k: v.clone() for k, v in inputs.items()}
+            graph = torch.cuda.CUDAGraph()
             try:
-                self.static_in = {k: v.clone() for k, v in inputs.items()}
-                graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph):
                     self.static_out = self.fn(self.static_in)
-                self.graph = graph
-            except Exception as e:  # capture is recorded, not run: the state is untouched
-                self._disable(e)
-                return self.fn(inputs)
+            except Exception as e:
+                # A failed capture can leave the CUDA stream and RNG mid-capture and gradients
+                # in never-written graph memory: continuing eagerly is not safe, so stop clearly.
+                first = str(e).splitlines()[0][:200] if str(e) else ""
+                raise UserError(
+                    f"CUDA graph capture failed ({type(e).__name__}: {first}); "
+                    "fix: set run.cuda_graphs=false"
+                ) from e
+            self.graph = graph
         if not self._matches(inputs):
             return self.fn(inputs)
         for k, v in inputs.items():

@@ -357,6 +357,8 @@ class DreamerAgent:
     def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """World model, actor and critic steps on a ``[B, T]`` batch of device tensors (actions
         as floats); metrics stay tensors and nothing reads back to the host (CUDA-graph safe)."""
+        for opt in self.optimizers().values():  # no gradient buffer outlives a step (see
+            opt.zero_grad(set_to_none=True)  # nn/graphs.py); dynamics gradients reach the critic
         metrics: dict[str, Tensor] = {}
         post, wm_metrics = self._train_world_model(data)
         metrics.update(wm_metrics)

@@ -136,6 +136,7 @@ class PlaNetAgent:
 
     def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """The model step on device tensors; metrics stay tensors (CUDA-graph safe)."""
+        self.opt.zero_grad(set_to_none=True)  # no gradient buffer outlives a step
         m, lc = self.config.model, self.config.loss
         post, prior, prev_action, losses = self.wm.sequence_losses(data, data["action"].float())
         losses["reward"] = lc.reward_scale * losses["reward"]
@@ -160,6 +161,10 @@ class PlaNetAgent:
         return out
 
     # Persistence
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers by name (checkpoint keys)."""
+        return {"opt": self.opt}
+
     def state_dict(self) -> dict:
         return {"wm": self.wm.state_dict(), "opt": self.opt.state_dict(), "updates": self.updates}
 

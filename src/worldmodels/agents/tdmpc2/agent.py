@@ -295,6 +295,8 @@ class TDMPC2Agent:
         """The model, policy and target steps on device tensors; metrics stay tensors and
         nothing reads back to the host (CUDA-graph safe)."""
         lc, o = self.config.loss, self.config.optim
+        for opt in self.optimizers().values():  # as the reference's zero_grad(set_to_none) after
+            opt.zero_grad(set_to_none=True)  # each step: the model's clip norm sees no policy grads
         losses, latents, weight_z = self.losses(data)
         coef = {
             "consistency": lc.consistency_coef,
