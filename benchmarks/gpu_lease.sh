@@ -14,7 +14,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD/.dmc:$PWD/src MUJOCO_GL=disable PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_COMPILE_THREADS=2
 python3 -c "import gymnasium, torch; print(torch.__version__, torch.cuda.get_device_name(0))" || exit 3
-timeout 200 python3 benchmarks/cuda_graphs.py --updates 30 --acts 200 2>&1 | tee "$OUT/graphs.md"
+timeout 180 python3 benchmarks/cuda_graphs.py --updates 30 --acts 200 2>&1 | tee "$OUT/graphs.md"
 usable=$(grep '^usable:' "$OUT/graphs.md" | cut -d: -f2)
 python3 - "$usable" > /tmp/jobs.txt <<'PY'
 import sys  # run.cuda_graphs=true for the agents whose graphs were captured and agree
@@ -28,7 +28,7 @@ jobs=/tmp/jobs.txt
 cat /tmp/jobs.txt
 echo "jobs: $jobs"
 (nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.csv" 2>&1 &)
-python3 benchmarks/parallel.py --jobs "$jobs" --budget "${BUDGET:-330}" --grace 40 \
+python3 benchmarks/parallel.py --jobs "$jobs" --budget "${BUDGET:-270}" --grace 40 \
   --out /tmp/par --episodes 10 2>&1 | tee "$OUT/console.txt"
 cp /tmp/par/summary.* "$OUT/"
 tar czf "$OUT/logs.tgz" -C /tmp/par --exclude='*/replay' --exclude='*/checkpoints' .

@@ -321,7 +321,13 @@ def test_cuda_graphs_benchmark_script_runs_and_agrees_on_cpu():
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.strip().splitlines()[-1]
-    assert last.split(":")[1].split() == ["dreamerv1", "dreamerv2", "planet", "tdmpc2"], last
+    assert last.split(":")[1].split() == [
+        "dreamer",
+        "dreamerv1",
+        "dreamerv2",
+        "planet",
+        "tdmpc2",
+    ], last
 
 
 @pytest.mark.parametrize("agent_name,env_id", [("dreamerv1", "toy:reach"), ("tdmpc2", "toy:reach")])
