@@ -3,6 +3,7 @@ SIGTERM saves, SIGKILL + resume finishes with the same counters."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,3 +206,26 @@ def test_run_action_repeat_reaches_training_and_eval_envs(tmp_path):
     for vec in (train, evaluation):
         assert vec._envs[0].episode_length == 100
         vec.close()
+
+
+def test_resume_extends_a_run_and_records_run_settings(trained, tmp_path, capsys):
+    """--resume with --steps / --set run settings: more steps, config.json records them."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    assert main(["train", "--resume", str(run), "--steps", "320", "--no-progress",
+                 "--set", "run.eval_episodes=2"]) == 0  # fmt: skip
+    cfg = json.loads((run / "config.json").read_text())["config"]["run"]
+    assert cfg["steps"] == 320 and cfg["eval_episodes"] == 2
+    latest = json.loads((run / "checkpoints/latest.json").read_text())
+    assert latest["step"] == 320
+
+
+def test_resume_refuses_settings_that_change_the_experiment(trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    before = _snapshot(run)
+    err = _bad(["train", "--resume", str(run), "--set", "model.deter=8"], capsys, "model.deter")
+    assert "cannot change when resuming" in err
+    _bad(["train", "--resume", str(run), "--set", "run.steps=abc"], capsys, "run.steps")
+    _bad(["train", "--resume", str(run), "--env", "toy:reach"], capsys, "drop the agent")
+    assert _snapshot(run) == before

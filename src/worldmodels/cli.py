@@ -90,16 +90,61 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Settings a resumed run may change: where and how fast it runs, how long, how often it is
+#: evaluated and saved. Everything else would change the experiment the run directory records.
+RESUME_SETTINGS = (
+    "run.steps",
+    "run.device",
+    "run.threads",
+    "run.compile",
+    "run.cuda_graphs",
+    "run.stop_at_return",
+    "run.eval_every",
+    "run.eval_episodes",
+    "run.log_every",
+    "run.save_every_s",
+    "run.tensorboard",
+)
+
+
+def _resume_overrides(info, args) -> None:
+    """Apply --steps, --device and --set (run settings only) to a resumed run and record them
+    in its config.json."""
+    from .checkpoint import atomic_write_text
+    from .config import apply_overrides, parse_set_args
+
+    overrides: dict = {}
+    if args.steps is not None:
+        overrides["run.steps"] = args.steps
+    if args.device:
+        overrides["run.device"] = args.device
+    overrides.update(parse_set_args(args.set))
+    bad = [k for k in overrides if k not in RESUME_SETTINGS]
+    if bad:
+        raise UserError(
+            f"{bad[0]} cannot change when resuming (it would change the experiment); "
+            f"--set on --resume takes only {', '.join(RESUME_SETTINGS)}"
+        )
+    if overrides:
+        from .train.run import resolve_device
+
+        apply_overrides(info.config, overrides)
+        resolve_device(info.config.run.device)  # a device this machine lacks fails before writing
+        text = json.dumps(info.to_json(), indent=2)
+        atomic_write_text(Path(info.run_dir) / "config.json", text)
+
+
 def _cmd_train(args) -> int:
     from .config import parse_set_args
     from .train.loop import Trainer
     from .train.run import load_run, new_run
 
     if args.resume:
-        if args.agent or args.env or args.set or args.preset:
+        if args.agent or args.env or args.preset or args.obs:
             raise UserError(
-                "--resume takes only the run directory; drop the agent, --env, "
-                "--preset and --set (the run's config.json is used)"
+                "--resume takes the run directory; drop the agent, --env, --preset and --obs "
+                "(the run's config.json is used; --steps, --device and --set of run settings "
+                "may change)"
             )
         info = load_run(args.resume)
         if not (Path(args.resume) / "checkpoints" / "latest.json").exists():
@@ -107,6 +152,7 @@ def _cmd_train(args) -> int:
                 f"{args.resume} has no checkpoint yet; fix: start it again with "
                 "`worldmodels train` into a new --run-dir"
             )
+        _resume_overrides(info, args)
         trainer = Trainer(info, resume=True, progress=not args.no_progress)
     else:
         if not args.agent:
