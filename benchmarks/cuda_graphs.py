@@ -94,7 +94,7 @@ def check(agent_name: str, env_id: str, args, device: torch.device) -> tuple[str
     for m0, m1 in zip(*metrics):
         for k in m0:
             diff = max(diff, abs(m0[k] - m1[k]) / max(abs(m0[k]), 1e-6))
-    steps = [agents[1]._step, *agents[1]._act_steps.values()]  # update, then acting
+    steps = [agents[1]._step, *agents[1]._act_steps.steps.values()]  # update, then acting
     captured = all(step.captured for step in steps)
     (ue, ae), (ug, ag) = times
     row = (

@@ -21,6 +21,7 @@ the same process is not safe.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -94,6 +95,22 @@ class GraphedStep:
             self.static_in[k].copy_(v)
         self.graph.replay()
         return {k: v.clone() for k, v in self.static_out.items()}
+
+
+class ActSteps:
+    """One :class:`GraphedStep` of ``fn(inputs, mode)`` per acting mode and env count (each is
+    its own graph: shapes and the greedy/exploring branch differ)."""
+
+    def __init__(self, fn: Callable[[dict[str, Tensor], str], dict[str, Tensor]], enabled: bool):
+        self.fn = fn
+        self.enabled = enabled
+        self.steps: dict[tuple[str, int], GraphedStep] = {}
+
+    def __call__(self, inputs: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
+        key = (mode, inputs["is_first"].shape[0])
+        if key not in self.steps:
+            self.steps[key] = GraphedStep(functools.partial(self.fn, mode=mode), self.enabled)
+        return self.steps[key](inputs)
 
 
 def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:

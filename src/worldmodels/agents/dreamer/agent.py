@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from ...math import (
 from ...models.rssm import RSSM
 from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
 from ...nn.compile import MaybeCompiled
-from ...nn.graphs import GraphedStep, set_capturable
+from ...nn.graphs import ActSteps, GraphedStep, set_capturable
 from ...nn.optim import LaPropAGC
 from ...nn.precision import Precision
 from .config import DreamerConfig
@@ -238,7 +237,7 @@ class DreamerAgent:
         self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.run.compile)
         self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.run.compile)
         self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
-        self._act_steps: dict[tuple[str, int], GraphedStep] = {}
+        self._act_steps = ActSteps(self._act_tensors, config.run.cuda_graphs)
 
     @staticmethod
     def _check_axes(cfg: DreamerConfig) -> None:
@@ -320,11 +319,7 @@ class DreamerAgent:
         inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
         inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
         inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action")})
-        key = (mode, inputs["is_first"].shape[0])
-        if key not in self._act_steps:  # one graph per mode and env count under cuda_graphs
-            step = functools.partial(self._act_tensors, mode=mode)
-            self._act_steps[key] = GraphedStep(step, self.config.run.cuda_graphs)
-        new_state = self._act_steps[key](inputs)
+        new_state = self._act_steps(inputs, mode)  # one CUDA graph per mode and env count
         action = new_state["action"]
         if self.act_space.discrete:
             out = action.argmax(-1).cpu().numpy().astype(np.int64)

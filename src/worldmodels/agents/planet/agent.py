@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ from torch import Tensor, nn
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...models.rssm import overshooting_kl
-from ...nn.graphs import GraphedStep, set_capturable
+from ...nn.graphs import ActSteps, GraphedStep, set_capturable
 from ...nn.precision import Precision
 from ...planners import CEM, CEMConfig
 from ...planners.base import shift
@@ -49,7 +48,7 @@ class PlaNetAgent:
         p = config.planner
         self.cem = CEM(CEMConfig(p.horizon, p.candidates, p.top_k, p.iterations, 1.0, p.warm_start))
         self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
-        self._act_steps: dict[tuple[str, int], GraphedStep] = {}
+        self._act_steps = ActSteps(self._act_tensors, config.run.cuda_graphs)
         self.updates = 0
 
     # Acting
@@ -90,11 +89,7 @@ class PlaNetAgent:
         inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
         inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
         inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action", "plan")})
-        key = (mode, inputs["is_first"].shape[0])
-        if key not in self._act_steps:  # one graph per mode and env count under cuda_graphs
-            step = functools.partial(self._act_tensors, mode=mode)
-            self._act_steps[key] = GraphedStep(step, self.config.run.cuda_graphs)
-        new_state = self._act_steps[key](inputs)
+        new_state = self._act_steps(inputs, mode)  # one CUDA graph per mode and env count
         return new_state, new_state["action"].cpu().numpy().astype(np.float32), {}
 
     def _obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:

@@ -16,7 +16,6 @@ moves by EMA (tau). Windows that cross an episode start are cut from that step o
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from ...errors import UserError
 from ...math import PercentileNormalizer, ema_update, twohot_nll
 from ...models.tdmpc2 import TDMPC2Model
 from ...nn.compile import MaybeCompiled
-from ...nn.graphs import GraphedStep, set_capturable
+from ...nn.graphs import ActSteps, GraphedStep, set_capturable
 from ...nn.precision import require_fp32
 from ...planners import MPPI, DiscreteMPPI
 from ...planners.base import shift
@@ -117,7 +116,7 @@ class TDMPC2Agent:
         self.planner.capturable = graphs
         self._score = MaybeCompiled(self._score_eager, config.run.compile)
         self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
-        self._act_steps: dict[tuple[str, int], GraphedStep] = {}
+        self._act_steps = ActSteps(self._act_tensors, config.run.cuda_graphs)
         self.updates = 0
 
     # Acting
@@ -179,11 +178,7 @@ class TDMPC2Agent:
         inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
         inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
         inputs["plan"] = state["plan"]
-        key = (mode, inputs["is_first"].shape[0])
-        if key not in self._act_steps:  # one graph per mode and env count under cuda_graphs
-            step = functools.partial(self._act_tensors, mode=mode)
-            self._act_steps[key] = GraphedStep(step, self.config.run.cuda_graphs)
-        out = self._act_steps[key](inputs)
+        out = self._act_steps(inputs, mode)  # one CUDA graph per mode and env count
         action = out.pop("action").cpu().numpy()
         return out, action.astype(np.int64 if self.discrete else np.float32), {}
 
@@ -305,7 +300,6 @@ class TDMPC2Agent:
             "termination": lc.termination_coef,
         }
         total = sum(coef[k] * v for k, v in losses.items())
-        self.optim.zero_grad(set_to_none=True)
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip_norm)
         self.optim.step()
