@@ -7,12 +7,19 @@
     dv1_s0: dreamerv1 --env gym:Pendulum-v1 --steps 50000 --seed 0
 
 Every job runs ``python -m worldmodels.cli train ARGS --run-dir OUT/NAME --no-progress`` with its
-output in ``OUT/NAME.log``. A job still running when the budget is spent gets SIGTERM, which
-makes the trainer save a checkpoint (``worldmodels train --resume OUT/NAME`` continues it). Each
-job that reached its step count is then evaluated (``worldmodels eval --episodes N``, greedy).
-``OUT/summary.md`` and ``OUT/summary.json`` list per job: finished or stopped, env steps reached,
-wall time, env steps per second, the in-training eval curve and the final eval. Made for a
-short lease of a GPU machine, where one call must do all the runs at once.
+output in ``OUT/NAME.log``; ``--max-parallel K`` runs at most K at once and queues the rest. A job
+still running when the budget is spent gets SIGTERM, which makes the trainer save a checkpoint.
+With ``--resume`` a later call continues such jobs (``train --resume OUT/NAME``) and skips the
+ones already done, so a set of long runs can be carried across sessions by repeating one command:
+
+    python benchmarks/parallel.py --jobs benchmarks/cpu_jobs_issue3.txt --out runs/issue3 \
+        --resume --max-parallel 2 --budget 9000
+
+A run is done when it reached ``run.steps`` or its last eval reached ``run.stop_at_return``; each
+done run gets one final greedy eval (``worldmodels eval --episodes N``), kept in
+``OUT/NAME.final.json``. ``OUT/summary.md`` and ``OUT/summary.json`` list per job: status, env
+steps reached, wall time and env steps per second of this call, the in-training eval curve and
+the final eval. Made for short leases of a GPU machine and for CPU sessions of a few hours.
 """
 
 from __future__ import annotations
@@ -84,6 +91,19 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}"
 
 
+def run_done(run: Path, rows: list[dict]) -> bool:
+    """A run directory whose training is over: it reached ``run.steps``, or its last eval reached
+    ``run.stop_at_return`` (the trainer stops there), read from its config.json."""
+    try:
+        cfg = json.loads((run / "config.json").read_text())["config"]["run"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return False
+    curve = eval_curve(rows)
+    target = cfg.get("stop_at_return")
+    reached = target is not None and bool(curve) and curve[-1][1] >= float(target)
+    return last_step(rows) >= int(cfg["steps"]) or reached
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--jobs", required=True, help="job file: 'NAME: train arguments' per line")
@@ -91,6 +111,14 @@ def main() -> int:
     p.add_argument("--out", default="runs/parallel")
     p.add_argument("--episodes", type=int, default=10, help="final greedy eval episodes")
     p.add_argument("--grace", type=float, default=45.0, help="seconds to save after SIGTERM")
+    p.add_argument(
+        "--max-parallel", type=int, default=0, help="jobs running at once (0: all); the rest queue"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue jobs whose OUT/NAME holds a checkpoint; skip those already done",
+    )
     args = p.parse_args()
     jobs = parse_jobs(Path(args.jobs).read_text())
     out = Path(args.out)
@@ -101,27 +129,44 @@ def main() -> int:
     procs: dict[str, subprocess.Popen] = {}
     started: dict[str, float] = {}
     wall: dict[str, float] = {}
-    t0 = time.time()
+    steps_before: dict[str, int] = {}
+    skipped: set[str] = set()
+    queue: list[tuple[str, list[str]]] = []
     for name, targs in jobs:
-        cmd = [*py, "train", *targs, "--run-dir", str(out / name), "--no-progress"]
-        log = open(out / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        started[name] = time.time()
-        print(f"started {name}: {' '.join(targs)}", flush=True)
+        run = out / name
+        cmd = [*py, "train", *targs, "--run-dir", str(run), "--no-progress"]
+        if args.resume and run.exists():
+            rows = read_metrics(run)
+            if run_done(run, rows):
+                skipped.add(name)
+                print(f"{name}: done earlier ({last_step(rows)} steps)", flush=True)
+                continue
+            if not (run / "checkpoints" / "latest.json").exists():
+                raise SystemExit(f"{run} has no checkpoint to resume; remove it to start afresh")
+            steps_before[name] = last_step(rows)
+            cmd = [*py, "train", "--resume", str(run), "--no-progress"]
+        queue.append((name, cmd))
 
-    stopped: set[str] = set()
-    while procs and time.time() - t0 < args.budget:
+    t0 = time.time()
+    limit = args.max_parallel if args.max_parallel > 0 else len(queue)
+    while (procs or queue) and time.time() - t0 < args.budget:
+        while queue and len(procs) < limit:
+            name, cmd = queue.pop(0)
+            log = open(out / f"{name}.log", "a")  # noqa: SIM115 (closed with the process)
+            log.write("$ " + " ".join(cmd) + "\n")
+            log.flush()
+            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            started[name] = time.time()
+            print(f"started {name}: {' '.join(cmd[3:])}", flush=True)
         time.sleep(2.0)
         for name, proc in list(procs.items()):
             if proc.poll() is not None:
                 wall[name] = time.time() - started[name]
                 print(f"{name} exited {proc.returncode} after {wall[name]:.0f} s", flush=True)
                 del procs[name]
-    for name, proc in procs.items():
+    stopped: set[str] = set(procs)
+    for proc in procs.values():
         proc.send_signal(signal.SIGTERM)
-        stopped.add(name)
     deadline = time.time() + args.grace
     for name, proc in procs.items():
         try:
@@ -130,6 +175,7 @@ def main() -> int:
             proc.kill()
         wall[name] = time.time() - started[name]
         print(f"{name} stopped at the budget after {wall[name]:.0f} s", flush=True)
+    not_started = {name for name, _ in queue}
 
     results = {}
     evals: dict[str, subprocess.Popen] = {}
@@ -137,25 +183,34 @@ def main() -> int:
         run = out / name
         rows = read_metrics(run)
         steps = last_step(rows)
-        target = target_steps(targs)
-        finished = name not in stopped and target is not None and steps >= target
+        gained = steps - steps_before.get(name, 0)
+        done = run_done(run, rows)
+        status = "stopped" if name in stopped else "exited"
+        status = "not started" if name in not_started else status
+        status = "done earlier" if name in skipped else ("finished" if done else status)
         results[name] = {
             "args": " ".join(targs),
-            "finished": finished,
+            "status": status,
+            "finished": done,
             "stopped_at_budget": name in stopped,
             "steps": steps,
-            "target_steps": target,
+            "resumed_from": steps_before.get(name),
+            "target_steps": target_steps(targs),
             "wall_s": round(wall.get(name, 0.0), 1),
-            "env_steps_per_s": round(steps / wall[name], 2) if wall.get(name) else None,
+            "env_steps_per_s": round(gained / wall[name], 2) if wall.get(name) else None,
             "eval_curve": eval_curve(rows),
         }
-        if finished:
+        final = out / f"{name}.final.json"  # one final eval per finished run, kept
+        if done and final.exists():
+            results[name]["final_eval"] = json.loads(final.read_text())
+        elif done:
             cmd = [*py, "eval", str(run), "--episodes", str(args.episodes), "--json"]
             evals[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     for name, proc in evals.items():
         text, _ = proc.communicate()
         try:
             results[name]["final_eval"] = json.loads(text.strip().splitlines()[-1])
+            (out / f"{name}.final.json").write_text(json.dumps(results[name]["final_eval"]))
         except (json.JSONDecodeError, IndexError):
             results[name]["final_eval"] = {"error": f"eval exited {proc.returncode}"}
 
@@ -168,15 +223,15 @@ def main() -> int:
     }
     (out / "summary.json").write_text(json.dumps({**header, "results": results}, indent=1))
     lines = [
-        f"`{header['command']}` on {header['hardware']}; {len(jobs)} jobs side by side, "
+        f"`{header['command']}` on {header['hardware']}; {len(jobs)} jobs, at most "
+        f"{args.max_parallel or len(jobs)} at once, "
         f"budget {args.budget:.0f} s, total {header['total_s']:.0f} s",
         "",
         "| job | status | steps | wall s | env steps/s | in-training evals | final eval |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        status = "stopped" if r["stopped_at_budget"] else "exited"
-        status = "finished" if r["finished"] else status
+        status = r["status"]
         curve = ", ".join(f"{s / 1000:g}k: {v:.1f}" for s, v in r["eval_curve"]) or "-"
         fe = r.get("final_eval", {})
         final = (

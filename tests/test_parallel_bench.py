@@ -60,3 +60,37 @@ def test_finished_job_is_evaluated_and_a_job_over_budget_is_stopped(tmp_path):
     summary = json.loads((out / "summary.json").read_text())["results"]["long"]
     assert summary["stopped_at_budget"] and not summary["finished"], summary
     assert "| long | stopped |" in (out / "summary.md").read_text()
+
+
+def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_path):
+    from worldmodels.cli import main
+
+    toy = "dreamerv3 --env toy:target --preset debug --seed 0 --set run.eval_every=1000"
+    short = f"{toy} --steps 40 --set run.prefill=20"
+    out = tmp_path / "out"
+    for name in ("a", "b"):  # a: stopped at 40 of 80 steps (as after SIGTERM); b: done
+        assert main(["train", *short.split(), "--run-dir", str(out / name), "--no-progress"]) == 0
+    cfg_path = out / "a" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["config"]["run"]["steps"] = 80
+    cfg_path.write_text(json.dumps(cfg))
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(f"a: {short}\nb: {short}\nc: {short}\n")  # c: never started
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
+    cmd = [sys.executable, str(SCRIPT), "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
+    args = ["--resume", "--max-parallel", "1", "--budget", "600"]
+    done = subprocess.run([*cmd, *args], check=True, env=env, capture_output=True, text=True)
+    res = json.loads((out / "summary.json").read_text())["results"]
+    assert res["a"]["status"] == "finished" and res["a"]["steps"] == 80, res["a"]
+    assert res["a"]["resumed_from"] == 40 and "--resume" in (out / "a.log").read_text()
+    assert res["b"]["status"] == "done earlier" and res["b"]["final_eval"]["episodes"] == 2
+    assert res["c"]["status"] == "finished" and res["c"]["steps"] == 40, res["c"]
+    lines = done.stdout.splitlines()  # one at a time: c starts after a has exited
+    first = next(i for i, line in enumerate(lines) if line.startswith("a exited"))
+    assert first < next(i for i, line in enumerate(lines) if line.startswith("started c"))
+    final = json.loads((out / "a.final.json").read_text())
+    # a second call has nothing left to run and reuses the kept final evals
+    subprocess.run([*cmd, *args], check=True, env=env, capture_output=True)
+    res = json.loads((out / "summary.json").read_text())["results"]
+    assert {r["status"] for r in res.values()} == {"done earlier"}
+    assert res["a"]["final_eval"] == final

@@ -137,7 +137,7 @@ def _resume_overrides(info, args) -> None:
 def _cmd_train(args) -> int:
     from .config import parse_set_args
     from .train.loop import Trainer
-    from .train.run import load_run, new_run
+    from .train.run import load_run, lock_run_dir, new_run
 
     if args.resume:
         if args.agent or args.env or args.preset or args.obs:
@@ -152,6 +152,7 @@ def _cmd_train(args) -> int:
                 f"{args.resume} has no checkpoint yet; fix: start it again with "
                 "`worldmodels train` into a new --run-dir"
             )
+        lock_run_dir(args.resume)  # before config.json is rewritten
         _resume_overrides(info, args)
         trainer = Trainer(info, resume=True, progress=not args.no_progress)
     else:

@@ -24,9 +24,11 @@ from .run import (
     build_agent,
     eval_envs,
     load_agent,
+    lock_run_dir,
     make_envs,
     resolve_device,
     set_threads,
+    unlock_run_dir,
 )
 
 
@@ -109,6 +111,14 @@ class Trainer:
         self.cfg = info.config
         run = self.cfg.run
         self.run_dir = Path(info.run_dir)
+        lock_run_dir(self.run_dir)  # before anything in it is read or written
+        try:
+            self._setup(info, run, resume, progress)
+        except BaseException:
+            unlock_run_dir(self.run_dir)
+            raise
+
+    def _setup(self, info: RunInfo, run, resume: bool, progress: bool) -> None:
         set_threads(run.threads)
         self.device = resolve_device(run.device)
         torch.manual_seed(info.seed)
@@ -191,6 +201,7 @@ class Trainer:
             self.logger.close()
             self.envs.close()
             self.eval_env.close()
+            unlock_run_dir(self.run_dir)
 
     def _train(self, run) -> dict[str, Any]:
         n = self.envs.num_envs

@@ -125,6 +125,47 @@ def new_run(
     return info
 
 
+_LOCKS: dict[str, Any] = {}
+
+
+def lock_run_dir(run_dir: str | Path) -> None:
+    """Hold ``RUN/.lock`` for the rest of this process, so that two trainers never write one run
+    directory (the second would interleave replay chunks and checkpoints). The OS drops the lock
+    when the process ends, even on a crash, so no stale lock is left behind. A second call in the
+    same process is a no-op; where ``fcntl`` is missing (Windows) nothing is locked."""
+    path = Path(run_dir).resolve()
+    if str(path) in _LOCKS:
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    f = open(path / ".lock", "a+")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise UserError(
+            f"{path} is in use by another worldmodels process (pid {pid}); fix: wait for it to "
+            f"end or stop it (kill -TERM {pid} saves a checkpoint), then resume"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _LOCKS[str(path)] = f
+
+
+def unlock_run_dir(run_dir: str | Path) -> None:
+    """Release the lock :func:`lock_run_dir` took (when a run ends inside a longer process)."""
+    f = _LOCKS.pop(str(Path(run_dir).resolve()), None)
+    if f is not None:
+        f.close()
+
+
 def load_run(run_dir: str | Path) -> RunInfo:
     """Read a run directory's config.json back into a RunInfo (checking every key and type)."""
     path = Path(run_dir)
