@@ -1,4 +1,6 @@
-"""Command line: ``worldmodels train|eval|play|ablate|list``. Bad input: one line, exit code 2."""
+"""Command line: ``worldmodels train|eval|play|ablate|plot|list``.
+
+Bad input: one line, exit code 2."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from .config import RESUME_SETTINGS
 from .errors import UserError
 
 
@@ -86,25 +89,15 @@ def _parser() -> argparse.ArgumentParser:
         "with as many cores)",
     )
 
+    pl = sub.add_parser("plot", help="learning curves of run directories, grouped over seeds")
+    pl.add_argument("runs", nargs="+", help="run directories, or a directory holding them")
+    pl.add_argument("--out", default="curves.png", help="figure file: .png, .pdf or .svg")
+    pl.add_argument("--metric", default="eval/return_mean", help="a key of metrics.jsonl")
+    pl.add_argument("--target", type=float, help="draw a dashed line at this value")
+    pl.add_argument("--title")
+
     sub.add_parser("list", help="agents, presets, env suites and installed extras")
     return p
-
-
-#: Settings a resumed run may change: where and how fast it runs, how long, how often it is
-#: evaluated and saved. Everything else would change the experiment the run directory records.
-RESUME_SETTINGS = (
-    "run.steps",
-    "run.device",
-    "run.threads",
-    "run.compile",
-    "run.cuda_graphs",
-    "run.stop_at_return",
-    "run.eval_every",
-    "run.eval_episodes",
-    "run.log_every",
-    "run.save_every_s",
-    "run.tensorboard",
-)
 
 
 def _resume_overrides(info, args) -> None:
@@ -276,6 +269,21 @@ def _cmd_ablate(args) -> int:
     return 0
 
 
+def _cmd_plot(args) -> int:
+    from .logging.plot import plot_runs
+
+    rows = plot_runs(args.runs, args.out, metric=args.metric, target=args.target, title=args.title)
+    for r in rows:
+        last, best = r["last"], r["best"]
+        print(
+            f"{r['group']}: seeds {r['seeds']}, last {args.metric} median {last['median']:.1f} "
+            f"[{last['min']:.1f}, {last['max']:.1f}] at steps {r['last_step']}, best median "
+            f"{best['median']:.1f} [{best['min']:.1f}, {best['max']:.1f}]"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_list(args) -> int:
     from .agents import AGENTS
     from .envs import list_suites
@@ -311,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_play(args)
         if args.command == "ablate":
             return _cmd_ablate(args)
+        if args.command == "plot":
+            return _cmd_plot(args)
         return _cmd_list(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -71,6 +71,23 @@ class RunConfig:
     """Write TensorBoard events when tensorboard is installed."""
 
 
+#: Settings a resumed run may change: where and how fast it runs, how long, how often it is
+#: evaluated and saved. Everything else would change the experiment the run directory records.
+RESUME_SETTINGS = (
+    "run.steps",
+    "run.device",
+    "run.threads",
+    "run.compile",
+    "run.cuda_graphs",
+    "run.stop_at_return",
+    "run.eval_every",
+    "run.eval_episodes",
+    "run.log_every",
+    "run.save_every_s",
+    "run.tensorboard",
+)
+
+
 def _type_of(cls: type, name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
