@@ -65,8 +65,8 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 def eval_curve(rows: list[dict]) -> list[tuple[int, float]]:
-    key = "eval/return_mean"
-    return [(int(r["step"]), float(r[key])) for r in rows if key in r]
+    key = "eval/return_mean"  # null where the eval was NaN (the logger writes it so)
+    return [(int(r["step"]), float(r[key])) for r in rows if isinstance(r.get(key), (int, float))]
 
 
 def last_step(rows: list[dict]) -> int:
@@ -91,17 +91,36 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{gpu}"
 
 
-def run_done(run: Path, rows: list[dict]) -> bool:
-    """A run directory whose training is over: it reached ``run.steps``, or its last eval reached
-    ``run.stop_at_return`` (the trainer stops there), read from its config.json."""
+def checkpoint_step(run: Path) -> int | None:
+    """The env step of the run's latest checkpoint (None: none yet)."""
+    try:
+        return int(json.loads((run / "checkpoints" / "latest.json").read_text())["step"])
+    except (OSError, json.JSONDecodeError, KeyError, ValueError):
+        return None
+
+
+def run_done(run: Path, rows: list[dict], steps: int | None = None) -> bool:
+    """A run whose training is over, judged by what its latest checkpoint holds (a resume starts
+    there): it reached ``steps`` (default: config.json's ``run.steps``), or the last eval up to
+    it reached ``run.stop_at_return`` (the trainer stops there)."""
+    step = checkpoint_step(run)
     try:
         cfg = json.loads((run / "config.json").read_text())["config"]["run"]
     except (OSError, json.JSONDecodeError, KeyError):
         return False
-    curve = eval_curve(rows)
+    if step is None:
+        return False
+    curve = [(s, v) for s, v in eval_curve(rows) if s <= step]
     target = cfg.get("stop_at_return")
     reached = target is not None and bool(curve) and curve[-1][1] >= float(target)
-    return last_step(rows) >= int(cfg["steps"]) or reached
+    return step >= (steps if steps is not None else int(cfg["steps"])) or reached
+
+
+def read_final(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # missing or cut: evaluate again
 
 
 def main() -> int:
@@ -119,16 +138,23 @@ def main() -> int:
         action="store_true",
         help="continue jobs whose OUT/NAME holds a checkpoint; skip those already done",
     )
+    p.add_argument(
+        "--min-start", type=float, default=120.0, help="start no queued job with less budget left"
+    )
     args = p.parse_args()
     jobs = parse_jobs(Path(args.jobs).read_text())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     py = [sys.executable, "-m", "worldmodels.cli"]
+    quit_signal: list[int] = []  # SIGTERM/SIGINT to this script ends the budget early
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: quit_signal.append(signum))
 
     procs: dict[str, subprocess.Popen] = {}
     started: dict[str, float] = {}
     wall: dict[str, float] = {}
+    codes: dict[str, int] = {}
     steps_before: dict[str, int] = {}
     skipped: set[str] = set()
     queue: list[tuple[str, list[str]]] = []
@@ -137,20 +163,29 @@ def main() -> int:
         cmd = [*py, "train", *targs, "--run-dir", str(run), "--no-progress"]
         if args.resume and run.exists():
             rows = read_metrics(run)
-            if run_done(run, rows):
+            if run_done(run, rows, target_steps(targs)):
                 skipped.add(name)
-                print(f"{name}: done earlier ({last_step(rows)} steps)", flush=True)
+                print(f"{name}: done earlier ({checkpoint_step(run)} steps)", flush=True)
                 continue
-            if not (run / "checkpoints" / "latest.json").exists():
-                raise SystemExit(f"{run} has no checkpoint to resume; remove it to start afresh")
-            steps_before[name] = last_step(rows)
-            cmd = [*py, "train", "--resume", str(run), "--no-progress"]
+            if checkpoint_step(run) is None:  # stopped before its first save: start afresh
+                aside = run.with_name(f"{name}.incomplete-{int(time.time())}")
+                run.rename(aside)
+                print(f"{name}: no checkpoint; moved to {aside.name}, starting afresh", flush=True)
+            else:
+                steps_before[name] = checkpoint_step(run)
+                steps = target_steps(targs)
+                cmd = [*py, "train", "--resume", str(run), "--no-progress"]
+                cmd += ["--steps", str(steps)] if steps is not None else []
         queue.append((name, cmd))
 
     t0 = time.time()
     limit = args.max_parallel if args.max_parallel > 0 else len(queue)
-    while (procs or queue) and time.time() - t0 < args.budget:
-        while queue and len(procs) < limit:
+
+    def budget_left() -> float:
+        return 0.0 if quit_signal else args.budget - (time.time() - t0)
+
+    while (procs or queue) and budget_left() > 0:
+        while queue and len(procs) < limit and (not procs or budget_left() >= args.min_start):
             name, cmd = queue.pop(0)
             log = open(out / f"{name}.log", "a")  # noqa: SIM115 (closed with the process)
             log.write("$ " + " ".join(cmd) + "\n")
@@ -158,10 +193,13 @@ def main() -> int:
             procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             started[name] = time.time()
             print(f"started {name}: {' '.join(cmd[3:])}", flush=True)
+        if queue and not procs:
+            break  # too little budget left to start the next job
         time.sleep(2.0)
         for name, proc in list(procs.items()):
             if proc.poll() is not None:
                 wall[name] = time.time() - started[name]
+                codes[name] = proc.returncode
                 print(f"{name} exited {proc.returncode} after {wall[name]:.0f} s", flush=True)
                 del procs[name]
     stopped: set[str] = set(procs)
@@ -172,47 +210,62 @@ def main() -> int:
         try:
             proc.wait(timeout=max(1.0, deadline - time.time()))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.kill()  # its latest checkpoint stays; run_done judges by it
         wall[name] = time.time() - started[name]
         print(f"{name} stopped at the budget after {wall[name]:.0f} s", flush=True)
     not_started = {name for name, _ in queue}
 
     results = {}
-    evals: dict[str, subprocess.Popen] = {}
+    to_eval: list[str] = []
     for name, targs in jobs:
         run = out / name
         rows = read_metrics(run)
-        steps = last_step(rows)
-        gained = steps - steps_before.get(name, 0)
-        done = run_done(run, rows)
+        step = checkpoint_step(run) or 0
+        gained = step - steps_before.get(name, 0)
+        done = run_done(run, rows, target_steps(targs))
+        code = codes.get(name)
         status = "stopped" if name in stopped else "exited"
+        status = f"failed (rc {code})" if code not in (None, 0) else status
         status = "not started" if name in not_started else status
         status = "done earlier" if name in skipped else ("finished" if done else status)
         results[name] = {
             "args": " ".join(targs),
             "status": status,
+            "returncode": code,
             "finished": done,
             "stopped_at_budget": name in stopped,
-            "steps": steps,
+            "steps": step,
             "resumed_from": steps_before.get(name),
             "target_steps": target_steps(targs),
             "wall_s": round(wall.get(name, 0.0), 1),
             "env_steps_per_s": round(gained / wall[name], 2) if wall.get(name) else None,
             "eval_curve": eval_curve(rows),
         }
-        final = out / f"{name}.final.json"  # one final eval per finished run, kept
-        if done and final.exists():
-            results[name]["final_eval"] = json.loads(final.read_text())
+        final = read_final(out / f"{name}.final.json")  # one final eval per finished run, kept
+        if done and final is not None:
+            results[name]["final_eval"] = final
         elif done:
-            cmd = [*py, "eval", str(run), "--episodes", str(args.episodes), "--json"]
-            evals[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-    for name, proc in evals.items():
-        text, _ = proc.communicate()
-        try:
-            results[name]["final_eval"] = json.loads(text.strip().splitlines()[-1])
-            (out / f"{name}.final.json").write_text(json.dumps(results[name]["final_eval"]))
-        except (json.JSONDecodeError, IndexError):
-            results[name]["final_eval"] = {"error": f"eval exited {proc.returncode}"}
+            to_eval.append(name)
+    for i in range(0, len(to_eval), max(limit, 1)):  # no more evals at once than jobs
+        evals = {
+            name: subprocess.Popen(
+                [*py, "eval", str(out / name), "--episodes", str(args.episodes), "--json"],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for name in to_eval[i : i + max(limit, 1)]
+        }
+        for name, proc in evals.items():
+            text, _ = proc.communicate()
+            try:
+                results[name]["final_eval"] = json.loads(text.strip().splitlines()[-1])
+            except (json.JSONDecodeError, IndexError):
+                results[name]["final_eval"] = {"error": f"eval exited {proc.returncode}"}
+                continue
+            tmp = out / f".{name}.final.json.tmp"
+            tmp.write_text(json.dumps(results[name]["final_eval"]))
+            tmp.replace(out / f"{name}.final.json")
 
     header = {
         "command": " ".join(sys.argv),

@@ -44,7 +44,9 @@ def test_eval_curve_reads_the_trainers_metric_rows(tmp_path):
 def test_finished_job_is_evaluated_and_a_job_over_budget_is_stopped(tmp_path):
     toy = "dreamerv3 --env toy:target --preset debug --seed 0 --set run.eval_every=1000"
     jobs = tmp_path / "jobs.txt"
-    jobs.write_text(f"short: {toy} --steps 40 --set run.prefill=20\n")
+    jobs.write_text(
+        f"short: {toy} --steps 40 --set run.prefill=20\nbad: dreamerv3 --env gym:Nope\n"
+    )
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
     cmd = [sys.executable, str(SCRIPT), "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
@@ -52,6 +54,8 @@ def test_finished_job_is_evaluated_and_a_job_over_budget_is_stopped(tmp_path):
     summary = json.loads((out / "summary.json").read_text())["results"]["short"]
     assert summary["finished"] and summary["steps"] == 40, summary
     assert summary["final_eval"]["episodes"] == 2, summary
+    bad = json.loads((out / "summary.json").read_text())["results"]["bad"]
+    assert bad["status"] == "failed (rc 2)" and bad["returncode"] == 2, bad
 
     jobs.write_text(f"long: {toy} --steps 1000000\n")
     subprocess.run(
@@ -68,14 +72,13 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
     toy = "dreamerv3 --env toy:target --preset debug --seed 0 --set run.eval_every=1000"
     short = f"{toy} --steps 40 --set run.prefill=20"
     out = tmp_path / "out"
-    for name in ("a", "b"):  # a: stopped at 40 of 80 steps (as after SIGTERM); b: done
+    for name in ("a", "b"):  # both trained to 40 steps; the job file now asks 80 of a
         assert main(["train", *short.split(), "--run-dir", str(out / name), "--no-progress"]) == 0
-    cfg_path = out / "a" / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["config"]["run"]["steps"] = 80
-    cfg_path.write_text(json.dumps(cfg))
+    (out / "d").mkdir()  # d: killed before its first checkpoint
+    (out / "d" / "config.json").write_text((out / "b" / "config.json").read_text())
     jobs = tmp_path / "jobs.txt"
-    jobs.write_text(f"a: {short}\nb: {short}\nc: {short}\n")  # c: never started
+    longer = short.replace("--steps 40", "--steps 80")
+    jobs.write_text(f"a: {longer}\nb: {short}\nc: {short}\nd: {short}\n")  # c: never started
     env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
     cmd = [sys.executable, str(SCRIPT), "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
     args = ["--resume", "--max-parallel", "1", "--budget", "600"]
@@ -85,6 +88,8 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
     assert res["a"]["resumed_from"] == 40 and "--resume" in (out / "a.log").read_text()
     assert res["b"]["status"] == "done earlier" and res["b"]["final_eval"]["episodes"] == 2
     assert res["c"]["status"] == "finished" and res["c"]["steps"] == 40, res["c"]
+    assert res["d"]["status"] == "finished" and res["d"]["resumed_from"] is None, res["d"]
+    assert len(list(out.glob("d.incomplete-*"))) == 1  # set aside, not deleted
     lines = done.stdout.splitlines()  # one at a time: c starts after a has exited
     first = next(i for i, line in enumerate(lines) if line.startswith("a exited"))
     assert first < next(i for i, line in enumerate(lines) if line.startswith("started c"))

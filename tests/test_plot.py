@@ -72,3 +72,14 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"pip install 'worldmodels\[plot\]'"):
         plot_runs([run], tmp_path / "a.png")
     assert not (tmp_path / "a.png").exists()
+
+
+def test_null_values_are_skipped_and_a_run_named_twice_counts_once(tmp_path):
+    run = _run(tmp_path / "r", "s0", 0, [(10, 1.0), (20, 3.0)])
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 30, "eval/return_mean": None}) + "\n")  # a NaN, as logged
+    _run(tmp_path / "r", "s1", 1, [(10, 5.0), (20, 7.0)])
+    (group,) = group_curves(load_curves([tmp_path / "r", run], "eval/return_mean"))
+    assert [c.seed for c in group.curves] == [0, 1]
+    assert group.curves[0].points == [(10, 1.0), (20, 3.0)]
+    np.testing.assert_allclose(group.aggregate()[1], [3.0, 5.0])

@@ -63,3 +63,13 @@ def test_resume_of_a_run_in_use_exits_2_and_leaves_its_config(tmp_path, capsys):
     assert (run / "config.json").read_text() == config  # --steps 80 was not written
     # and once the holder is gone the same resume runs
     assert main(["train", "--resume", str(run), "--steps", "80", "--no-progress"]) == 0
+
+
+def test_a_refused_resume_releases_the_lock(tmp_path):
+    run = tmp_path / "run"
+    base = ["train", "dreamerv3", "--env", "toy:target", "--preset", "debug", "--steps", "40"]
+    assert main([*base, "--set", "run.prefill=20", "--run-dir", str(run), "--no-progress"]) == 0
+    assert main(["train", "--resume", str(run), "--set", "model.kl=elbo"]) == 2  # not a setting
+    env = {**os.environ, "PYTHONPATH": SRC}
+    probe = "import sys; from worldmodels.train.run import lock_run_dir; lock_run_dir(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", probe, str(run)], check=True, env=env)

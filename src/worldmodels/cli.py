@@ -130,7 +130,7 @@ def _resume_overrides(info, args) -> None:
 def _cmd_train(args) -> int:
     from .config import parse_set_args
     from .train.loop import Trainer
-    from .train.run import load_run, lock_run_dir, new_run
+    from .train.run import load_run, lock_run_dir, new_run, unlock_run_dir
 
     if args.resume:
         if args.agent or args.env or args.preset or args.obs:
@@ -146,8 +146,12 @@ def _cmd_train(args) -> int:
                 "`worldmodels train` into a new --run-dir"
             )
         lock_run_dir(args.resume)  # before config.json is rewritten
-        _resume_overrides(info, args)
-        trainer = Trainer(info, resume=True, progress=not args.no_progress)
+        try:
+            _resume_overrides(info, args)
+            trainer = Trainer(info, resume=True, progress=not args.no_progress)
+        except BaseException:
+            unlock_run_dir(args.resume)  # a refused resume leaves the run free
+            raise
     else:
         if not args.agent:
             raise UserError(

@@ -90,7 +90,13 @@ def expand_runs(paths: list[str | Path]) -> list[Path]:
             raise UserError(f"{path} does not exist; fix: give a run directory")
     if not runs:
         raise UserError("no run directories given; e.g. `worldmodels plot runs/<run> ...`")
-    return runs
+    unique = {p.resolve(): p for p in reversed(runs)}  # a run named twice counts once
+    return [p for p in runs if unique.get(p.resolve()) is p]
+
+
+def _finite(value: Any) -> bool:
+    """A plottable number (the logger writes NaN and inf as null)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _experiment_key(data: dict) -> str:
@@ -113,11 +119,7 @@ def load_curves(paths: list[str | Path], metric: str) -> list[Curve]:
             raise UserError(f"{run}/config.json is corrupt ({e}); fix: restore it") from None
         rows = read_metrics(run)
         available.update(k for r in rows for k in r if k not in ("step", "time"))
-        points = [
-            (int(r["step"]), float(r[metric]))
-            for r in rows
-            if metric in r and math.isfinite(float(r[metric]))
-        ]
+        points = [(int(r["step"]), float(r[metric])) for r in rows if _finite(r.get(metric))]
         if points:
             presets = list(data.get("presets", []))
             curves.append(Curve(run, agent, env, seed, presets, _experiment_key(data), points))
@@ -162,14 +164,13 @@ def plot_runs(
         raise UserError(f"--out {out}: give a .png, .pdf or .svg file")
     groups = group_curves(load_curves(paths, metric))
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib import rcParams
+        from matplotlib.figure import Figure  # no pyplot: the caller's backend stays as it is
     except ImportError:
         raise UserError("plot needs matplotlib; fix: pip install 'worldmodels[plot]'") from None
-    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=120)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(7.0, 4.2), dpi=120)
+    ax = fig.subplots()
+    colors = rcParams["axes.prop_cycle"].by_key().get("color") or ["C0"]
     for i, g in enumerate(groups):
         color = colors[i % len(colors)]
         for c in g.curves:
@@ -190,7 +191,9 @@ def plot_runs(
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)  # a crash mid-write never leaves a half-written figure behind
+    try:
+        fig.savefig(tmp)
+        tmp.replace(out)  # a crash mid-write never leaves a half-written figure behind
+    finally:
+        tmp.unlink(missing_ok=True)
     return [g.summary() for g in groups]

@@ -197,11 +197,13 @@ class Trainer:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-            self.progress.close()
-            self.logger.close()
-            self.envs.close()
-            self.eval_env.close()
-            unlock_run_dir(self.run_dir)
+            try:
+                self.progress.close()
+                self.logger.close()
+                self.envs.close()
+                self.eval_env.close()
+            finally:
+                unlock_run_dir(self.run_dir)
 
     def _train(self, run) -> dict[str, Any]:
         n = self.envs.num_envs
