@@ -99,3 +99,30 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
     res = json.loads((out / "summary.json").read_text())["results"]
     assert {r["status"] for r in res.values()} == {"done earlier"}
     assert res["a"]["final_eval"] == final
+
+
+@pytest.mark.parametrize("jobs_file", ["cpu_jobs_issue3.txt", "gpu_jobs_issue3.txt"])
+def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
+    """Every job of the campaign files resolves to a run (agent, presets, --set keys, env id and
+    action repeat checked, config.json written) before anyone spends hours on it."""
+    from worldmodels.cli import _parser
+    from worldmodels.config import parse_set_args
+    from worldmodels.train.run import new_run
+
+    mod = _module()
+    path = SCRIPT.parent / jobs_file
+    for name, job in mod.parse_jobs(path.read_text()):
+        args = _parser().parse_args(["train", *job])
+        if args.env.startswith("dmc:"):
+            pytest.importorskip("dm_control")
+        overrides = {"run.steps": args.steps, **parse_set_args(args.set)}
+        info = new_run(
+            args.agent,
+            args.env,
+            seed=args.seed,
+            presets=args.preset,
+            overrides=overrides,
+            run_dir=tmp_path / name,
+        )
+        assert info.config.run.steps == args.steps, name
+        assert (tmp_path / name / "config.json").exists(), name
