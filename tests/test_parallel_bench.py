@@ -105,8 +105,7 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
 def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
     """Every job of the campaign files resolves to a run (agent, presets, --set keys, env id and
     action repeat checked, config.json written) before anyone spends hours on it."""
-    from worldmodels.cli import _parser
-    from worldmodels.config import parse_set_args
+    from worldmodels.cli import _parser, train_overrides
     from worldmodels.train.run import new_run
 
     mod = _module()
@@ -115,7 +114,7 @@ def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
         args = _parser().parse_args(["train", *job])
         if args.env.startswith("dmc:"):
             pytest.importorskip("dm_control")
-        overrides = {"run.steps": args.steps, **parse_set_args(args.set)}
+        overrides = train_overrides(args)
         info = new_run(
             args.agent,
             args.env,

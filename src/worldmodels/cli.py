@@ -104,14 +104,9 @@ def _resume_overrides(info, args) -> None:
     """Apply --steps, --device and --set (run settings only) to a resumed run and record them
     in its config.json."""
     from .checkpoint import atomic_write_text
-    from .config import apply_overrides, parse_set_args
+    from .config import apply_overrides
 
-    overrides: dict = {}
-    if args.steps is not None:
-        overrides["run.steps"] = args.steps
-    if args.device:
-        overrides["run.device"] = args.device
-    overrides.update(parse_set_args(args.set))
+    overrides = train_overrides(args)
     bad = [k for k in overrides if k not in RESUME_SETTINGS]
     if bad:
         raise UserError(
@@ -128,7 +123,6 @@ def _resume_overrides(info, args) -> None:
 
 
 def _cmd_train(args) -> int:
-    from .config import parse_set_args
     from .train.loop import Trainer
     from .train.run import load_run, lock_run_dir, new_run, unlock_run_dir
 
@@ -162,20 +156,12 @@ def _cmd_train(args) -> int:
             raise UserError(
                 "missing --env; e.g. --env gym:CartPole-v1 (worldmodels list shows the suites)"
             )
-        overrides = {}
-        if args.steps is not None:
-            overrides["run.steps"] = args.steps
-        if args.obs:
-            overrides["run.obs"] = args.obs
-        if args.device:
-            overrides["run.device"] = args.device
-        overrides.update(parse_set_args(args.set))
         info = new_run(
             args.agent,
             args.env,
             seed=args.seed,
             presets=args.preset,
-            overrides=overrides,
+            overrides=train_overrides(args),
             run_dir=args.run_dir,
         )
         print(f"run directory: {info.run_dir}", file=sys.stderr)
@@ -194,6 +180,21 @@ def _cmd_train(args) -> int:
         f"{result['episodes']} episodes; run directory: {info.run_dir}"
     )
     return 0
+
+
+def train_overrides(args) -> dict:
+    """The config overrides of a fresh `train` command: --steps, --obs, --device, then --set."""
+    from .config import parse_set_args
+
+    overrides = {}
+    if args.steps is not None:
+        overrides["run.steps"] = args.steps
+    if args.obs:
+        overrides["run.obs"] = args.obs
+    if args.device:
+        overrides["run.device"] = args.device
+    overrides.update(parse_set_args(args.set))
+    return overrides
 
 
 def _cmd_eval(args) -> int:
