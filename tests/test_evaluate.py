@@ -86,3 +86,65 @@ def test_zero_episodes_is_a_user_error():
     with pytest.raises(UserError, match="at least 1 episode"):
         evaluate(CountingAgent(), env, 0, seed=100)
     env.close()
+
+
+def test_should_stop_interrupts_between_steps():
+    """evaluate asks should_stop before each step and raises EvalInterrupted when it says so."""
+    from worldmodels.train.loop import EvalInterrupted
+
+    env = VectorEnv([lambda: SeededLengthEnv(LENGTHS)] * 3)
+    agent = CountingAgent()
+    asked = []
+
+    def should_stop():
+        asked.append(len(agent.batches))
+        return len(agent.batches) >= 2
+
+    with pytest.raises(EvalInterrupted):
+        evaluate(agent, env, 7, seed=100, should_stop=should_stop)
+    assert len(agent.batches) == 2 and asked == [0, 1, 2]
+
+
+def test_signal_during_training_eval_saves_without_counting_the_eval(tmp_path):
+    """A stop signal that arrives mid-eval abandons the eval at once and checkpoints the steps
+    already taken; the resumed run evaluates first (last_eval unchanged) and then finishes."""
+    import json
+
+    from worldmodels.checkpoint import load_checkpoint
+    from worldmodels.train.loop import Trainer
+    from worldmodels.train.run import load_run, new_run
+
+    run = tmp_path / "run"
+    overrides = {"run.steps": 300, "run.eval_every": 200, "run.eval_episodes": 3}
+    info = new_run(
+        "dreamerv3",
+        "toy:target",
+        seed=0,
+        presets=["dreamerv3", "debug"],
+        overrides=overrides,
+        run_dir=run,
+    )
+    trainer = Trainer(info, progress=False)
+    act, eval_steps = trainer.agent.act, []
+
+    def act_then_signal(state, obs, mode="explore"):
+        if mode == "eval":
+            eval_steps.append(1)
+            trainer._stop_signal = 15  # what the SIGTERM handler does
+        return act(state, obs, mode)
+
+    trainer.agent.act = act_then_signal
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert len(eval_steps) == 1  # one eval step, not 3 episodes of them
+    state, _ = load_checkpoint(run / "checkpoints")
+    assert state["counters"]["env_steps"] == 200 and state["counters"]["last_eval"] == 0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert not any("eval/return_mean" in r for r in rows)
+
+    resumed = Trainer(load_run(run), resume=True, progress=False)
+    result = resumed.train()
+    assert result["episodes"] == 3
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["step"] for r in rows if "eval/return_mean" in r]
+    assert evals[0] in (200, 201) and evals[1:] == [300], evals  # checked after the next step

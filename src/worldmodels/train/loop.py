@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -67,12 +68,20 @@ def evaluate_run(
         env.close()
 
 
-def evaluate(agent, env, episodes: int, seed: int) -> dict[str, float]:
+class EvalInterrupted(Exception):
+    """An evaluation stopped part-way because ``should_stop`` said so (a signal arrived)."""
+
+
+def evaluate(
+    agent, env, episodes: int, seed: int, should_stop: Callable[[], bool] | None = None
+) -> dict[str, float]:
     """Run ``episodes`` greedy episodes on the ``n`` envs of ``env``, acting for all of them in
     one batch. Env ``i`` (reset with ``seed + i``) plays episodes ``i, i + n, i + 2n, ...``: each
     env's share is fixed before the first step, so short episodes are not over-counted, and the
     result does not depend on which env finishes first. Agents reset their per-env state on
-    ``is_first``, as in training."""
+    ``is_first``, as in training. ``should_stop`` is asked before every step; when it answers
+    True the evaluation raises :class:`EvalInterrupted` (a long eval, e.g. PlaNet's 10 episodes
+    of CEM plans, must not outlast the few seconds a stop signal leaves to save)."""
     n = env.num_envs
     if episodes < 1:
         raise UserError(f"evaluation needs at least 1 episode, got {episodes}; fix: --episodes 1")
@@ -82,6 +91,8 @@ def evaluate(agent, env, episodes: int, seed: int) -> dict[str, float]:
     state = agent.init_state(n)
     ret, length = np.zeros(n), np.zeros(n, dtype=np.int64)
     while any(len(d) < s for d, s in zip(done, share)):
+        if should_stop is not None and should_stop():
+            raise EvalInterrupted
         state, action, _ = agent.act(state, obs, mode="eval")
         obs = env.step(action)  # an env whose episode ended resets on this step (autoreset)
         ret += obs["reward"]  # 0 on a reset step
@@ -219,10 +230,7 @@ class Trainer:
         final_eval: dict[str, Any] | None = None
         while self.c.env_steps < run.steps:
             if self._stop_signal is not None:
-                self.progress.write(f"signal {self._stop_signal}: saving and exiting")
-                self.save()
-                self.replay.flush()
-                raise KeyboardInterrupt
+                self._save_and_exit()
             # Act; an agent may store per-step extras with the step (info["replay"], e.g. the
             # search policy of MuZero), and may collect with its own policy during prefill.
             extra: dict[str, Any] = {}
@@ -289,7 +297,7 @@ class Trainer:
                 self.c.last_log = self.c.env_steps
             # Evaluate and checkpoint
             if run.eval_every and self.c.env_steps - self.c.last_eval >= run.eval_every:
-                final_eval = self._evaluate()
+                final_eval = self._evaluate_or_exit()
                 last_save = time.perf_counter()
                 target = run.stop_at_return
                 if target is not None and final_eval["return_mean"] >= target:
@@ -299,9 +307,24 @@ class Trainer:
                 self.save()
                 last_save = time.perf_counter()
         if final_eval is None or self.c.last_eval != self.c.env_steps:
-            final_eval = self._evaluate()
+            final_eval = self._evaluate_or_exit()
         self.replay.flush()
         return final_eval
+
+    def _save_and_exit(self) -> NoReturn:
+        """A stop signal arrived: checkpoint, flush the replay and leave via KeyboardInterrupt."""
+        self.progress.write(f"signal {self._stop_signal}: saving and exiting")
+        self.save()
+        self.replay.flush()
+        raise KeyboardInterrupt
+
+    def _evaluate_or_exit(self) -> dict[str, Any]:
+        """Evaluate; a stop signal during the eval abandons it and saves at once. The eval is not
+        counted (``last_eval`` unchanged), so a resumed run starts by evaluating again."""
+        try:
+            return self._evaluate()
+        except EvalInterrupted:
+            self._save_and_exit()
 
     def _evaluate(self) -> dict[str, Any]:
         run = self.cfg.run
@@ -310,6 +333,7 @@ class Trainer:
             self.eval_env,
             run.eval_episodes,
             seed=self.info.seed + 10_000 + self.c.env_steps,
+            should_stop=lambda: self._stop_signal is not None,
         )
         self.c.last_eval = self.c.env_steps
         self.c.history.append([self.c.env_steps, result["return_mean"]])
