@@ -183,7 +183,8 @@ def _cmd_train(args) -> int:
 
 
 def train_overrides(args) -> dict:
-    """The config overrides of a fresh `train` command: --steps, --obs, --device, then --set."""
+    """Config overrides of a `train` command: --steps, --obs, --device, then --set (a resume
+    accepts only the run settings among them)."""
     from .config import parse_set_args
 
     overrides = {}

@@ -297,7 +297,7 @@ class Trainer:
                 self.c.last_log = self.c.env_steps
             # Evaluate and checkpoint
             if run.eval_every and self.c.env_steps - self.c.last_eval >= run.eval_every:
-                final_eval = self._evaluate_or_exit()
+                final_eval = self._evaluate()
                 last_save = time.perf_counter()
                 target = run.stop_at_return
                 if target is not None and final_eval["return_mean"] >= target:
@@ -307,7 +307,7 @@ class Trainer:
                 self.save()
                 last_save = time.perf_counter()
         if final_eval is None or self.c.last_eval != self.c.env_steps:
-            final_eval = self._evaluate_or_exit()
+            final_eval = self._evaluate()
         self.replay.flush()
         return final_eval
 
@@ -318,23 +318,21 @@ class Trainer:
         self.replay.flush()
         raise KeyboardInterrupt
 
-    def _evaluate_or_exit(self) -> dict[str, Any]:
-        """Evaluate; a stop signal during the eval abandons it and saves at once. The eval is not
-        counted (``last_eval`` unchanged), so a resumed run starts by evaluating again."""
+    def _evaluate(self) -> dict[str, Any]:
+        """Greedy eval, logged and checkpointed. A stop signal during it abandons the eval and
+        saves at once; the eval is not counted (``last_eval`` unchanged), so a resumed run starts
+        by evaluating again."""
+        run = self.cfg.run
         try:
-            return self._evaluate()
+            result = evaluate(
+                self.agent,
+                self.eval_env,
+                run.eval_episodes,
+                seed=self.info.seed + 10_000 + self.c.env_steps,
+                should_stop=lambda: self._stop_signal is not None,
+            )
         except EvalInterrupted:
             self._save_and_exit()
-
-    def _evaluate(self) -> dict[str, Any]:
-        run = self.cfg.run
-        result = evaluate(
-            self.agent,
-            self.eval_env,
-            run.eval_episodes,
-            seed=self.info.seed + 10_000 + self.c.env_steps,
-            should_stop=lambda: self._stop_signal is not None,
-        )
         self.c.last_eval = self.c.env_steps
         self.c.history.append([self.c.env_steps, result["return_mean"]])
         self.c.best_eval = max(self.c.best_eval, result["return_mean"])
