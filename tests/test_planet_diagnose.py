@@ -1,0 +1,73 @@
+"""benchmarks/planet_model_diagnose.py: replay windows stay inside one episode, its rank
+correlation is Spearman's, and the script runs end to end on a tiny PlaNet run."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _module():
+    sys.path.insert(0, str(BENCH))  # the script imports cem_pendulum_oracle beside it
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "planet_model_diagnose", BENCH / "planet_model_diagnose.py"
+        )
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    return mod
+
+
+def test_windows_stay_inside_one_episode():
+    mod = _module()
+    is_first = np.zeros(12, dtype=bool)
+    is_first[[0, 5]] = True  # episodes [0, 5) and [5, 12)
+    starts = mod.valid_starts({"is_first": is_first}, context=2, horizon=2)
+    # t - 1 .. t + 2 inside one episode: t = 1, 2 in the first, t = 6 .. 9 in the second
+    assert starts.tolist() == [1, 2, 6, 7, 8, 9]
+
+
+def test_spearman_by_hand():
+    mod = _module()
+    a = np.array([0.1, 0.5, 0.3, 0.9])
+    assert mod.spearman(a, a**3) == 1.0  # monotone transform keeps ranks
+    assert mod.spearman(a, -a) == -1.0
+    # ranks a: 0 2 1 3, b: 0 1 2 3 -> d^2 = 0+1+1+0 = 2, rho = 1 - 6*2 / (4*15) = 0.8
+    b = np.array([1.0, 2.0, 3.0, 4.0])
+    assert abs(mod.spearman(a, b) - 0.8) < 1e-12
+
+
+def test_runs_on_a_tiny_planet_run(tmp_path, capsys):
+    from worldmodels.train.loop import Trainer
+    from worldmodels.train.run import new_run
+
+    run = tmp_path / "run"
+    overrides = {"run.steps": 120, "run.action_repeat": 2, "run.eval_every": 0}
+    info = new_run(
+        "planet",
+        "gym:Pendulum-v1",
+        seed=0,
+        presets=["planet", "debug"],
+        overrides=overrides,
+        run_dir=run,
+    )
+    Trainer(info, progress=False).train()
+    mod = _module()
+    args = [str(run), "--starts", "4", "--sequences", "8", "--cem-starts", "2", "--horizon", "4"]
+    assert mod.main(args) == 0
+    out = capsys.readouterr().out
+    assert "action repeat 2" in out and "rank agreement" in out and "regret median" in out
+
+
+def test_refuses_other_runs_with_one_line(tmp_path, capsys):
+    mod = _module()
+    (tmp_path / "config.json").write_text('{"agent": "dreamerv1", "env": "gym:Pendulum-v1"}')
+    assert mod.main([str(tmp_path)]) == 2
+    assert mod.main([str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
