@@ -204,3 +204,37 @@ def test_hard_target_copies_every_n_updates():
     assert all(
         torch.equal(a, b) for a, b in zip(ag.slow_critic.parameters(), ag.critic.parameters())
     )
+
+
+def test_free_nats_per_step_vs_batch_mean_by_hand():
+    """Per-step KLs 1 and 4.6 nats with 3 free nats: PlaNet's code clamps each step (loss
+    (3 + 4.6) / 2 = 3.8, gradient only through the 4.6-nat step); V1's clamps the mean 2.8 (loss
+    3, no gradient at all)."""
+    kl = torch.tensor([[1.0, 4.6]], requires_grad=True)  # [B=1, T=2]
+
+    def kl_fn(lhs, rhs):  # the "stats" are the per-step KLs themselves
+        return lhs * 1.0
+
+    for per_step, value, grad in [(True, 3.8, [0.0, 0.5]), (False, 3.0, [0.0, 0.0])]:
+        loss, _, _ = kl_loss("elbo", kl_fn, kl, kl.detach(), free=3.0, per_step=per_step)
+        assert abs(float(loss.mean()) - value) < 1e-6
+        (g,) = torch.autograd.grad(loss.mean(), kl)
+        assert g.tolist() == [grad]
+    # None keeps each kind's own placement: elbo and balanced on the mean, dyn_rep per step
+    for kind, expect in [("elbo", 3.0), ("balanced", 3.0), ("dyn_rep", 3.8 * 1.1)]:
+        loss, _, _ = kl_loss(kind, kl_fn, kl, kl.detach(), free=3.0, beta_rep=0.1)
+        assert abs(float(loss.mean()) - expect) < 1e-5, kind
+    loss, _, _ = kl_loss("balanced", kl_fn, kl, kl.detach(), free=3.0, per_step=True)
+    assert abs(float(loss.mean()) - 3.8) < 1e-6
+
+
+def test_gauss_head_is_half_the_squared_error():
+    from worldmodels.nn.heads import Head
+
+    torch.manual_seed(0)
+    mse, gauss = (Head(4, (3,), o, units=8, layers=1, outscale=1.0) for o in ("mse", "gauss"))
+    gauss.load_state_dict(mse.state_dict())
+    feat, target = torch.randn(5, 4), torch.randn(5, 3)
+    pred = mse(feat).pred()
+    torch.testing.assert_close(gauss(feat).pred(), pred)
+    torch.testing.assert_close(gauss(feat).loss(target), 0.5 * ((pred - target) ** 2).sum(-1))

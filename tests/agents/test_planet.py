@@ -31,6 +31,30 @@ def test_planet_builds_plans_updates():
         assert torch.equal(a, b)
 
 
+def test_cem_objective_is_the_discounted_predicted_return():
+    """PlaNet's CEM scores a candidate by sum_t 0.99^t r_t along prior samples
+    (planet/control/planning.py); rolled here one candidate at a time with the same noise."""
+    env = make_env("toy:reach")
+    cfg, _ = build_config("planet", ["debug"], {"planner.discount": 0.9})
+    agent = PlaNetAgent(cfg, env.obs_space, env.act_space)
+    with torch.no_grad():  # a reward head that is not ~0 at init
+        agent.wm.reward.out.weight.normal_()
+        agent.wm.reward.out.bias.fill_(0.5)
+    rssm, H = agent.wm.rssm, cfg.planner.horizon
+    start = {k: v[:1] for k, v in rssm.initial(1).items() if k in ("deter", "stoch")}
+    actions = torch.rand(1, 3, H, env.act_space.n) * 2 - 1  # [B, P, H, A]
+    torch.manual_seed(5)
+    got = agent._objective(start)(actions)
+    torch.manual_seed(5)
+    state = {k: v.repeat(3, *([1] * (v.dim() - 1))) for k, v in start.items()}
+    want = torch.zeros(3)
+    for t in range(H):
+        state = rssm.img_step(state, actions[0, :, t])
+        want += 0.9**t * agent.wm.reward(rssm.feat(state)).pred()
+    torch.testing.assert_close(got, want[None])
+    assert cfg.planner.discount == 0.9 and build_config("planet")[0].planner.discount == 0.99
+
+
 def test_planet_refuses_discrete_actions():
     env = make_env("toy:target")
     cfg, _ = build_config("planet", ["debug"])
@@ -69,3 +93,19 @@ def test_overshooting_kl_matches_slow_reference():
                 kls.append(rssm.kl(post["stats"][b : b + 1, t + d], state["stats"])[0])
         terms.append(torch.stack(kls).mean())
     torch.testing.assert_close(got, torch.stack(terms).mean(), rtol=1e-4, atol=1e-4)
+    # PlaNet's code clamps each pair's KL at the free nats before the mean (per_step=True)
+    free = float(torch.stack(kls).median())  # a floor between the pairs' KLs
+    got = overshooting_kl(rssm, post, prev_action, is_first, D, free_nats=free, per_step=True)
+    terms_step = []
+    for d in range(2, D + 1):
+        kls = []
+        for b in range(B):
+            for t in range(T - d):
+                if is_first[b, t + 1 : t + d + 1].any():
+                    continue
+                state = {"deter": post["deter"][b : b + 1, t], "stoch": post["stoch"][b : b + 1, t]}
+                for k in range(1, d + 1):
+                    state = rssm.img_step(state, prev_action[b : b + 1, t + k])
+                kls.append(rssm.kl(post["stats"][b : b + 1, t + d], state["stats"])[0])
+        terms_step.append(torch.stack(kls).clamp(min=free).mean())
+    torch.testing.assert_close(got, torch.stack(terms_step).mean(), rtol=1e-4, atol=1e-4)

@@ -322,6 +322,7 @@ def overshooting_kl(
     is_first: Tensor,
     distance: int,
     free_nats: float = 0.0,
+    per_step: bool = False,
 ) -> Tensor:
     """PlaNet's latent overshooting (Hafner et al. 2019, eq. 7) for distances d = 2..D.
 
@@ -329,7 +330,8 @@ def overshooting_kl(
     the prior is rolled d steps open-loop with the replayed actions (``prev_action[:, t]`` is
     a_{t-1}) and compared with the posterior there: KL(sg(q(s_{t+d})) || p(s_{t+d} | s_t)).
     Pairs that cross an episode start are masked out. Returns the mean over d of
-    max(free_nats, masked batch mean of the d-step KL); 0 when D < 2. The d = 1 term is the
+    max(free_nats, masked batch mean of the d-step KL), or with ``per_step`` of the masked mean
+    of max(free_nats, KL) per pair (PlaNet's code); 0 when D < 2. The d = 1 term is the
     ordinary ELBO KL, left to the caller.
     """
     B, T = prev_action.shape[:2]
@@ -350,8 +352,10 @@ def overshooting_kl(
             continue
         kl = rssm.kl(stats[:, d:], prior)
         mask = valid.to(kl.dtype)
+        if per_step:
+            kl = kl.clamp(min=free_nats)
         mean = (kl * mask).sum() / mask.sum().clamp(min=1.0)
-        terms.append(mean.clamp(min=free_nats))
+        terms.append(mean if per_step else mean.clamp(min=free_nats))
     if not terms:
         return prev_action.new_zeros(())
     return torch.stack(terms).mean()

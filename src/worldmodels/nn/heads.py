@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..math import symexp, symexp_bins, symlog, two_hot_decode, twohot_nll
 from .layers import MLP
 
-OUTPUTS = ("mse", "symlog_mse", "symexp_twohot", "binary")
+OUTPUTS = ("mse", "gauss", "symlog_mse", "symexp_twohot", "binary")
 
 
 class MSEOutput:
@@ -25,6 +25,14 @@ class MSEOutput:
     def loss(self, target: Tensor) -> Tensor:
         err = (self.mean - target.detach()) ** 2
         return err.sum(tuple(range(-self.event_dims, 0))) if self.event_dims else err
+
+
+class GaussOutput(MSEOutput):
+    """Unit-variance Gaussian log-likelihood without its constant: ``loss = 0.5 * sum of squared
+    errors`` (PlaNet's and Dreamer V1's ``Normal(mean, 1)`` heads)."""
+
+    def loss(self, target: Tensor) -> Tensor:
+        return 0.5 * super().loss(target)
 
 
 class SymlogMSEOutput(MSEOutput):
@@ -109,5 +117,5 @@ class Head(nn.Module):
         x = x.reshape(*x.shape[:-1], *self.shape) if self.shape else x.squeeze(-1)
         if self.output == "binary":
             return BinaryOutput(x)
-        cls = SymlogMSEOutput if self.output == "symlog_mse" else MSEOutput
+        cls = {"symlog_mse": SymlogMSEOutput, "gauss": GaussOutput}.get(self.output, MSEOutput)
         return cls(x, len(self.shape))

@@ -128,6 +128,7 @@ def kl_loss(
     beta_rep: float = 0.1,
     alpha: float = 0.8,
     scale: float = 1.0,
+    per_step: bool | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The KL term of the world-model loss for each Dreamer version: (loss ``[B, T]``, dyn, rep).
 
@@ -138,17 +139,25 @@ def kl_loss(
     * ``balanced`` (V2): scale * (alpha * max(free, mean dyn) + (1 - alpha) * max(free, mean rep)),
       free nats on the batch means as the V2 code (``free_avg``); returned broadcast to ``[B, T]``.
     * ``elbo`` (PlaNet, V1): scale * max(free, mean KL(post || prior)), gradient to both.
+
+    ``per_step`` moves the free-nats clamp: True clamps each step's KL before any mean (PlaNet's
+    code), False clamps the batch means; None keeps each kind's placement above.
     """
+    if per_step is None:
+        per_step = kind == "dyn_rep"
+
+    def floor(x: Tensor) -> Tensor:  # the free-nats clamp, returned [B, T]
+        return x.clamp(min=free) if per_step else x.mean().clamp(min=free).expand_as(x)
+
     if kind == "elbo":
         kl = kl_fn(post, prior)  # dyn and rep have the same value; one KL serves all three
-        return scale * kl.mean().clamp(min=free).expand_as(kl), kl, kl
+        return scale * floor(kl), kl, kl
     dyn = kl_fn(post.detach(), prior)
     rep = kl_fn(post, prior.detach())
     if kind == "dyn_rep":
-        loss = beta_dyn * dyn.clamp(min=free) + beta_rep * rep.clamp(min=free)
+        loss = beta_dyn * floor(dyn) + beta_rep * floor(rep)
     elif kind == "balanced":
-        loss = alpha * dyn.mean().clamp(min=free) + (1 - alpha) * rep.mean().clamp(min=free)
-        loss = scale * loss.expand_as(dyn)
+        loss = scale * (alpha * floor(dyn) + (1 - alpha) * floor(rep))
     else:
         raise ValueError(f"unknown kl {kind!r}; use dyn_rep, balanced or elbo")
     return loss, dyn, rep
@@ -376,6 +385,7 @@ class DreamerAgent:
             beta_rep=m.beta_rep,
             alpha=m.kl_alpha,
             scale=m.kl_scale,
+            per_step=m.free_per_step,
         )
         pred = sum(losses.values())
         total = (m.beta_pred * pred + kl).mean()

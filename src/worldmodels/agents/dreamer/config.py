@@ -27,6 +27,10 @@ class WorldModelConfig:
     """KL handling: V3 dyn/rep split (beta_dyn, beta_rep, per-step free bits), V2 balancing
     (kl_alpha, kl_scale, free nats on the batch mean) or the plain ELBO KL (kl_scale, free nats
     on the batch mean; V1, PlaNet)."""
+    free_per_step: bool | None = None
+    """Where free nats clamp the KL: each step's KL before averaging (True; PlaNet's code,
+    planet/training/utility.py) or the batch mean (False); None = the ``kl`` kind's own
+    placement (dyn_rep: per step, V3; balanced: batch mean, V2's free_avg; elbo: batch mean, V1)."""
     kl_alpha: float = 0.8
     """KL balancing: weight of KL(sg(post) || prior), i.e. the share that trains the prior."""
     kl_scale: float = 1.0
@@ -61,8 +65,8 @@ class WorldModelConfig:
     beta_dyn: float = 1.0
     """Nature 2025: 1.0; arXiv 2023: 0.5."""
     beta_rep: float = 0.1
-    vector_decoder: Literal["symlog_mse", "mse"] = "symlog_mse"
-    reward_head: Literal["symexp_twohot", "symlog_mse", "mse"] = "symexp_twohot"
+    vector_decoder: Literal["symlog_mse", "mse", "gauss"] = "symlog_mse"
+    reward_head: Literal["symexp_twohot", "symlog_mse", "mse", "gauss"] = "symexp_twohot"
 
 
 @dataclass

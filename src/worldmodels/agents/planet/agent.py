@@ -62,8 +62,9 @@ class PlaNetAgent:
         return state
 
     def _objective(self, start: dict[str, Tensor]):
-        """Sum of predicted rewards of candidate sequences ``[B, P, H, A]`` from ``start``."""
-        rssm, H = self.wm.rssm, self.config.planner.horizon
+        """Discounted sum of predicted rewards, sum_t discount^t r_t, of candidate sequences
+        ``[B, P, H, A]`` from ``start`` (PlaNet's CEM objective)."""
+        rssm, H, discount = self.wm.rssm, self.config.planner.horizon, self.config.planner.discount
 
         def objective(actions: Tensor) -> Tensor:
             B, P = actions.shape[:2]
@@ -72,7 +73,7 @@ class PlaNetAgent:
             total = torch.zeros(B * P, device=actions.device)
             for t in range(H):
                 state = rssm.img_step(state, flat[:, t])
-                total = total + self.wm.reward(rssm.feat(state)).pred()
+                total = total + discount**t * self.wm.reward(rssm.feat(state)).pred()
             return total.reshape(B, P)
 
         return objective
@@ -137,12 +138,24 @@ class PlaNetAgent:
         losses["reward"] = lc.reward_scale * losses["reward"]
         is_first = data["is_first"].bool()
         kl, _, _ = kl_loss(
-            m.kl, self.wm.rssm.kl, post["stats"], prior, free=m.free_bits, scale=m.kl_scale
+            m.kl,
+            self.wm.rssm.kl,
+            post["stats"],
+            prior,
+            free=m.free_bits,
+            scale=m.kl_scale,
+            per_step=m.free_per_step,
         )
         total = sum(losses.values()).mean() + kl.mean()
         if lc.overshooting > 1 and lc.overshooting_scale > 0:
             os_kl = overshooting_kl(
-                self.wm.rssm, post, prev_action, is_first, lc.overshooting, m.free_bits
+                self.wm.rssm,
+                post,
+                prev_action,
+                is_first,
+                lc.overshooting,
+                m.free_bits,
+                per_step=bool(m.free_per_step),
             )
             total = total + lc.overshooting_scale * os_kl
             losses["overshooting"] = os_kl

@@ -29,8 +29,9 @@ def _planet_model() -> WorldModelConfig:
         kl="elbo",
         kl_scale=1.0,
         free_bits=3.0,
-        vector_decoder="mse",
-        reward_head="mse",
+        free_per_step=True,
+        vector_decoder="gauss",
+        reward_head="gauss",
     )
 
 
@@ -42,6 +43,8 @@ class PlannerConfig:
     candidates: int = 1000
     top_k: int = 100
     iterations: int = 10
+    discount: float = 0.99
+    """Discount of the predicted rewards in a candidate's score (planet/control/planning.py)."""
     expl_noise: float = 0.3
     """Gaussian noise std added to the planned action while collecting."""
     warm_start: bool = True
@@ -80,10 +83,12 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "planet",
             {},
-            f"{_PLANET}; planet/scripts/configs.py: Gaussian RSSM 30/200, free nats 3, reward "
-            "scale 10, latent overshooting D=50 (KL only, posterior stop-gradient), CEM 12/1000/"
-            "100/10, exploration noise 0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train ratio "
-            "are the library's defaults (paper: 50x50, 100 updates per 1000 steps).",
+            f"{_PLANET}; planet/scripts/configs.py: Gaussian RSSM 30/200, free nats 3 on each "
+            "step's KL (training/utility.py), unit-variance Gaussian decoder and reward "
+            "likelihoods, reward scale 10, latent overshooting D=50 (KL only, posterior "
+            "stop-gradient), CEM 12/1000/100/10 on rewards discounted by 0.99, exploration noise "
+            "0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train ratio are the library's "
+            "defaults (paper: 50x50, 100 updates per 1000 steps).",
         ),
         Preset(
             "debug",
