@@ -55,6 +55,20 @@ def test_cem_objective_is_the_discounted_predicted_return():
     assert cfg.planner.discount == 0.9 and build_config("planet")[0].planner.discount == 0.99
 
 
+def test_planet_preset_sizes_follow_the_reference():
+    """planet/models/rssm.py: one 200-unit hidden layer before the prior's mean and std;
+    networks/basic.py: 2 x 100 relu heads. Other presets keep head width = units."""
+    env = make_env("gym:Pendulum-v1")
+    cfg, _ = build_config("planet")
+    wm = PlaNetAgent(cfg, env.obs_space, env.act_space).wm
+    linears = [m for m in wm.rssm.prior_net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(200, 200), (200, 60)]
+    assert wm.reward.out.in_features == 100 and wm.vec_dec.out.in_features == 100
+    assert wm.vec_enc.out_dim == 200
+    v1, _ = build_config("dreamerv1")
+    assert v1.model.head_units == 0 and v1.model.img_layers == 2
+
+
 def test_planet_refuses_discrete_actions():
     env = make_env("toy:target")
     cfg, _ = build_config("planet", ["debug"])

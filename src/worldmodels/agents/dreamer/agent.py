@@ -63,18 +63,20 @@ class WorldModel(nn.Module):
             m.unimix,
             m.norm,
             m.act,
+            img_layers=m.img_layers,
             latent=m.latent,
             min_std=m.min_std,
             core=m.core,
         )
         feat = self.rssm.feat_dim
+        head_units = m.head_units or m.units
         if self.vector_keys:
             self.vec_dec = Head(
-                feat, (vdim,), m.vector_decoder, m.units, m.dec_layers, m.norm, m.act
+                feat, (vdim,), m.vector_decoder, head_units, m.dec_layers, m.norm, m.act
             )
         if self.image_keys:
             self.img_dec = ConvDecoder(feat, (h, w, c), m.depth, norm=m.norm, act=m.act)
-        head = dict(units=m.units, layers=m.head_layers, norm=m.norm, act=m.act, bins=m.bins)
+        head = dict(units=head_units, layers=m.head_layers, norm=m.norm, act=m.act, bins=m.bins)
         self.reward = Head(feat, (), m.reward_head, **head, outscale=0.0)
         self.cont = Head(feat, (), "binary", **head)
 

@@ -53,6 +53,10 @@ class WorldModelConfig:
     enc_layers: int = 3
     dec_layers: int = 3
     head_layers: int = 1
+    head_units: int = 0
+    """MLP width of the vector decoder and the reward/continue heads; 0 = ``units``."""
+    img_layers: int = 2
+    """Hidden layers of the prior p(z_t | h_t) (V3 imglayers 2; PlaNet's code 1)."""
     depth: int = 16
     """CNN channel depth for image encoder/decoder."""
     norm: Literal["rms", "layer", "none"] = "rms"

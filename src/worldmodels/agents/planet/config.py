@@ -11,7 +11,8 @@ _PLANET = "Hafner et al., Learning Latent Dynamics for Planning from Pixels, ICM
 
 
 def _planet_model() -> WorldModelConfig:
-    """RSSM of planet/scripts/configs.py: Gaussian 30-d state, 200 deter/hidden, min std 0.1."""
+    """RSSM of planet/scripts/configs.py: Gaussian 30-d state, 200 deter/hidden, min std 0.1, one
+    hidden layer in the prior (models/rssm.py), 2 x 100 relu heads (networks/basic.py)."""
     return WorldModelConfig(
         latent="gaussian",
         stoch=30,
@@ -26,6 +27,8 @@ def _planet_model() -> WorldModelConfig:
         enc_layers=2,
         dec_layers=2,
         head_layers=2,
+        head_units=100,
+        img_layers=1,
         kl="elbo",
         kl_scale=1.0,
         free_bits=3.0,
@@ -83,12 +86,12 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "planet",
             {},
-            f"{_PLANET}; planet/scripts/configs.py: Gaussian RSSM 30/200, free nats 3 on each "
-            "step's KL (training/utility.py), unit-variance Gaussian decoder and reward "
-            "likelihoods, reward scale 10, latent overshooting D=50 (KL only, posterior "
-            "stop-gradient), CEM 12/1000/100/10 on rewards discounted by 0.99, exploration noise "
-            "0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train ratio are the library's "
-            "defaults (paper: 50x50, 100 updates per 1000 steps).",
+            f"{_PLANET}; planet/scripts/configs.py: Gaussian RSSM 30/200 with one hidden layer "
+            "in the prior, free nats 3 on each step's KL (training/utility.py), 2 x 100 relu "
+            "heads with unit-variance Gaussian likelihoods, reward scale 10, latent overshooting "
+            "D=50 (KL only, posterior stop-gradient), CEM 12/1000/100/10 on rewards discounted "
+            "by 0.99, exploration noise 0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train "
+            "ratio are the library's defaults (paper: 50x50, 100 updates per 1000 steps).",
         ),
         Preset(
             "debug",
@@ -97,6 +100,7 @@ PRESETS: dict[str, Preset] = {
                 "model.hidden": 16,
                 "model.stoch": 4,
                 "model.units": 16,
+                "model.head_units": 16,
                 "model.enc_layers": 1,
                 "model.dec_layers": 1,
                 "model.head_layers": 1,
