@@ -93,33 +93,23 @@ def test_overshooting_kl_matches_slow_reference():
     with torch.no_grad():
         rssm.prior_net[-1].weight[3:].zero_()
         rssm.prior_net[-1].bias.data[3:] = -30.0  # softplus(-30) ~ 0
+    # one (t, d) pair at a time: the d-step KLs by distance
+    pairs = {}
+    for d in range(2, D + 1):
+        pairs[d] = []
+        for b in range(B):
+            for t in range(T - d):
+                if is_first[b, t + 1 : t + d + 1].any():
+                    continue
+                state = {"deter": post["deter"][b : b + 1, t], "stoch": post["stoch"][b : b + 1, t]}
+                for k in range(1, d + 1):
+                    state = rssm.img_step(state, prev_action[b : b + 1, t + k])
+                pairs[d].append(rssm.kl(post["stats"][b : b + 1, t + d], state["stats"])[0])
     got = overshooting_kl(rssm, post, prev_action, is_first, D, free_nats=0.0)
-    terms = []
-    for d in range(2, D + 1):
-        kls = []
-        for b in range(B):
-            for t in range(T - d):
-                if is_first[b, t + 1 : t + d + 1].any():
-                    continue
-                state = {"deter": post["deter"][b : b + 1, t], "stoch": post["stoch"][b : b + 1, t]}
-                for k in range(1, d + 1):
-                    state = rssm.img_step(state, prev_action[b : b + 1, t + k])
-                kls.append(rssm.kl(post["stats"][b : b + 1, t + d], state["stats"])[0])
-        terms.append(torch.stack(kls).mean())
-    torch.testing.assert_close(got, torch.stack(terms).mean(), rtol=1e-4, atol=1e-4)
+    want = torch.stack([torch.stack(kls).mean() for kls in pairs.values()]).mean()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     # PlaNet's code clamps each pair's KL at the free nats before the mean (per_step=True)
-    free = float(torch.stack(kls).median())  # a floor between the pairs' KLs
+    free = float(torch.cat([torch.stack(kls) for kls in pairs.values()]).median())
     got = overshooting_kl(rssm, post, prev_action, is_first, D, free_nats=free, per_step=True)
-    terms_step = []
-    for d in range(2, D + 1):
-        kls = []
-        for b in range(B):
-            for t in range(T - d):
-                if is_first[b, t + 1 : t + d + 1].any():
-                    continue
-                state = {"deter": post["deter"][b : b + 1, t], "stoch": post["stoch"][b : b + 1, t]}
-                for k in range(1, d + 1):
-                    state = rssm.img_step(state, prev_action[b : b + 1, t + k])
-                kls.append(rssm.kl(post["stats"][b : b + 1, t + d], state["stats"])[0])
-        terms_step.append(torch.stack(kls).clamp(min=free).mean())
-    torch.testing.assert_close(got, torch.stack(terms_step).mean(), rtol=1e-4, atol=1e-4)
+    want = torch.stack([torch.stack(kls).clamp(min=free).mean() for kls in pairs.values()]).mean()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
