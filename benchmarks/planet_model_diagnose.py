@@ -8,10 +8,10 @@ states replayed out of the run's own buffer:
    rewards open-loop (prior only) under the actions that were taken, and reports the error of
    the summed reward against the replayed sum (and the one-step error for comparison);
 2. scores `--sequences` random action sequences from each start state with the model (the
-   planner's objective: summed predicted rewards along prior samples) and with Pendulum-v1's
-   exact equations (from the replayed angle and velocity), and reports the Spearman rank
-   correlation between the two, and how much true return the model's best sequence loses
-   against the truly best one (the regret of picking by the model).
+   undiscounted sum of predicted rewards along prior samples) and with Pendulum-v1's exact
+   equations from the replayed angle and velocity (the undiscounted true return), and reports
+   the Spearman rank correlation between the two, and how much true return the model's best
+   sequence loses against the truly best one (the regret of picking by the model).
 
     python benchmarks/planet_model_diagnose.py runs/issue3/planet-pendulum-0 --starts 100
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cem_pendulum_oracle import MAX_TORQUE, oracle_objective, pendulum_step
+from cem_pendulum_oracle import oracle_objective
 
 import worldmodels
 from worldmodels.planners import CEM, CEMConfig
@@ -133,13 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         rhos, regrets, spreads = [], [], []
         for i in range(len(starts)):
             a = torch.rand(S, H, 1) * 2 - 1
-            th = th0[i].repeat(S)
-            thdot = thdot0[i].repeat(S)
-            truth = torch.zeros(S, dtype=torch.float64)
-            for k in range(H):
-                for _ in range(repeat):
-                    th, thdot, r = pendulum_step(th, thdot, MAX_TORQUE * a[:, k, 0].double())
-                    truth += r
+            truth = oracle_objective(float(th0[i]), float(thdot0[i]), repeat)(a[None])[0]
             st = {key: v[i : i + 1].repeat(S, *([1] * (v.dim() - 1))) for key, v in start.items()}
             model = torch.zeros(S)
             for k in range(H):
