@@ -247,7 +247,12 @@ def to_dict(cfg: Any) -> dict:
 
 
 def from_dict(cls: type, data: dict) -> Any:
-    """Build a config of ``cls`` from ``to_dict`` output, checking every key and type."""
+    """Build a config of ``cls`` from ``to_dict`` output, checking every key and type.
+
+    A key absent from ``data`` takes the class default, except the keys of the class's
+    ``ABSENT_MEANS`` table: fields added after runs were already written, whose absence from
+    an older config.json means the value those runs were trained with (which may differ from
+    today's default). Without it, an old run directory would load with new sizes and fail."""
     cfg = cls()
     flat: dict[str, Any] = {}
 
@@ -259,6 +264,8 @@ def from_dict(cls: type, data: dict) -> Any:
                 flat[prefix + k] = v
 
     walk(data, "")
+    for key, value in getattr(cls, "ABSENT_MEANS", {}).items():
+        flat.setdefault(key, value)
     apply_overrides(cfg, flat)
     return cfg
 

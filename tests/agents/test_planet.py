@@ -113,3 +113,43 @@ def test_overshooting_kl_matches_slow_reference():
     got = overshooting_kl(rssm, post, prev_action, is_first, D, free_nats=free, per_step=True)
     want = torch.stack([torch.stack(kls).clamp(min=free).mean() for kls in pairs.values()]).mean()
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_planet_run_dir_from_before_the_new_fields_loads_as_trained(tmp_path, capsys):
+    """A config.json written before model.free_per_step, model.head_units, model.img_layers and
+    planner.discount existed was trained with the old values (batch-mean free nats, heads as
+    wide as model.units, two prior layers, undiscounted CEM): PlaNetConfig.ABSENT_MEANS
+    restores them, so the old checkpoint fits. A config that does not fit its checkpoint is
+    refused with one line, not a size-mismatch traceback."""
+    import json
+
+    from worldmodels.cli import main
+    from worldmodels.train.run import load_agent, load_run
+
+    run = tmp_path / "old"
+    legacy = ["model.head_units=0", "model.img_layers=2", "planner.discount=1.0"]
+    args = ["train", "planet", "--env", "toy:reach", "--preset", "debug", "--steps", "120"]
+    args += ["--run-dir", str(run), "--no-progress", "--set", "run.eval_every=0"]
+    for item in legacy + ["model.free_per_step=false"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    path = run / "config.json"
+    data = json.loads(path.read_text())
+    for section, key in [("model", "free_per_step"), ("model", "head_units")]:
+        del data["config"][section][key]
+    del data["config"]["model"]["img_layers"], data["config"]["planner"]["discount"]
+    path.write_text(json.dumps(data))
+    cfg = load_run(run).config
+    assert (cfg.model.free_per_step, cfg.model.head_units, cfg.model.img_layers) == (None, 0, 2)
+    assert cfg.planner.discount == 1.0
+    load_agent(run, device="cpu")  # the checkpoint fits the restored sizes
+    # today's defaults for these keys would not fit this checkpoint
+    assert build_config("planet", ["debug"])[0].model.img_layers == 1
+    data["config"]["model"]["img_layers"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="does not fit the networks its config.json describes"):
+        load_agent(run, device="cpu")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fix:" in err[0], err

@@ -248,9 +248,13 @@ def load_agent(run_dir: str | Path, device: str = "auto", overrides: dict[str, A
     try:
         agent.load_state_dict(state["agent"])
     except RuntimeError as e:
-        if not overrides:
-            raise
         first = str(e).strip().splitlines()[0]
+        if not overrides:
+            raise UserError(
+                f"the checkpoint in {run_dir} does not fit the networks its config.json "
+                f"describes ({first[:120]}); it was probably written by another version of "
+                "worldmodels; fix: load it with that version, or train a new run"
+            ) from None
         raise UserError(
             f"--set {' '.join(overrides)} changes the saved networks ({first}); "
             "fix: override only acting settings such as search.eval_simulations"

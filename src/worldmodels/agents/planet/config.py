@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from ...config import DEBUG_RUN, Preset, RunConfig
 from ..dreamer.config import WorldModelConfig
@@ -78,6 +79,17 @@ class PlaNetConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: PlaNetOptimConfig = field(default_factory=PlaNetOptimConfig)
+
+    ABSENT_MEANS: ClassVar[dict[str, Any]] = {
+        "model.free_per_step": None,
+        "model.head_units": 0,
+        "model.img_layers": 2,
+        "planner.discount": 1.0,
+    }
+    """What a config.json without these keys was trained with: they were added in session 16
+    (commits 22c59de, f41c761), and before them PlaNet clamped free nats on the batch mean, had
+    two prior layers and heads as wide as ``model.units``, and summed CEM rewards undiscounted.
+    Used by ``config.from_dict`` so those run directories still load."""
 
 
 PRESETS: dict[str, Preset] = {
