@@ -2,11 +2,14 @@
 # Issue #3 on one GPU lease, as one device call (a lease is 15 min of device time in all):
 #   bash benchmarks/gpu_prepare.sh                       # here, once: .whl and .dmc
 #   device run: command "bash benchmarks/gpu_lease.sh", carry [".whl", ".dmc"], timeout_s 590
-# 1. benchmarks/cuda_graphs.py: eager vs run.cuda_graphs per agent (speed, capture, agreement);
-# 2. benchmarks/gpu_jobs_issue3.txt side by side for BUDGET seconds (the nine issue #3 runs and
-#    a TD-MPC2 swing-up run for issue #5's GPU wall time), with run.cuda_graphs=true for the
-#    agents whose graphs were captured and agree with eager; 3. summaries and logs to $OUT.
+# 1. benchmarks/cuda_graphs.py: eager vs run.cuda_graphs for the agents of the job list (speed,
+#    capture, agreement);
+# 2. the job list side by side for BUDGET seconds, with run.cuda_graphs=true for the agents whose
+#    graphs were captured and agree with eager; 3. summaries and logs to $OUT.
+# JOBS picks the list: benchmarks/gpu_jobs_planet.txt (default; the three PlaNet seeds, all that
+# issue #3 still needs) or benchmarks/gpu_jobs_issue3.txt (session 11's ten runs).
 set -u
+START=$SECONDS
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -14,12 +17,16 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD/.dmc:$PWD/src MUJOCO_GL=disable PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_COMPILE_THREADS=2
 python3 -c "import gymnasium, torch; print(torch.__version__, torch.cuda.get_device_name(0))" || exit 3
-timeout 180 python3 benchmarks/cuda_graphs.py --updates 30 --acts 200 2>&1 | tee "$OUT/graphs.md"
+JOBS=${JOBS:-benchmarks/gpu_jobs_planet.txt}
+agents=$(grep -v '^#' "$JOBS" | cut -s -d: -f2 | awk 'NF {print $1}' | sort -u | tr '\n' ' ')
+echo "jobs $JOBS, agents: $agents"
+timeout 180 python3 benchmarks/cuda_graphs.py --updates 30 --acts 200 --agents $agents 2>&1 \
+  | tee "$OUT/graphs.md"
 usable=$(grep '^usable:' "$OUT/graphs.md" | cut -d: -f2)
-python3 - "$usable" > /tmp/jobs.txt <<'PY'
+python3 - "$usable" "$JOBS" > /tmp/jobs.txt <<'PY'
 import sys  # run.cuda_graphs=true for the agents whose graphs were captured and agree
 ok = set(sys.argv[1].split())
-for line in open("benchmarks/gpu_jobs_issue3.txt"):
+for line in open(sys.argv[2]):
     words = line.partition(":")[2].split()
     graphs = not line.startswith("#") and words and words[0] in ok
     print(line.rstrip("\n") + (" --set run.cuda_graphs=true" if graphs else ""))
@@ -28,7 +35,10 @@ jobs=/tmp/jobs.txt
 cat /tmp/jobs.txt
 echo "jobs: $jobs"
 (nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.csv" 2>&1 &)
-python3 benchmarks/parallel.py --jobs "$jobs" --budget "${BUDGET:-270}" --grace 40 \
+# BUDGET: what is left of the call's 590 s, less 110 s for the SIGTERM grace, final evals and tar
+BUDGET=${BUDGET:-$((590 - (SECONDS - START) - 110))}
+echo "budget: $BUDGET s"
+python3 benchmarks/parallel.py --jobs "$jobs" --budget "$BUDGET" --grace 40 \
   --out /tmp/par --episodes 10 2>&1 | tee "$OUT/console.txt"
 cp /tmp/par/summary.* "$OUT/"
 tar czf "$OUT/logs.tgz" -C /tmp/par --exclude='*/replay' --exclude='*/checkpoints' .

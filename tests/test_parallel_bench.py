@@ -101,7 +101,9 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
     assert res["a"]["final_eval"] == final
 
 
-@pytest.mark.parametrize("jobs_file", ["cpu_jobs_issue3.txt", "gpu_jobs_issue3.txt"])
+@pytest.mark.parametrize(
+    "jobs_file", ["cpu_jobs_issue3.txt", "gpu_jobs_issue3.txt", "gpu_jobs_planet.txt"]
+)
 def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
     """Every job of the campaign files resolves to a run (agent, presets, --set keys, env id and
     action repeat checked, config.json written) before anyone spends hours on it."""
@@ -125,3 +127,13 @@ def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
         )
         assert info.config.run.steps == args.steps, name
         assert (tmp_path / name / "config.json").exists(), name
+
+
+def test_gpu_planet_jobs_are_the_cpu_campaigns():
+    """The GPU lease's PlaNet jobs train exactly as the CPU campaign's, so their figures count for
+    the same target."""
+    mod = _module()
+    cpu = dict(mod.parse_jobs((SCRIPT.parent / "cpu_jobs_issue3.txt").read_text()))
+    gpu = dict(mod.parse_jobs((SCRIPT.parent / "gpu_jobs_planet.txt").read_text()))
+    assert sorted(gpu) == ["planet-pendulum-0", "planet-pendulum-1", "planet-pendulum-2"]
+    assert all(gpu[name] == cpu[name] for name in gpu)
