@@ -5,7 +5,10 @@
 # 1. benchmarks/cuda_graphs.py: eager vs run.cuda_graphs for the agents of the job list (speed,
 #    capture, agreement);
 # 2. the job list side by side for BUDGET seconds, with run.cuda_graphs=true for the agents whose
-#    graphs were captured and agree with eager; 3. summaries and logs to $OUT.
+#    graphs were captured and agree with eager; 3. console, summaries and logs to $OUT, and each
+#    run directory as run-NAME.tgz (checkpoint and replay included) so that runs can continue.
+# To go on in a second call: copy the returned run-*.tgz into .runs/ (ignored) and carry it too,
+# carry [".whl", ".dmc", ".runs"].
 # JOBS picks the list: benchmarks/gpu_jobs_planet.txt (default; the three PlaNet seeds, all that
 # issue #3 still needs) or benchmarks/gpu_jobs_issue3.txt (session 11's ten runs).
 set -u
@@ -34,11 +37,27 @@ PY
 jobs=/tmp/jobs.txt
 cat /tmp/jobs.txt
 echo "jobs: $jobs"
-(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > "$OUT/smi.csv" 2>&1 &)
+# Runs brought back by an earlier call (run-NAME.tgz in the carried folder .runs) continue.
+mkdir -p /tmp/par
+for f in .runs/run-*.tgz; do [ -e "$f" ] && tar xzf "$f" -C /tmp/par && echo "resuming $f"; done
+(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 20 > /tmp/par/smi.csv 2>&1 &)
 # BUDGET: what is left of the call's 590 s, less 110 s for the SIGTERM grace, final evals and tar
 BUDGET=${BUDGET:-$((590 - (SECONDS - START) - 110))}
 echo "budget: $BUDGET s"
 python3 benchmarks/parallel.py --jobs "$jobs" --budget "$BUDGET" --grace 40 \
-  --out /tmp/par --episodes 10 2>&1 | tee "$OUT/console.txt"
-cp /tmp/par/summary.* "$OUT/"
+  --out /tmp/par --episodes 10 --resume 2>&1 | tee "$OUT/console.txt"
 tar czf "$OUT/logs.tgz" -C /tmp/par --exclude='*/replay' --exclude='*/checkpoints' .
+# Whole run directories come back too (a call returns at most 8 files of 16 MiB): a PlaNet
+# Pendulum run is ~10 MB, so the next call (carry [".whl", ".dmc", ".runs"]) or a CPU session
+# (tar xzf into the --out folder, then parallel.py --resume) can go on from where this one ended.
+n=0
+for d in /tmp/par/*/; do
+  name=$(basename "$d")
+  [ "$n" -lt 5 ] || { echo "not returned (8-file limit): $name"; continue; }
+  tar czf "$OUT/run-$name.tgz" -C /tmp/par --exclude="$name/.lock" "$name" $(cd /tmp/par && ls "$name".* 2>/dev/null)
+  if [ "$(stat -c %s "$OUT/run-$name.tgz")" -gt 16000000 ]; then
+    rm "$OUT/run-$name.tgz"; echo "not returned (over 16 MB): $name"
+  else
+    n=$((n + 1))
+  fi
+done
