@@ -238,3 +238,27 @@ def test_gauss_head_is_half_the_squared_error():
     pred = mse(feat).pred()
     torch.testing.assert_close(gauss(feat).pred(), pred)
     torch.testing.assert_close(gauss(feat).loss(target), 0.5 * ((pred - target) ** 2).sum(-1))
+
+
+def test_gauss_image_decoder_is_half_the_summed_squared_error():
+    """model.image_decoder: ``mse`` is the squared error summed over pixels (worked here from the
+    decoder's own prediction), ``gauss`` the unit-variance Gaussian NLL, 0.5 x that (PlaNet)."""
+    from worldmodels.agents.dreamer.agent import WorldModel
+    from worldmodels.nn.layers import image_to_float
+
+    env = make_env("toy:target", obs="pixels", size=(16, 16))
+    models = []
+    for kind in ("mse", "gauss"):
+        cfg, _ = build_config("dreamerv3", ["debug"], {"model.image_decoder": kind})
+        torch.manual_seed(0)
+        models.append(WorldModel(cfg, env.obs_space, env.act_space.n))
+    models[1].load_state_dict(models[0].state_dict())
+    img = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8)
+    feat = torch.randn(2, 3, models[0].rssm.feat_dim)
+    pred = models[0].img_dec(feat).float()
+    want = ((pred.movedim(-1, -3) - image_to_float(img)) ** 2).flatten(2).sum(-1)
+    mse, gauss = (m.recon_loss(feat, {"image": img})["recon_image"] for m in models)
+    torch.testing.assert_close(mse, want)
+    torch.testing.assert_close(gauss, 0.5 * want)
+    assert build_config("planet")[0].model.image_decoder == "gauss"
+    assert build_config("dreamerv3")[0].model.image_decoder == "mse"

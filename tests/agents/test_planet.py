@@ -116,9 +116,10 @@ def test_overshooting_kl_matches_slow_reference():
 
 
 def test_planet_run_dir_from_before_the_new_fields_loads_as_trained(tmp_path, capsys):
-    """A config.json written before model.free_per_step, model.head_units, model.img_layers and
-    planner.discount existed was trained with the old values (batch-mean free nats, heads as
-    wide as model.units, two prior layers, undiscounted CEM): PlaNetConfig.ABSENT_MEANS
+    """A config.json written before model.free_per_step, model.head_units, model.img_layers,
+    planner.discount and model.image_decoder existed was trained with the old values (batch-mean
+    free nats, heads as wide as model.units, two prior layers, undiscounted CEM, plain squared
+    error on pixels): PlaNetConfig.ABSENT_MEANS
     restores them, so the old checkpoint fits. A config that does not fit its checkpoint is
     refused with one line, not a size-mismatch traceback."""
     import json
@@ -135,13 +136,13 @@ def test_planet_run_dir_from_before_the_new_fields_loads_as_trained(tmp_path, ca
     assert main(args) == 0
     path = run / "config.json"
     data = json.loads(path.read_text())
-    for section, key in [("model", "free_per_step"), ("model", "head_units")]:
-        del data["config"][section][key]
+    for key in ["free_per_step", "head_units", "image_decoder"]:
+        del data["config"]["model"][key]
     del data["config"]["model"]["img_layers"], data["config"]["planner"]["discount"]
     path.write_text(json.dumps(data))
     cfg = load_run(run).config
     assert (cfg.model.free_per_step, cfg.model.head_units, cfg.model.img_layers) == (None, 0, 2)
-    assert cfg.planner.discount == 1.0
+    assert (cfg.planner.discount, cfg.model.image_decoder) == (1.0, "mse")
     load_agent(run, device="cpu")  # the checkpoint fits the restored sizes
     # today's defaults for these keys would not fit this checkpoint
     assert build_config("planet", ["debug"])[0].model.img_layers == 1

@@ -41,6 +41,7 @@ class WorldModel(nn.Module):
         m = cfg.model
         self.vector_keys = [k for k, s in obs_space.items() if len(s.shape) == 1]
         self.image_keys = [k for k, s in obs_space.items() if len(s.shape) == 3]
+        self.image_nll = m.image_decoder
         self.obs_space = obs_space
         embed = 0
         if self.vector_keys:
@@ -115,7 +116,8 @@ class WorldModel(nn.Module):
         if self.image_keys:
             img = image_to_float(torch.cat([obs[k] for k in self.image_keys], -1))
             pred = self.img_dec(feat).float().movedim(-1, -3)
-            losses["recon_image"] = ((pred - img) ** 2).sum((-3, -2, -1))
+            sse = ((pred - img) ** 2).sum((-3, -2, -1))
+            losses["recon_image"] = 0.5 * sse if self.image_nll == "gauss" else sse
         return losses
 
 

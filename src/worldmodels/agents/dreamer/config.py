@@ -70,6 +70,9 @@ class WorldModelConfig:
     """Nature 2025: 1.0; arXiv 2023: 0.5."""
     beta_rep: float = 0.1
     vector_decoder: Literal["symlog_mse", "mse", "gauss"] = "symlog_mse"
+    image_decoder: Literal["mse", "gauss"] = "mse"
+    """Pixel likelihood: ``mse`` the squared error summed over pixels (DreamerV3's image loss),
+    ``gauss`` a unit-variance Gaussian, i.e. 0.5 x that sum (PlaNet's ``Normal(mean, 1)``)."""
     reward_head: Literal["symexp_twohot", "symlog_mse", "mse", "gauss"] = "symexp_twohot"
 
 

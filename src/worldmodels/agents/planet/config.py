@@ -35,6 +35,7 @@ def _planet_model() -> WorldModelConfig:
         free_bits=3.0,
         free_per_step=True,
         vector_decoder="gauss",
+        image_decoder="gauss",
         reward_head="gauss",
     )
 
@@ -85,10 +86,12 @@ class PlaNetConfig:
         "model.head_units": 0,
         "model.img_layers": 2,
         "planner.discount": 1.0,
+        "model.image_decoder": "mse",
     }
-    """What a config.json without these keys was trained with: they were added in session 16
-    (commits 22c59de, f41c761), and before them PlaNet clamped free nats on the batch mean, had
-    two prior layers and heads as wide as ``model.units``, and summed CEM rewards undiscounted.
+    """What a config.json without these keys was trained with: they were added in sessions 16
+    (commits 22c59de, f41c761) and 17, and before them PlaNet clamped free nats on the batch mean,
+    had two prior layers and heads as wide as ``model.units``, summed CEM rewards undiscounted and
+    scored pixels by the plain squared error.
     Used by ``config.from_dict`` so those run directories still load."""
 
 
@@ -100,7 +103,8 @@ PRESETS: dict[str, Preset] = {
             {},
             f"{_PLANET}; planet/scripts/configs.py: Gaussian RSSM 30/200 with one hidden layer "
             "in the prior, free nats 3 on each step's KL (training/utility.py), 2 x 100 relu "
-            "heads with unit-variance Gaussian likelihoods, reward scale 10, latent overshooting "
+            "heads, unit-variance Gaussian likelihoods for reward, vector and pixel "
+            "observations, reward scale 10, latent overshooting "
             "D=50 (KL only, posterior stop-gradient), CEM 12/1000/100/10 on rewards discounted "
             "by 0.99, exploration noise 0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train "
             "ratio are the library's defaults (paper: 50x50, 100 updates per 1000 steps).",
