@@ -83,3 +83,20 @@ def test_null_values_are_skipped_and_a_run_named_twice_counts_once(tmp_path):
     assert [c.seed for c in group.curves] == [0, 1]
     assert group.curves[0].points == [(10, 1.0), (20, 3.0)]
     np.testing.assert_allclose(group.aggregate()[1], [3.0, 5.0])
+
+
+def test_a_key_an_older_config_lacks_groups_by_the_value_it_trained_with(tmp_path):
+    """PlaNet runs written before model.image_decoder existed trained with the plain squared
+    error (PlaNetConfig.ABSENT_MEANS): they group with runs that say "mse", not with "gauss"."""
+    for name, decoder in [("a_old", None), ("b_mse", "mse"), ("c_gauss", "gauss")]:
+        run = _run(tmp_path, name, 0, [(10, 1.0)], preset="planet")
+        data = json.loads((run / "config.json").read_text())
+        data["agent"], data["config"] = "planet", {"run": {"steps": 100}}
+        if decoder:
+            data["config"]["model"] = {"image_decoder": decoder}
+        (run / "config.json").write_text(json.dumps(data))
+    groups = group_curves(load_curves([tmp_path], "eval/return_mean"))
+    assert sorted(sorted(c.run_dir.name for c in g.curves) for g in groups) == [
+        ["a_old", "b_mse"],
+        ["c_gauss"],
+    ]

@@ -33,7 +33,8 @@ class Curve:
     seed: int
     presets: list[str]
     key: str
-    """Identifies the experiment: everything in config.json but the seed and resume settings."""
+    """Identifies the experiment: the resolved config (``load_run``) but the seed and resume
+    settings."""
     points: list[tuple[int, float]]
 
 
@@ -99,8 +100,17 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _experiment_key(data: dict) -> str:
+def _experiment_key(data: dict, run: Path | None = None) -> str:
+    """Hash of agent, env, presets and config without the resume-time run settings. With
+    ``run``, the config is the one ``load_run`` resolves (keys an older config.json lacks take
+    the values that run trained with), so runs of one experiment group together whichever
+    version wrote them."""
     config = json.loads(json.dumps(data.get("config", {})))
+    if run is not None:
+        from ..config import to_dict
+        from ..train.run import load_run
+
+        config = to_dict(load_run(run).config)
     for dotted in RESUME_SETTINGS:
         section, name = dotted.split(".", 1)
         config.get(section, {}).pop(name, None)
@@ -122,7 +132,7 @@ def load_curves(paths: list[str | Path], metric: str) -> list[Curve]:
         points = [(int(r["step"]), float(r[metric])) for r in rows if _finite(r.get(metric))]
         if points:
             presets = list(data.get("presets", []))
-            curves.append(Curve(run, agent, env, seed, presets, _experiment_key(data), points))
+            curves.append(Curve(run, agent, env, seed, presets, _experiment_key(data, run), points))
     if not curves:
         evals = sorted(k for k in available if k.endswith("return_mean"))
         raise UserError(

@@ -248,12 +248,15 @@ def load_agent(run_dir: str | Path, device: str = "auto", overrides: dict[str, A
     try:
         agent.load_state_dict(state["agent"])
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        first = lines[0]
         if not overrides:
+            detail = lines[1] if len(lines) > 1 else first  # line 0 is PyTorch's header
             raise UserError(
                 f"the checkpoint in {run_dir} does not fit the networks its config.json "
-                f"describes ({first[:120]}); it was probably written by another version of "
-                "worldmodels; fix: load it with that version, or train a new run"
+                f"describes ({detail[:160]}); config.json was edited, or both were written by "
+                "another version of worldmodels; fix: restore config.json, load the run with "
+                "that version, or train a new run"
             ) from None
         raise UserError(
             f"--set {' '.join(overrides)} changes the saved networks ({first}); "
