@@ -11,7 +11,12 @@ states replayed out of the run's own buffer:
    undiscounted sum of predicted rewards along prior samples) and with Pendulum-v1's exact
    equations from the replayed angle and velocity (the undiscounted true return), and reports
    the Spearman rank correlation between the two, and how much true return the model's best
-   sequence loses against the truly best one (the regret of picking by the model).
+   sequence loses against the truly best one (the regret of picking by the model);
+3. plans with CEM on the model and on the exact equations and compares the plans' true returns;
+4. measures how strongly the model's future depends on the action: the H-step predicted reward
+   sum under the constant action +1 minus that under -1 (each the mean of `--samples` prior
+   rollouts), against the same difference from the exact equations; and one step ahead, the
+   decoded angular velocity under +1 minus under -1 against the true difference.
 
     python benchmarks/planet_model_diagnose.py runs/issue3/planet-pendulum-0 --starts 100
 
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cem_pendulum_oracle import oracle_objective
+from cem_pendulum_oracle import oracle_objective, pendulum_step
 
 import worldmodels
 from worldmodels.planners import CEM, CEMConfig
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horizon", type=int, default=12, help="open-loop steps (PlaNet's H)")
     p.add_argument("--sequences", type=int, default=256, help="random sequences per start")
     p.add_argument("--cem-starts", type=int, default=20, help="starts planned with CEM (0 = skip)")
+    p.add_argument("--samples", type=int, default=8, help="prior rollouts per constant action")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -157,6 +163,31 @@ def main(argv: list[str] | None = None) -> int:
             model_plan.append(float(score(got[:, None])[0, 0]))
             oracle_plan.append(float(score(best[:, None])[0, 0]))
 
+        # 4. Action sensitivity: constant +1 vs -1 for H steps (reward sum) and for one step
+        # (decoded angular velocity), model (mean of --samples prior rollouts) vs equations.
+        n, sign = len(starts), torch.tensor([1.0, -1.0])
+        rep = {k: v.repeat_interleave(2 * args.samples, 0) for k, v in start.items()}
+        a_const = sign.repeat_interleave(args.samples).repeat(n)[:, None]  # [n * 2 * samples, 1]
+        st, sums, thdot1 = rep, torch.zeros(len(a_const)), None
+        for k in range(H):
+            st = rssm.img_step(st, a_const)
+            sums += wm.reward(rssm.feat(st)).pred()
+            if k == 0:
+                thdot1 = wm.vec_dec(rssm.feat(st)).pred()[:, 2]
+        per = sums.reshape(n, 2, args.samples).mean(-1)
+        model_sens = (per[:, 0] - per[:, 1]).abs().numpy()
+        model_dv = thdot1.reshape(n, 2, args.samples).mean(-1)
+        model_dv = (model_dv[:, 0] - model_dv[:, 1]).numpy()
+        const = sign[:, None, None].expand(2, H, 1)[None]  # [1, 2, H, 1]
+        true_sens, true_dv = [], []
+        for i in range(n):
+            v = oracle_objective(float(th0[i]), float(thdot0[i]), repeat)(const)[0]
+            true_sens.append(abs(float(v[0] - v[1])))
+            th, w = th0[i].repeat(2), thdot0[i].repeat(2)
+            for _ in range(repeat):
+                th, w, _ = pendulum_step(th, w, 2.0 * sign.double())
+            true_dv.append(float(w[0] - w[1]))
+
     print(f"$ python {' '.join(sys.argv)}")
     print(
         f"checkpoint: {args.run_dir} (agent updates {agent.updates}); action "
@@ -183,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             f"of the exact-dynamics plan median {np.median(oracle_plan):.2f}; regret median "
             f"{np.median(gap):.2f}, 90th percentile {np.percentile(gap, 90):.2f}"
         )
+    print(
+        f"action sensitivity, constant +1 vs -1: |difference of {H}-step reward sums| median "
+        f"{np.median(model_sens):.2f} (model, mean of {args.samples} prior rollouts) vs "
+        f"{np.median(true_sens):.2f} (equations); one step, decoded angular velocity under +1 "
+        f"minus -1: median {np.median(model_dv):.3f} vs {np.median(true_dv):.3f}"
+    )
     return 0
 
 

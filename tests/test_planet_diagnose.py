@@ -62,6 +62,7 @@ def test_runs_on_a_tiny_planet_run(tmp_path, capsys):
     assert mod.main(args) == 0
     out = capsys.readouterr().out
     assert "action repeat 2" in out and "rank agreement" in out and "regret median" in out
+    assert "action sensitivity" in out
 
 
 def test_refuses_other_runs_with_one_line(tmp_path, capsys):
