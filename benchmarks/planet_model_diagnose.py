@@ -71,6 +71,42 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / np.sqrt((ra**2).sum() * (rb**2).sum()))
 
 
+def model_action_sensitivity(agent, start: dict, horizon: int, samples: int):
+    """Per start state: |H-step predicted reward sum under constant +1 - under -1| and the
+    one-step decoded angular velocity under +1 minus -1, each the mean of ``samples`` prior
+    rollouts (no gradient)."""
+    wm, rssm = agent.wm, agent.wm.rssm
+    n, sign = len(start["deter"]), torch.tensor([1.0, -1.0])
+    with torch.no_grad():
+        st = {k: v.repeat_interleave(2 * samples, 0) for k, v in start.items()}
+        a = sign.repeat_interleave(samples).repeat(n)[:, None]  # [n * 2 * samples, 1]
+        sums, thdot1 = torch.zeros(len(a)), None
+        for k in range(horizon):
+            st = rssm.img_step(st, a)
+            sums += wm.reward(rssm.feat(st)).pred()
+            if k == 0:
+                thdot1 = wm.vec_dec(rssm.feat(st)).pred()[:, 2]
+    per = sums.reshape(n, 2, samples).mean(-1)
+    dv = thdot1.reshape(n, 2, samples).mean(-1)
+    return (per[:, 0] - per[:, 1]).abs().numpy(), (dv[:, 0] - dv[:, 1]).numpy()
+
+
+def true_action_sensitivity(th0, thdot0, horizon: int, repeat: int):
+    """The same two differences from Pendulum-v1's equations, from angles and velocities."""
+    sign = torch.tensor([1.0, -1.0])
+    const = sign[:, None, None].expand(2, horizon, 1)[None]  # [1, 2, H, 1]
+    sens, dv = [], []
+    for th_i, w_i in zip(th0, thdot0):
+        v = oracle_objective(float(th_i), float(w_i), repeat)(const)[0]
+        sens.append(abs(float(v[0] - v[1])))
+        th = torch.full((2,), float(th_i), dtype=torch.float64)
+        w = torch.full((2,), float(w_i), dtype=torch.float64)
+        for _ in range(repeat):
+            th, w, _ = pendulum_step(th, w, 2.0 * sign.double())
+        dv.append(float(w[0] - w[1]))
+    return np.array(sens), np.array(dv)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path)
@@ -163,30 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             model_plan.append(float(score(got[:, None])[0, 0]))
             oracle_plan.append(float(score(best[:, None])[0, 0]))
 
-        # 4. Action sensitivity: constant +1 vs -1 for H steps (reward sum) and for one step
-        # (decoded angular velocity), model (mean of --samples prior rollouts) vs equations.
-        n, sign = len(starts), torch.tensor([1.0, -1.0])
-        rep = {k: v.repeat_interleave(2 * args.samples, 0) for k, v in start.items()}
-        a_const = sign.repeat_interleave(args.samples).repeat(n)[:, None]  # [n * 2 * samples, 1]
-        st, sums, thdot1 = rep, torch.zeros(len(a_const)), None
-        for k in range(H):
-            st = rssm.img_step(st, a_const)
-            sums += wm.reward(rssm.feat(st)).pred()
-            if k == 0:
-                thdot1 = wm.vec_dec(rssm.feat(st)).pred()[:, 2]
-        per = sums.reshape(n, 2, args.samples).mean(-1)
-        model_sens = (per[:, 0] - per[:, 1]).abs().numpy()
-        model_dv = thdot1.reshape(n, 2, args.samples).mean(-1)
-        model_dv = (model_dv[:, 0] - model_dv[:, 1]).numpy()
-        const = sign[:, None, None].expand(2, H, 1)[None]  # [1, 2, H, 1]
-        true_sens, true_dv = [], []
-        for i in range(n):
-            v = oracle_objective(float(th0[i]), float(thdot0[i]), repeat)(const)[0]
-            true_sens.append(abs(float(v[0] - v[1])))
-            th, w = th0[i].repeat(2), thdot0[i].repeat(2)
-            for _ in range(repeat):
-                th, w, _ = pendulum_step(th, w, 2.0 * sign.double())
-            true_dv.append(float(w[0] - w[1]))
+        # 4. Action sensitivity: constant +1 vs -1, model vs equations.
+        model_sens, model_dv = model_action_sensitivity(agent, start, H, args.samples)
+        true_sens, true_dv = true_action_sensitivity(th0, thdot0, H, repeat)
 
     print(f"$ python {' '.join(sys.argv)}")
     print(

@@ -72,3 +72,30 @@ def test_refuses_other_runs_with_one_line(tmp_path, capsys):
     assert mod.main([str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def test_action_sensitivity_of_the_equations_by_hand(capsys):
+    """One agent step (repeat 2) from rest at theta = pi, where gravity has no torque: +-2 N m
+    change the velocity by +-3 * 2 * 0.05 = +-0.3 in the first sim step, which moves theta to
+    pi +- 0.015; the second adds +-0.3 plus gravity 0.75 * sin(pi +- 0.015) = -+0.75 sin(0.015).
+    Apart: 1.2 - 1.5 sin(0.015)."""
+    mod = _module()
+    sens, dv = mod.true_action_sensitivity(np.array([np.pi]), np.array([0.0]), 1, 2)
+    assert abs(dv[0] - (1.2 - 1.5 * np.sin(0.015))) < 1e-9
+    assert sens[0] >= 0.0
+
+
+def test_sensitivity_from_random_runs_at_debug_size(capsys):
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "planet_sensitivity_from_random", BENCH / "planet_sensitivity_from_random.py"
+        )
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    args = ["--data", "300", "--updates", "2", "--every", "1", "--probes", "4", "--samples", "2"]
+    assert mod.main([*args, "--preset", "debug"]) == 0
+    out = capsys.readouterr().out
+    assert "updates 2: sensitivity median" in out and "equations: sensitivity median" in out
