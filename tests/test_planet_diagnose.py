@@ -10,12 +10,10 @@ import numpy as np
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _module():
-    sys.path.insert(0, str(BENCH))  # the script imports cem_pendulum_oracle beside it
+def _module(name: str = "planet_model_diagnose"):
+    sys.path.insert(0, str(BENCH))  # the scripts import their neighbours
     try:
-        spec = importlib.util.spec_from_file_location(
-            "planet_model_diagnose", BENCH / "planet_model_diagnose.py"
-        )
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     finally:
@@ -86,15 +84,7 @@ def test_action_sensitivity_of_the_equations_by_hand(capsys):
 
 
 def test_sensitivity_from_random_runs_at_debug_size(capsys):
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "planet_sensitivity_from_random", BENCH / "planet_sensitivity_from_random.py"
-        )
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
+    mod = _module("planet_sensitivity_from_random")
     args = ["--data", "300", "--updates", "2", "--every", "1", "--probes", "4", "--samples", "2"]
     assert mod.main([*args, "--preset", "debug"]) == 0
     out = capsys.readouterr().out
