@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cem_pendulum_oracle import oracle_objective, pendulum_step
+from cem_pendulum_oracle import MAX_TORQUE, oracle_objective, pendulum_step
 
 import worldmodels
 from worldmodels.planners import CEM, CEMConfig
@@ -102,7 +102,7 @@ def true_action_sensitivity(th0, thdot0, horizon: int, repeat: int):
         th = torch.full((2,), float(th_i), dtype=torch.float64)
         w = torch.full((2,), float(w_i), dtype=torch.float64)
         for _ in range(repeat):
-            th, w, _ = pendulum_step(th, w, 2.0 * sign.double())
+            th, w, _ = pendulum_step(th, w, MAX_TORQUE * sign.double())
         dv.append(float(w[0] - w[1]))
     return np.array(sens), np.array(dv)
 

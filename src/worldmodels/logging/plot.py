@@ -100,17 +100,14 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _experiment_key(data: dict, run: Path | None = None) -> str:
-    """Hash of agent, env, presets and config without the resume-time run settings. With
-    ``run``, the config is the one ``load_run`` resolves (keys an older config.json lacks take
-    the values that run trained with), so runs of one experiment group together whichever
-    version wrote them."""
-    config = json.loads(json.dumps(data.get("config", {})))
-    if run is not None:
-        from ..config import to_dict
-        from ..train.run import load_run
+def _experiment_key(data: dict, run: Path) -> str:
+    """Hash of agent, env, presets and the config ``load_run`` resolves (keys an older
+    config.json lacks take the values that run trained with, so runs of one experiment group
+    together whichever version wrote them), without the resume-time run settings."""
+    from ..config import to_dict
+    from ..train.run import load_run
 
-        config = to_dict(load_run(run).config)
+    config = to_dict(load_run(run).config)
     for dotted in RESUME_SETTINGS:
         section, name = dotted.split(".", 1)
         config.get(section, {}).pop(name, None)
