@@ -8,11 +8,16 @@ on 64 probe windows of that data (benchmarks/planet_model_diagnose.py, figure 4)
 Pendulum's equations, and the one-step decoded angular velocity difference.
 
     python benchmarks/planet_sensitivity_from_random.py --data 20000 --updates 1500 --every 250
+
+``--eval-episodes N`` then lets the trained agent plan (CEM, eval mode) on N real Pendulum
+episodes, side by side, and prints their returns: does a model learned from random data alone
+already steer the pendulum?
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import sys
 import time
@@ -25,7 +30,9 @@ from worldmodels.agents import build_config
 from worldmodels.agents.planet import PlaNetAgent
 from worldmodels.config import parse_set_args
 from worldmodels.envs import make_env
+from worldmodels.envs.vector import VectorEnv
 from worldmodels.replay import random_replay
+from worldmodels.train.loop import evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=8, help="prior rollouts per constant action")
     p.add_argument("--preset", nargs="*", default=None, help="extra presets, e.g. debug")
     p.add_argument("--set", nargs="*", default=[], help="config overrides, key=value")
+    p.add_argument("--eval-episodes", type=int, default=0, help="real episodes at the end")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -80,6 +88,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"{m['loss/recon_vector']:.3f}; {time.time() - t0:.0f} s",
                 flush=True,
             )
+    if args.eval_episodes > 0:
+        t1 = time.time()
+        fns = [
+            functools.partial(make_env, "gym:Pendulum-v1", action_repeat=2, seed=10_000 + i)
+            for i in range(args.eval_episodes)
+        ]
+        envs = VectorEnv(fns)
+        try:
+            r = evaluate(agent, envs, args.eval_episodes, seed=10_000)
+        finally:
+            envs.close()
+        print(
+            f"eval ({args.eval_episodes} episodes, CEM in eval mode): return "
+            f"{r['return_mean']:.1f} +- {r['return_std']:.1f} (min {r['return_min']:.1f}, "
+            f"max {r['return_max']:.1f}); {time.time() - t1:.0f} s",
+            flush=True,
+        )
     return 0
 
 

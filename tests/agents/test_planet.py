@@ -55,6 +55,30 @@ def test_cem_objective_is_the_discounted_predicted_return():
     assert cfg.planner.discount == 0.9 and build_config("planet")[0].planner.discount == 0.99
 
 
+def test_vector_observation_loss_is_weighted_by_vector_scale():
+    """The model loss counts the vector observations' 0.5 x squared error loss.vector_scale
+    times (10 in the preset, like the reward); the same batch, parameters and posterior samples
+    at scale 1 give a tenth of it, and 0.5 x the squared error of the decoded posterior."""
+    env = make_env("gym:Pendulum-v1")
+    batch = random_replay(env, 64).sample(2, 8)
+    out = {}
+    for scale in (1.0, 10.0):
+        torch.manual_seed(3)
+        cfg, _ = build_config("planet", ["debug"], {"loss.vector_scale": scale})
+        agent = PlaNetAgent(cfg, env.obs_space, env.act_space)
+        data = {k: torch.as_tensor(v) for k, v in batch.items()}
+        torch.manual_seed(4)
+        with torch.no_grad():
+            post, _, _, _ = agent.wm.sequence_losses(data, data["action"].float())
+            pred = agent.wm.vec_dec(agent.wm.rssm.feat(post)).pred()
+        want = 0.5 * ((pred - data["vector"].float()) ** 2).sum(-1).mean()
+        torch.manual_seed(4)
+        out[scale] = agent._update_tensors(data)["loss/recon_vector"]
+        torch.testing.assert_close(out[scale], scale * want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out[10.0], 10 * out[1.0], rtol=1e-5, atol=1e-6)
+    assert build_config("planet")[0].loss.vector_scale == 10.0
+
+
 def test_planet_preset_sizes_follow_the_reference():
     """planet/models/rssm.py: one 200-unit hidden layer before the prior's mean and std;
     networks/basic.py: 2 x 100 relu heads. Other presets keep head width = units."""
@@ -117,9 +141,9 @@ def test_overshooting_kl_matches_slow_reference():
 
 def test_planet_run_dir_from_before_the_new_fields_loads_as_trained(tmp_path, capsys):
     """A config.json written before model.free_per_step, model.head_units, model.img_layers,
-    planner.discount and model.image_decoder existed was trained with the old values (batch-mean
-    free nats, heads as wide as model.units, two prior layers, undiscounted CEM, plain squared
-    error on pixels): PlaNetConfig.ABSENT_MEANS
+    planner.discount, model.image_decoder and loss.vector_scale existed was trained with the old
+    values (batch-mean free nats, heads as wide as model.units, two prior layers, undiscounted
+    CEM, plain squared error on pixels, vector weight 1): PlaNetConfig.ABSENT_MEANS
     restores them, so the old checkpoint fits. A config that does not fit its checkpoint is
     refused with one line, not a size-mismatch traceback."""
     import json
@@ -139,10 +163,12 @@ def test_planet_run_dir_from_before_the_new_fields_loads_as_trained(tmp_path, ca
     for key in ["free_per_step", "head_units", "image_decoder"]:
         del data["config"]["model"][key]
     del data["config"]["model"]["img_layers"], data["config"]["planner"]["discount"]
+    del data["config"]["loss"]["vector_scale"]
     path.write_text(json.dumps(data))
     cfg = load_run(run).config
     assert (cfg.model.free_per_step, cfg.model.head_units, cfg.model.img_layers) == (None, 0, 2)
     assert (cfg.planner.discount, cfg.model.image_decoder) == (1.0, "mse")
+    assert cfg.loss.vector_scale == 1.0
     load_agent(run, device="cpu")  # the checkpoint fits the restored sizes
     # today's defaults for these keys would not fit this checkpoint
     assert build_config("planet", ["debug"])[0].model.img_layers == 1

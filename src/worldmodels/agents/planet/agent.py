@@ -136,6 +136,8 @@ class PlaNetAgent:
         m, lc = self.config.model, self.config.loss
         post, prior, prev_action, losses = self.wm.sequence_losses(data, data["action"].float())
         losses["reward"] = lc.reward_scale * losses["reward"]
+        if "recon_vector" in losses:
+            losses["recon_vector"] = lc.vector_scale * losses["recon_vector"]
         is_first = data["is_first"].bool()
         kl, _, _ = kl_loss(
             m.kl,

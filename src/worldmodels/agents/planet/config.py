@@ -60,6 +60,10 @@ class PlannerConfig:
 class LossConfig:
     reward_scale: float = 10.0
     """Weight of the reward log-likelihood (planet configs: reward_scale 10)."""
+    vector_scale: float = 10.0
+    """Weight of the vector-observation log-likelihood. PlaNet learns from pixels only; for
+    low-dimensional observations the library weights them like the reward (docs/deviations.md:
+    at weight 1 the unit-variance likelihood leaves the prior nearly blind to the action)."""
     overshooting: int = 50
     """Latent overshooting distance D (1 = off)."""
     overshooting_scale: float = 1.0
@@ -87,11 +91,12 @@ class PlaNetConfig:
         "model.img_layers": 2,
         "planner.discount": 1.0,
         "model.image_decoder": "mse",
+        "loss.vector_scale": 1.0,
     }
     """What a config.json without these keys was trained with: they were added in sessions 16
     (commits 22c59de, f41c761) and 17, and before them PlaNet clamped free nats on the batch mean,
     had two prior layers and heads as wide as ``model.units``, summed CEM rewards undiscounted and
-    scored pixels by the plain squared error.
+    scored pixels by the plain squared error; before session 18 vector observations had weight 1.
     Used by ``config.from_dict`` so those run directories still load."""
 
 
@@ -104,7 +109,7 @@ PRESETS: dict[str, Preset] = {
             f"{_PLANET}; planet/scripts/configs.py: Gaussian RSSM 30/200 with one hidden layer "
             "in the prior, free nats 3 on each step's KL (training/utility.py), 2 x 100 relu "
             "heads, unit-variance Gaussian likelihoods for reward, vector and pixel "
-            "observations, reward scale 10, latent overshooting "
+            "observations, reward scale 10 (and vector-observation scale 10), latent overshooting "
             "D=50 (KL only, posterior stop-gradient), CEM 12/1000/100/10 on rewards discounted "
             "by 0.99, exploration noise 0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train "
             "ratio are the library's defaults (paper: 50x50, 100 updates per 1000 steps).",
