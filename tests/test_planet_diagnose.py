@@ -86,6 +86,8 @@ def test_action_sensitivity_of_the_equations_by_hand(capsys):
 def test_sensitivity_from_random_runs_at_debug_size(capsys):
     mod = _module("planet_sensitivity_from_random")
     args = ["--data", "300", "--updates", "2", "--every", "1", "--probes", "4", "--samples", "2"]
+    args += ["--eval-episodes", "2"]
     assert mod.main([*args, "--preset", "debug"]) == 0
     out = capsys.readouterr().out
     assert "updates 2: sensitivity median" in out and "equations: sensitivity median" in out
+    assert "eval (2 episodes, CEM in eval mode): return" in out
