@@ -33,6 +33,7 @@ from worldmodels.envs import make_env
 from worldmodels.envs.vector import VectorEnv
 from worldmodels.replay import random_replay
 from worldmodels.train.loop import evaluate
+from worldmodels.train.run import EVAL_BATCH
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,11 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.eval_episodes > 0:
         t1 = time.time()
-        fns = [
-            functools.partial(make_env, "gym:Pendulum-v1", action_repeat=2, seed=10_000 + i)
-            for i in range(args.eval_episodes)
-        ]
-        envs = VectorEnv(fns)
+        n = min(args.eval_episodes, EVAL_BATCH)  # evaluate() reseeds each env on reset
+        envs = VectorEnv([functools.partial(make_env, "gym:Pendulum-v1", action_repeat=2)] * n)
         try:
             r = evaluate(agent, envs, args.eval_episodes, seed=10_000)
         finally:
