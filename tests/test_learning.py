@@ -5,7 +5,7 @@ steps for 6 of 6 seeds tried (0, 2, 4, 6, 7, 9: fresh evals 9.55-9.9; ~2 minutes
 core). A fixed 4,000-step budget was flaky:
 bit-level differences (e.g. from what ran earlier in the process) change the run, and 1 of 9
 seeds ended at 5.0. The learning rates are raised for the tiny debug model (as in the debug run
-of benchmarks/RESULTS.md)."""
+of docs/results.md)."""
 
 import json
 

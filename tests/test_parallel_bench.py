@@ -130,7 +130,7 @@ def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
 
 
 def test_gpu_planet_jobs_are_the_cpu_campaigns():
-    """The GPU lease's PlaNet jobs train exactly as the CPU campaign's, so their figures count for
+    """The GPU jobs' PlaNet jobs train exactly as the CPU campaign's, so their figures count for
     the same target."""
     mod = _module()
     cpu = dict(mod.parse_jobs((SCRIPT.parent / "cpu_jobs_issue3.txt").read_text()))

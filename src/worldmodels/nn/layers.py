@@ -65,7 +65,7 @@ def mish(x: Tensor) -> Tensor:
     tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2). On a 512 x 512 tensor (one CPU thread,
     torch 2.13) this is ~2.4x faster forward and, with the closed-form backward, ~2.5x faster
     forward + backward than tanh(softplus(x)) written out (~3x than ``F.mish``); TD-MPC2's
-    ``act`` -21 % and ``update`` -13 % at the default size (benchmarks/RESULTS.md).
+    ``act`` -21 % and ``update`` -13 % at the default size (docs/results.md, speed table).
     Equal to ``F.mish`` within float rounding (tests/nn/test_nn_tdmpc2_layers.py)."""
     if torch.is_grad_enabled() and x.requires_grad:
         return _MishFunction.apply(x)
