@@ -48,7 +48,7 @@ class RunConfig:
     small batches and for two runs side by side; Dreamer defaults to 0 (see DreamerConfig.run)."""
     compile: bool = True
     """torch.compile the agent's hot inner steps (falls back to eager with a warning if the
-    compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU (RESULTS.md)."""
+    compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU (docs/results.md)."""
     cuda_graphs: bool = False
     """Dreamer, PlaNet and TD-MPC2: replay each update and each acting step (CEM / MPPI
     planning included) as one CUDA graph after 3 eager warm-up calls (nn/graphs.py), removing

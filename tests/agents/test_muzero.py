@@ -122,9 +122,9 @@ def test_default_preset_learns_cartpole_settings():
     random-level returns (docs/deviations.md, MuZero): Adam 1e-3 (3e-3 left v(g(s, a)) blind
     to a), no PER at alpha=beta=1 (batch-max-normalised weights cut the mean importance
     weight to 0.04-0.4), value weight 1 (pseudocode; 0.25 is Reanalyze's) and a
-    41-point support; and the two that made 3 of 3 seeds reach 450 (benchmarks/RESULTS.md,
-    session 10): prioritised replay at alpha 0.6 / beta 0.4 (EfficientZero, LightZero) and
-    bootstraps from a target network."""
+    41-point support; and the two that made 3 of 3 seeds reach 450 (docs/results.md):
+    prioritised replay at alpha 0.6 / beta 0.4 (EfficientZero, LightZero) and bootstraps from a
+    target network."""
     cfg, names = build_config("muzero")
     assert names == ["muzero"]
     assert cfg.optim.lr == 1e-3
@@ -144,7 +144,7 @@ def test_default_preset_learns_cartpole_settings():
 
 
 def test_board_preset_is_the_measured_tic_tac_toe_settings():
-    """`--preset board` = the settings of the tic-tac-toe run in benchmarks/RESULTS.md."""
+    """`--preset board` = the settings of the tic-tac-toe run in docs/results.md."""
     cfg, names = build_config("muzero", ["board"])
     assert names == ["muzero", "board"]
     assert cfg.train.td_steps == 10

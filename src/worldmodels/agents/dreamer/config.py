@@ -13,7 +13,7 @@ class WorldModelConfig:
     """RSSM, encoder, decoder and heads (DreamerV3 Nature 2025, configs.yaml agent.dyn/enc/dec).
 
     The axes on which Dreamer V1, V2 and V3 differ are fields here and in BehaviorConfig:
-    ``latent``, ``core``, ``kl``, the head outputs; each preset sets them (docs/dreamer_axes.md).
+    ``latent``, ``core``, ``kl``, the head outputs; each preset sets them (docs/agents/dreamer.md).
     """
 
     latent: Literal["categorical", "gaussian"] = "categorical"
@@ -96,7 +96,7 @@ class BehaviorConfig:
     actor_grad_cont: Literal["reinforce", "dynamics"] = "dynamics"
     """Gradient for continuous actions when actor_grad=auto. 2023 reference: dynamics (backprop
     through the imagined rollout); Nature 2025: reinforce, which had not started learning
-    Pendulum after 10k steps here (benchmarks/RESULTS.md), so the default keeps 2023's choice."""
+    Pendulum after 10k steps here (docs/deviations.md), so the default keeps 2023's choice."""
     entropy: float = 3e-4
     """Actor entropy scale eta."""
     entropy_cont: float | None = None
@@ -140,7 +140,7 @@ class OptimConfig:
     """Optimisers: Adam with gradient-norm clipping (2023 paper, Table W.1). The default learning
     rates are above the paper's (1e-4 / 3e-5): model and critic 10x, actor ~3x, for the small
     default model on small budgets (~1.9k updates in 30k steps): with the
-    paper's rates CartPole had not started learning after 5k steps (benchmarks/RESULTS.md); the
+    paper's rates CartPole had not started learning after 5k steps (docs/deviations.md); the
     ``dreamerv3_2023`` preset restores them."""
 
     optimizer: Literal["adam", "laprop"] = "adam"
@@ -150,7 +150,7 @@ class OptimConfig:
     model_lr: float = 1e-3
     actor_lr: float = 1e-4
     """3e-4 (10x the paper's, like the others) solved CartPole and Pendulum and then collapsed
-    and relearned on one seed in three; at 1e-4 those seeds held (benchmarks/RESULTS.md)."""
+    and relearned on one seed in three; at 1e-4 those seeds held (docs/deviations.md)."""
     critic_lr: float = 3e-4
     lr: float = 4e-5
     """LaProp learning rate (Nature 2025: 4e-5 for every module)."""
@@ -171,7 +171,7 @@ class DreamerConfig:
 
     run: RunConfig = field(default_factory=lambda: RunConfig(threads=0))
     """Threads 0 (all cores): 1.74x faster than 1 thread for one run alone at the default size
-    (benchmarks/RESULTS.md); the debug preset sets 1."""
+    (docs/results.md, speed table); the debug preset sets 1."""
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

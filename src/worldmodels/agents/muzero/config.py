@@ -171,27 +171,18 @@ PRESETS: dict[str, Preset] = {
             },
             f"{_MUZERO}: K=5, gamma 0.997 (1 in board games), h eps 0.001, value weight 1 (the "
             "pseudocode's; 0.25 is the Reanalyze setting), pUCT 1.25/19652, Dirichlet 0.25/0.25, "
-            "gradient 1/2 at the dynamics input, losses 1/K. CPU sizes instead of the paper's "
-            "ResNets: MLP 2x64 bodies, 64-d hidden state, 25 simulations (muzero-general and "
-            "LightZero use 25-50 for CartPole / tic-tac-toe); support 20 (41 points, covers h(x) "
-            "of returns up to ~420; paper 601 points for Atari scores); Adam 1e-3 (JORLDY's "
-            "CartPole MuZero; with 3e-3 g learnt the action's effect more slowly) instead of SGD "
-            "0.05 with momentum; prioritised replay at EfficientZero's / LightZero's alpha 0.6, "
-            "beta 0.4 instead of the paper's alpha = beta = 1 (whose batch-max normalised "
-            "importance weights cut the mean weight to 0.04-0.4 and stalled learning; at 0.6 / "
-            "0.4 it is ~0.45), which replays CartPole's rare wall failures more often; n-step "
-            "bootstraps from a target network copied every 100 updates (LightZero's MuZero) "
-            "instead of the stored search values; 8 envs, batch 128 (paper 1024); visit "
-            "temperature 1 / 0.5 / 0.25 at 50 % / 75 % of CartPole's 12.5k updates "
+            "gradient 1/2 at the dynamics input, losses 1/K. Deviations, for CartPole on 2 CPU "
+            "cores (docs/deviations.md, MuZero): MLP 2x64 bodies and a 64-d hidden state instead "
+            "of the paper's ResNets; 25 simulations (muzero-general and LightZero use 25-50 for "
+            "CartPole / tic-tac-toe); support 20 (41 points, covers h(x) of returns up to ~420; "
+            "paper 601 points for Atari scores); Adam 1e-3 (JORLDY's CartPole MuZero) at a "
+            "constant rate instead of SGD 0.05 with momentum and decay; prioritised replay at "
+            "EfficientZero's / LightZero's alpha 0.6, beta 0.4 instead of the paper's alpha = "
+            "beta = 1; n-step bootstraps from a target network copied every 100 updates "
+            "(LightZero's MuZero) instead of the stored search values; 8 envs, batch 128 (paper "
+            "1024); visit temperature 1 / 0.5 / 0.25 at 50 % / 75 % of CartPole's 12.5k updates "
             "(muzero-general's schedule; the paper's 500k / 750k are the dataclass defaults); n = "
-            "50 (muzero-general's CartPole; paper Atari 10: with n = 10 at gamma 0.997 one "
-            "CartPole seed in three plateaued near 260 with the value far below the return) with "
-            "windows of K + 1 + n = 56 steps. Constant learning rate: the pseudocode's "
-            "exponential decay, scaled to 0.1 over the run (optim.lr_decay_steps=0; "
-            "muzero-general's CartPole decays ~0.1 over its run too), gave CartPole 451 / 451 / "
-            "356 / 500 / 311 in five seeds against 500 / 500 / 400.5 without it. CartPole, 10 "
-            "greedy episodes at 50k steps, seeds 0 / 1 / 2: 491.4 / 491.9 / 468.3 (uniform replay "
-            "and stored values: 500 / 500 / 400.5; benchmarks/RESULTS.md).",
+            "50 (muzero-general's CartPole; paper Atari 10) with windows of K + 1 + n = 56 steps.",
         ),
         Preset(
             "board",
@@ -213,10 +204,8 @@ PRESETS: dict[str, Preset] = {
             "preset's settings when the tic-tac-toe runs were made); the board's symmetries as "
             "training data (AlphaGo Zero's augmentation; MuZero and AlphaZero do not augment) and "
             "pUCT's unvisited children valued at their parent's value (mctx, EfficientZero) "
-            "instead of 0, so that 25 simulations try low-prior wins and blocks. Tic-tac-toe, "
-            "seed 0: 0 losses in 100 games against the perfect player at either seat, 99 % wins "
-            "first against random; seeds 1 / 2 still lost 6 / 1 of 20 as second player at 150k "
-            "moves (benchmarks/RESULTS.md).",
+            "instead of 0, so that 25 simulations try low-prior wins and blocks "
+            "(docs/deviations.md, MuZero). The settings of the tic-tac-toe run in docs/results.md.",
         ),
         Preset(
             "debug",

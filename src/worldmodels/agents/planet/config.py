@@ -93,10 +93,10 @@ class PlaNetConfig:
         "model.image_decoder": "mse",
         "loss.vector_scale": 1.0,
     }
-    """What a config.json without these keys was trained with: they were added in sessions 16
-    (commits 22c59de, f41c761) and 17, and before them PlaNet clamped free nats on the batch mean,
-    had two prior layers and heads as wide as ``model.units``, summed CEM rewards undiscounted and
-    scored pixels by the plain squared error; before session 18 vector observations had weight 1.
+    """What a config.json without these keys was trained with: they were added in commits
+    22c59de, f41c761, e980473 and b3aafe4, and before them PlaNet clamped free nats on the batch
+    mean, had two prior layers and heads as wide as ``model.units``, summed CEM rewards
+    undiscounted, scored pixels by the plain squared error and gave vector observations weight 1.
     Used by ``config.from_dict`` so those run directories still load."""
 
 
@@ -112,7 +112,8 @@ PRESETS: dict[str, Preset] = {
             "observations, reward scale 10 (and vector-observation scale 10), latent overshooting "
             "D=50 (KL only, posterior stop-gradient), CEM 12/1000/100/10 on rewards discounted "
             "by 0.99, exploration noise 0.3, Adam 1e-3 eps 1e-4 clip 1000. Batch and train "
-            "ratio are the library's defaults (paper: 50x50, 100 updates per 1000 steps).",
+            "ratio are the library's defaults (paper: 50x50, 100 updates per 1000 steps). "
+            "docs/deviations.md lists every difference.",
         ),
         Preset(
             "debug",

@@ -108,13 +108,14 @@ PRESETS: dict[str, Preset] = {
             "0.5, tau 0.01, coefficients 20/0.1/0.1 (+1 termination), 5 Qs with dropout 0.01, "
             "101 bins on [-10, 10] symlog, SimNorm 8, MPPI 512/24/64/6 iterations, temperature "
             "0.5, std [0.05, 2], entropy 1e-4, 1 update per env step, seeding max(1000, 5 x "
-            "episode). Model: the CPU size (preset cpu); the paper's are 1m, 5m, 19m.",
+            "episode). Model: the CPU size (preset cpu); the paper's are 1m, 5m, 19m. "
+            "docs/deviations.md lists every difference.",
         ),
         Preset(
             "cpu",
             _size(128, 96, 64, 2),
             "worldmodels: the default size, 0.22M parameters on Pendulum: latent 64, encoder "
-            "128, MLPs 96, 5 Qs; ~57 ms per act and ~53 ms per update on one CPU core",
+            "128, MLPs 96, 5 Qs (docs/deviations.md, model size)",
             "size",
         ),
         Preset("1m", _size(256, 384, 128, 2, 2), f"{_PAPER}: MODEL_SIZE[1], 2 Qs", "size"),
