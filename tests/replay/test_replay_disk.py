@@ -145,6 +145,8 @@ def test_corrupt_chunk_is_skipped_with_a_warning(tmp_path):
         reloaded = ReplayBuffer(10_000, tmp_path, chunk_size=10)
     assert len(reloaded) == 40
     assert not files[2].exists()
+    first_damaged = files[2].name
+    assert (tmp_path / "damaged" / first_damaged).exists()  # set aside, not deleted
     # the gap splits the incarnation: no window jumps from 19 to 30
     batch = reloaded.sample(300, 12)
     assert_windows_consistent(batch)
@@ -160,6 +162,36 @@ def test_corrupt_chunk_is_skipped_with_a_warning(tmp_path):
         again = ReplayBuffer(10_000, tmp_path, chunk_size=10)
     assert len(record) == 2
     assert len(again) == 30
+    assert sorted(p.name for p in (tmp_path / "damaged").iterdir()) == sorted(
+        [first_damaged, files[0].name, wrong.name]
+    )
+
+
+def test_unreadable_chunk_is_moved_into_damaged_with_one_warning(tmp_path):
+    rb = ReplayBuffer(10_000, tmp_path, chunk_size=10)
+    fill(rb, {0: 30})
+    files = chunk_files(tmp_path)
+    broken = b"not a zip file at all"
+    files[1].write_bytes(broken)
+    # an earlier reload already set aside a file of that name: it is kept as well
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / files[1].name).write_bytes(b"older")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        reloaded = ReplayBuffer(10_000, tmp_path, chunk_size=10)
+    target = tmp_path / "damaged" / f"{files[1].name}.1"
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert files[1].name in message and str(target) in message and "moved to" in message
+    assert record[0].filename == __file__  # points at the caller that built the buffer
+    assert target.read_bytes() == broken  # the bytes, untouched, for inspection
+    assert (tmp_path / "damaged" / files[1].name).read_bytes() == b"older"
+    assert not files[1].exists()
+    assert len(reloaded) == 20
+    # the next reload finds nothing to complain about: damaged/ is not read
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(ReplayBuffer(10_000, tmp_path, chunk_size=10)) == 20
 
 
 def test_temp_and_foreign_files_are_ignored(tmp_path):

@@ -18,12 +18,27 @@ ever unpickled.
 
 Prioritised sampling (Schaul et al. 2016, as MuZero uses it): every step holds a priority p_i
 (new steps get the largest priority seen so far); ``sample(..., priority_alpha=a, priority_beta=b)``
-draws window starts with P(i) = p_i^a / sum_k p_k^a and returns importance weights
+draws window starts with P(i) = p_i^a / sum_k p_k^a over the N valid starts (steps followed by at
+least ``length - 1`` steps of the same incarnation) and returns importance weights
 w_i = (N P(i))^-b / max_batch w, plus each window's ``index`` for :meth:`update_priorities`.
 Priorities live in memory next to the chunks (chunk files are immutable) and travel in
 :meth:`state_dict` keyed by chunk id, so a resume restores those of every completed chunk; steps
 of chunks completed after the checkpoint come back with the largest priority. The buffer stays
 generic this way (one replay for every agent) instead of a MuZero-only game store.
+
+The draws go through a :class:`~worldmodels.replay.sumtree.SumTree` over p_i^a, built (O(N))
+at the first prioritised call and rebuilt only when a call brings another ``a`` or ``length``.
+Its leaves come in blocks of ``chunk_size`` (or of the longest chunk reloaded from disk), one
+block per held chunk: completed chunk ``chunk_id`` uses block ``chunk_id mod R``, where the ring
+size R is ``capacity // chunk_size`` plus some slack (doubled, with a rebuild, when many short
+flushed chunks are held), and the partial chunk of each stream uses that stream's block after
+the ring. Row r of a chunk is leaf ``block * block_size + r`` and holds p^a while the step is a
+valid start, else 0: the last ``length - 1`` steps of an incarnation enter the tree only once
+later steps arrive (at the next prioritised call, in one batched update), an evicted chunk zeroes
+its leaves, a completing chunk moves from its stream's block to its ring block. So a draw costs
+O(log N), a priority update O(log N), an added step O(log N) amortised, none O(N). The layout
+depends only on the held chunks (given R), so a buffer reloaded from its flushed directory holds
+the same leaves and draws the same windows as the original.
 """
 
 from __future__ import annotations
@@ -42,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from .sumtree import SumTree
+
 __all__ = ["ReplayBuffer"]
 
 _NAME_RE = re.compile(r"^(\d+)-([0-9a-f]{8})-(\d+)-(\d+)-(\d+)\.npz$")
@@ -49,12 +66,13 @@ _TMP_PREFIX = "."
 _TMP_SUFFIX = ".tmp"
 _NOT_COMPLETED = 1 << 62  # sort key of an incarnation whose first chunk is still partial
 _FORMAT = 1
+_DAMAGED_DIR = "damaged"  # unreadable chunk files are moved here on reload
 
 
 class _Chunk:
     """Consecutive steps of one incarnation; ``data[k]`` has rows ``[:length]`` filled."""
 
-    __slots__ = ("data", "length", "start", "seq", "chunk_id", "inc", "path", "priority")
+    __slots__ = ("data", "length", "start", "seq", "chunk_id", "inc", "path", "priority", "slot")
 
     def __init__(self, data: dict[str, np.ndarray], length: int, start: int, seq: int, inc):
         self.data = data
@@ -65,12 +83,23 @@ class _Chunk:
         self.chunk_id: int | None = None  # set when completed
         self.inc: _Incarnation = inc
         self.path: Path | None = None
+        self.slot: int | None = None  # leaf block in the priority tree, while it has one
 
 
 class _Incarnation:
     """One unbroken run of one stream; ``chunks`` are the ones still held, in order."""
 
-    __slots__ = ("uid", "stream", "created", "chunks", "starts", "next_seq", "next_start", "live")
+    __slots__ = (
+        "uid",
+        "stream",
+        "created",
+        "chunks",
+        "starts",
+        "next_seq",
+        "next_start",
+        "live",
+        "tree_end",
+    )
 
     def __init__(self, uid: str, stream: int, created: int, live: bool):
         self.uid = uid
@@ -81,6 +110,12 @@ class _Incarnation:
         self.next_seq = 0
         self.next_start = 0
         self.live = live  # a stream of this buffer instance still writes into it
+        self.tree_end = 0  # held steps at positions below this are in the priority tree
+
+    def end(self) -> int:
+        """Position one past the last held step."""
+        last = self.chunks[-1]
+        return last.start + last.length
 
     def append(self, chunk: _Chunk) -> None:
         self.chunks.append(chunk)
@@ -119,8 +154,8 @@ class ReplayBuffer:
             and a tiny capacity the buffer may briefly hold more than ``capacity``.
         directory: where chunk files live; ``None`` keeps everything in memory. A directory
             that already holds chunk files is reloaded (newest chunks up to ``capacity``);
-            unreadable files are deleted with a warning, temp files of interrupted writes
-            are removed, other files are left alone.
+            unreadable files are moved into its ``damaged/`` folder with a warning, temp
+            files of interrupted writes are removed, other files are left alone.
         chunk_size: steps per chunk; capped at ``max(1, capacity // 4)`` so that dropping a
             whole chunk never empties most of the buffer (see ``self.chunk_size``).
         seed: seed of the buffer's own ``np.random.Generator`` used by :meth:`sample`.
@@ -155,6 +190,16 @@ class ReplayBuffer:
         self._inc_counter = 0
         self._max_priority = 1.0
         self._prioritized = False  # priorities travel in state_dict once they were used
+        # The priority tree (see the module docstring); None until a prioritised call.
+        self._tree: SumTree | None = None
+        self._tree_alpha = 0.0
+        self._tree_length = 0
+        self._tree_count = 0  # valid window starts in the tree: N of the importance weights
+        self._ring = 0  # R: blocks for completed chunks
+        self._block = 0  # leaves per block
+        self._slot_chunk: list[_Chunk | None] = []  # block -> the chunk whose rows it holds
+        self._stream_slot: dict[int, int] = {}  # stream -> its partial block, minus R
+        self._moved: list[_Chunk] = []  # completed chunks still in their stream's block
         loaded_uids: set[str] = set()
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -234,6 +279,8 @@ class ReplayBuffer:
             self._complete(chunk)
         if self._size > self.capacity:
             self._evict()
+        if self._moved:
+            self._move_completed()
 
     def add_batch(self, steps: Mapping[str, Any], streams: Sequence[int] | None = None) -> None:
         """Add step ``i`` (``steps[k][i]`` for every key) to stream ``i`` or ``streams[i]``."""
@@ -273,65 +320,32 @@ class ReplayBuffer:
             raise ValueError(
                 f"sample needs batch_size >= 1 and length >= 1, got {batch_size}, {length}"
             )
+        if not np.isfinite(priority_alpha) or priority_alpha < 0:
+            raise ValueError(f"priority_alpha must be finite and >= 0, got {priority_alpha}")
+        if not np.isfinite(priority_beta) or priority_beta < 0:
+            raise ValueError(f"priority_beta must be finite and >= 0, got {priority_beta}")
+        if priority_alpha > 0.0:
+            return self._sample_prioritized(
+                batch_size, length, float(priority_alpha), float(priority_beta)
+            )
         order = self._sampling_order()
         counts = np.fromiter(
             (max(0, inc.length() - length + 1) for inc in order), np.int64, len(order)
         )
         total = int(counts.sum())
         if total <= 0:
-            raise ValueError(
-                f"replay holds {self._size} steps, but no stream has {length} consecutive "
-                f"steps yet; collect more before training"
-            )
+            raise self._too_short(length)
         ends = np.cumsum(counts)
-        weights = None
-        if priority_alpha > 0.0:
-            self._prioritized = True
-            prio = np.concatenate(
-                [self._priorities(inc)[:c] for inc, c in zip(order, counts) if c > 0]
-            )
-            probs = prio**priority_alpha
-            cdf = np.cumsum(probs)
-            draws = np.searchsorted(cdf, self._rng.random(batch_size) * cdf[-1], side="right")
-            draws = np.minimum(draws, total - 1)
-            p = probs[draws] / cdf[-1]
-            w = (total * p) ** -float(priority_beta)
-            weights = (w / w.max()).astype(np.float32)
-        else:
-            draws = self._rng.integers(0, total, size=batch_size)
+        draws = self._rng.integers(0, total, size=batch_size)
         which = np.searchsorted(ends, draws, side="right")
         offsets = draws - (ends[which] - counts[which])
-        assert self._schema is not None
-        out = {
-            k: np.empty((batch_size, length, *shape), dtype)
-            for k, (shape, dtype) in self._schema.items()
-        }
-        items = list(out.items())
-        for b in range(batch_size):
-            inc = order[which[b]]
-            pos = inc.starts[0] + int(offsets[b])
-            ci = bisect_right(inc.starts, pos) - 1
-            off = pos - inc.starts[ci]
-            t = 0
-            while t < length:
-                chunk = inc.chunks[ci]
-                n = min(chunk.length - off, length - t)
-                data = chunk.data
-                for k, arr in items:
-                    arr[b, t : t + n] = data[k][off : off + n]
-                t += n
-                ci += 1
-                off = 0
-        if weights is not None:
-            starts = np.array([order[w].starts[0] for w in which], np.int64) + offsets
-            created = np.array([order[w].created for w in which], np.int64)
-            out["index"] = np.stack([created, starts], 1)
-            out["weight"] = weights
-        return out
+        incs = [order[w] for w in which]
+        starts = [inc.starts[0] + int(o) for inc, o in zip(incs, offsets)]
+        return self._gather(incs, starts, length)
 
     def update_priorities(self, index: np.ndarray, priority: np.ndarray) -> None:
         """Set the priority of the window starts ``index`` ([B, 2] from :meth:`sample`) to
-        ``priority`` ([B], > 0); starts evicted since the sample are skipped."""
+        ``priority`` ([B], > 0); starts evicted since the sample are skipped. O(B log N)."""
         index = np.asarray(index, np.int64).reshape(-1, 2)
         priority = np.asarray(priority, np.float64).reshape(-1)
         if index.shape[0] != priority.shape[0]:
@@ -339,18 +353,24 @@ class ReplayBuffer:
         if not np.all(np.isfinite(priority)) or np.any(priority <= 0):
             raise ValueError("priorities must be finite and > 0")
         self._prioritized = True
+        tree = self._tree
+        leaves: list[int] = []
+        values: list[float] = []
         for (created, pos), p in zip(index.tolist(), priority.tolist()):
             inc = self._incs.get(created)
             if inc is None or not inc.chunks or pos < inc.starts[0]:
                 continue
             chunk = inc.chunks[bisect_right(inc.starts, pos) - 1]
-            if pos - chunk.start < chunk.length:
-                chunk.priority[pos - chunk.start] = p
+            row = pos - chunk.start
+            if row < chunk.length:
+                chunk.priority[row] = p
                 self._max_priority = max(self._max_priority, p)
-
-    def _priorities(self, inc: _Incarnation) -> np.ndarray:
-        """Priorities of every held step of ``inc``, in order."""
-        return np.concatenate([c.priority[: c.length] for c in inc.chunks])
+                if tree is not None and pos < inc.tree_end:
+                    assert chunk.slot is not None
+                    leaves.append(chunk.slot * self._block + row)
+                    values.append(p)
+        if leaves:
+            tree.set(np.array(leaves, np.int64), self._leaf_values(np.array(values)))
 
     def flush(self) -> None:
         """Write every non-empty partial chunk to disk now (no-op without a directory).
@@ -367,6 +387,8 @@ class ReplayBuffer:
                 self._complete(chunk)
         if self._size > self.capacity:
             self._evict()
+        if self._moved:
+            self._move_completed()
 
     def state_dict(self) -> dict:
         """Counters a resume needs (the data itself lives in the chunk files), plus the
@@ -416,6 +438,7 @@ class ReplayBuffer:
                     chunk.priority[: chunk.length] = p
                 else:  # completed after the checkpoint: new data, largest priority
                     chunk.priority[: chunk.length] = self._max_priority
+            self._drop_tree()
 
     # ------------------------------------------------------------------ internals
 
@@ -463,6 +486,8 @@ class ReplayBuffer:
         chunk.inc.next_start = chunk.start + n
         self._completed.append(chunk)
         self._order = None
+        if chunk.slot is not None:  # in its stream's block: moves to its ring block
+            self._moved.append(chunk)
         if self.directory is not None:
             chunk.path = self._write(chunk)
 
@@ -496,6 +521,8 @@ class ReplayBuffer:
             # Chunks complete in order within an incarnation, so the globally oldest
             # completed chunk is the first chunk of its incarnation.
             assert inc.chunks[0] is chunk
+            if chunk.slot is not None:
+                self._clear_slot(chunk)
             inc.chunks.pop(0)
             inc.starts.pop(0)
             self._size -= chunk.length
@@ -514,6 +541,221 @@ class ReplayBuffer:
         if self._order is None:
             self._order = sorted(self._incs.values(), key=_Incarnation.sort_key)
         return self._order
+
+    def _too_short(self, length: int) -> ValueError:
+        return ValueError(
+            f"replay holds {self._size} steps, but no stream has {length} consecutive "
+            f"steps yet; collect more before training"
+        )
+
+    def _gather(
+        self, incs: Sequence[_Incarnation], starts: Sequence[int], length: int
+    ) -> dict[str, np.ndarray]:
+        """Copy the windows ``incs[b]`` steps ``starts[b] .. + length`` into
+        ``{key: [B, length, ...]}``."""
+        assert self._schema is not None
+        batch_size = len(starts)
+        out = {
+            k: np.empty((batch_size, length, *shape), dtype)
+            for k, (shape, dtype) in self._schema.items()
+        }
+        items = list(out.items())
+        for b, (inc, pos) in enumerate(zip(incs, starts)):
+            ci = bisect_right(inc.starts, pos) - 1
+            off = pos - inc.starts[ci]
+            t = 0
+            while t < length:
+                chunk = inc.chunks[ci]
+                n = min(chunk.length - off, length - t)
+                data = chunk.data
+                for k, arr in items:
+                    arr[b, t : t + n] = data[k][off : off + n]
+                t += n
+                ci += 1
+                off = 0
+        return out
+
+    # ------------------------------------------------------------------ priority tree
+
+    def _sample_prioritized(
+        self, batch_size: int, length: int, alpha: float, beta: float
+    ) -> dict[str, np.ndarray]:
+        """Draw window starts from the sum tree; adds ``index`` [B, 2] and ``weight`` [B]."""
+        self._prioritized = True
+        self._sync_tree(length, alpha)
+        if self._tree_count <= 0:
+            raise self._too_short(length)
+        tree = self._tree
+        assert tree is not None
+        total = tree.total
+        leaves = tree.find(self._rng.random(batch_size) * total)
+        probs = tree.get(leaves) / total  # P(i)
+        w = (self._tree_count * probs) ** -beta
+        slots, rows = np.divmod(leaves, self._block)
+        chunks = [self._slot_chunk[s] for s in slots.tolist()]
+        starts = [c.start + r for c, r in zip(chunks, rows.tolist())]
+        incs = [c.inc for c in chunks]
+        out = self._gather(incs, starts, length)
+        created = np.array([inc.created for inc in incs], np.int64)
+        out["index"] = np.stack([created, np.array(starts, np.int64)], 1)
+        out["weight"] = (w / w.max()).astype(np.float32)
+        return out
+
+    def _leaf_values(self, priority: np.ndarray) -> np.ndarray:
+        """Tree leaves p^alpha of the priorities ``priority`` ([K] float64)."""
+        return np.power(np.ascontiguousarray(priority, np.float64), self._tree_alpha)
+
+    def _rows_in_tree(self, chunk: _Chunk) -> int:
+        """How many leading rows of ``chunk`` are valid starts held in the tree."""
+        return max(0, min(chunk.length, chunk.inc.tree_end - chunk.start))
+
+    def _drop_tree(self) -> None:
+        """Forget the tree; the next prioritised call builds it again."""
+        self._tree = None
+        self._slot_chunk = []
+        self._stream_slot = {}
+        self._moved = []
+        self._tree_count = 0
+        for inc in self._incs.values():
+            for chunk in inc.chunks:
+                chunk.slot = None
+
+    def _ring_size(self) -> int:
+        """R for the completed chunks held now: a function of the held chunk ids only."""
+        n = self.capacity // self.chunk_size
+        ring = n + 2 + max(8, n // 16)
+        if self._completed:
+            span = self._completed[-1].chunk_id - self._completed[0].chunk_id + 1
+            while ring < span:
+                ring *= 2
+        return ring
+
+    def _ring_fits(self) -> bool:
+        """Whether the held completed chunks have distinct ring blocks."""
+        if not self._completed:
+            return True
+        return self._completed[-1].chunk_id - self._completed[0].chunk_id < self._ring
+
+    def _build_tree(self, length: int, alpha: float) -> None:
+        """Fill a new tree with p^alpha of every valid start for windows of ``length``: O(N)."""
+        self._drop_tree()
+        self._tree_alpha = alpha
+        self._tree_length = length
+        self._ring = ring = self._ring_size()
+        self._block = block = max(
+            [self.chunk_size] + [c.length for inc in self._incs.values() for c in inc.chunks]
+        )
+        self._stream_slot = {s: i for i, s in enumerate(self._streams)}
+        partial = max(1, len(self._stream_slot))
+        self._slot_chunk = [None] * (ring + partial)
+        leaves = np.zeros((ring + partial) * block, np.float64)
+        count = 0
+        for inc in self._incs.values():
+            if not inc.chunks:
+                inc.tree_end = inc.next_start
+                continue
+            inc.tree_end = max(inc.chunks[0].start, inc.end() - length + 1)
+            for chunk in inc.chunks:
+                slot = self._slot_for(chunk)
+                k = self._rows_in_tree(chunk)
+                leaves[slot * block : slot * block + k] = self._leaf_values(chunk.priority[:k])
+                count += k
+        self._tree = SumTree(len(leaves))
+        self._tree.set_all(leaves)
+        self._tree_count = count
+
+    def _slot_for(self, chunk: _Chunk) -> int:
+        """Give ``chunk`` its block (ring block by chunk id, or its stream's block)."""
+        if chunk.chunk_id is not None:
+            slot = chunk.chunk_id % self._ring
+        else:
+            stream = chunk.inc.stream
+            index = self._stream_slot.get(stream)
+            if index is None:
+                index = self._stream_slot[stream] = len(self._stream_slot)
+            slot = self._ring + index
+            if slot >= len(self._slot_chunk):
+                self._grow_tree(slot + 1)
+        assert self._slot_chunk[slot] is None, "two held chunks share a priority block"
+        self._slot_chunk[slot] = chunk
+        chunk.slot = slot
+        return slot
+
+    def _grow_tree(self, blocks: int) -> None:
+        """Make room for ``blocks`` blocks or more; leaves keep their positions: O(N)."""
+        assert self._tree is not None
+        blocks = max(blocks, 2 * len(self._slot_chunk) - self._ring)
+        leaves = np.zeros(blocks * self._block, np.float64)
+        leaves[: self._tree.capacity] = self._tree.leaves
+        self._tree = SumTree(len(leaves))
+        self._tree.set_all(leaves)
+        self._slot_chunk.extend([None] * (blocks - len(self._slot_chunk)))
+
+    def _clear_slot(self, chunk: _Chunk) -> None:
+        """Zero the leaves of ``chunk`` and free its block: O(chunk_size + log N)."""
+        assert self._tree is not None and chunk.slot is not None
+        k = self._rows_in_tree(chunk)
+        if k:
+            self._tree.set(chunk.slot * self._block + np.arange(k), 0.0)
+            self._tree_count -= k
+        self._slot_chunk[chunk.slot] = None
+        chunk.slot = None
+
+    def _move_completed(self) -> None:
+        """Move the chunks completed in their stream's block to their ring blocks."""
+        moved, self._moved = self._moved, []
+        if self._tree is None:
+            return
+        if not self._ring_fits():
+            self._drop_tree()  # too many chunks held for the ring: rebuild at the next call
+            return
+        tree, block = self._tree, self._block
+        for chunk in moved:
+            if chunk.slot is None:  # evicted already
+                continue
+            k = self._rows_in_tree(chunk)
+            count = self._tree_count
+            self._clear_slot(chunk)
+            slot = self._slot_for(chunk)
+            if k:
+                tree.set(slot * block + np.arange(k), self._leaf_values(chunk.priority[:k]))
+            self._tree_count = count
+
+    def _sync_tree(self, length: int, alpha: float) -> None:
+        """Bring the tree up to date for windows of ``length`` and exponent ``alpha``: steps
+        added since the last call enter as they become valid starts."""
+        if (
+            self._tree is None
+            or alpha != self._tree_alpha
+            or length != self._tree_length
+            or not self._ring_fits()
+        ):
+            self._build_tree(length, alpha)
+            return
+        leaves: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        block = self._block
+        for inc, _ in self._streams.values():  # only live incarnations grow
+            if not inc.chunks:
+                continue
+            lo = max(inc.tree_end, inc.chunks[0].start)
+            hi = inc.end() - length + 1
+            if hi <= lo:
+                continue
+            ci = bisect_right(inc.starts, lo) - 1
+            while ci < len(inc.chunks) and inc.chunks[ci].start < hi:
+                chunk = inc.chunks[ci]
+                r0 = max(0, lo - chunk.start)
+                r1 = min(chunk.length, hi - chunk.start)
+                slot = chunk.slot if chunk.slot is not None else self._slot_for(chunk)
+                leaves.append(slot * block + np.arange(r0, r1))
+                values.append(chunk.priority[r0:r1])
+                ci += 1
+            inc.tree_end = hi
+            self._tree_count += hi - lo
+        if leaves:
+            assert self._tree is not None
+            self._tree.set(np.concatenate(leaves), self._leaf_values(np.concatenate(values)))
 
     def _load_directory(self) -> set[str]:
         assert self.directory is not None
@@ -586,18 +828,35 @@ class ReplayBuffer:
                     raise ValueError(
                         f"array {key!r} has shape {arr.shape}, the name says {length} steps"
                     )
-        except Exception as e:  # any unreadable file is skipped, never fatal
-            warnings.warn(
-                f"replay: deleting unreadable chunk {path.name} in {self.directory} "
-                f"({type(e).__name__}: {e})",
-                stacklevel=4,
-            )
-            try:
-                path.unlink()
-            except OSError:
-                pass
+        except Exception as e:  # any unreadable file is set aside, never fatal
+            self._set_aside(path, f"{type(e).__name__}: {e}")
             return None
         return data
+
+    def _set_aside(self, path: Path, reason: str) -> None:
+        """Move the unreadable chunk file ``path`` into ``<directory>/damaged/`` (one warning)."""
+        assert self.directory is not None
+        damaged = self.directory / _DAMAGED_DIR
+        try:
+            damaged.mkdir(exist_ok=True)
+            target = damaged / path.name
+            n = 0
+            while target.exists():  # never overwrite what an earlier reload set aside
+                n += 1
+                target = damaged / f"{path.name}.{n}"
+            os.replace(path, target)
+        except OSError as e:
+            warnings.warn(
+                f"replay: unreadable chunk {path.name} in {self.directory} ({reason}) could "
+                f"not be moved into {damaged} ({type(e).__name__}: {e}); skipped, left in place",
+                stacklevel=5,
+            )
+            return
+        warnings.warn(
+            f"replay: unreadable chunk {path.name} in {self.directory} ({reason}); "
+            f"moved to {target}",
+            stacklevel=5,
+        )
 
     def _matches_schema(self, data: dict[str, np.ndarray]) -> bool:
         assert self._schema is not None
