@@ -77,3 +77,13 @@ def test_register_suite(monkeypatch):
     registry.register_suite("mine", "test suite", factory=factory)
     env = make_env("mine:target", seed=2)
     assert env.reset()["vector"].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "suite,module", [("atari", "ale_py"), ("minatar", "minatar"), ("crafter", "crafter")]
+)
+def test_optional_suites_have_factories_and_report_their_package(suite, module):
+    listed = {s["name"]: s for s in list_suites()}[suite]
+    assert listed["extra"] == suite
+    assert listed["installed"] == (importlib.util.find_spec(module) is not None)
+    assert registry._SUITES[suite].factory is not None

@@ -5,6 +5,7 @@ steps line up with actions in replay.
 """
 
 from worldmodels.envs.base import ActionSpace, Env, Spec, make_step
+from worldmodels.envs.crafter_env import crafter_score, crafter_success_rates
 from worldmodels.envs.registry import list_suites, make_env, register_suite
 from worldmodels.envs.vector import VectorEnv, make_vector_env
 
@@ -13,6 +14,8 @@ __all__ = [
     "Env",
     "Spec",
     "VectorEnv",
+    "crafter_score",
+    "crafter_success_rates",
     "list_suites",
     "make_env",
     "make_step",

@@ -18,6 +18,8 @@ from worldmodels.envs.base import Env
 from worldmodels.errors import MissingExtraError, UserError
 
 OBS_MODES = ("vector", "pixels")
+REPEAT_SUITES = ("gym", "dmc", "atari")
+"""Suites whose factory takes ``action_repeat`` (the others take only 1)."""
 
 #: factory(name, *, obs, seed, size, **kwargs) -> Env, where name is the part after the colon.
 Factory = Callable[..., Env]
@@ -80,11 +82,14 @@ def make_env(
 ) -> Env:
     """Build an environment from ``'suite:name'``, e.g. ``make_env('gym:CartPole-v1')``.
 
-    ``obs``: ``'vector'`` or ``'pixels'`` (``'image'`` uint8 of shape ``(*size, 3)``).
+    ``obs``: ``'vector'`` or ``'pixels'`` (``'image'`` uint8 of shape ``(*size, 3)``; grey
+    Atari has 1 channel and MinAtar one per object kind).
     ``seed`` seeds the env's first reset. Extra keyword arguments go to the suite's factory
     (for ``gym:`` they go to ``gymnasium.make``, e.g. ``max_episode_steps=100``).
-    ``action_repeat=R`` (``gym:`` and ``dmc:``) repeats each action R simulator steps and sums
-    the rewards; other suites accept only 1.
+    ``action_repeat=R`` (``gym:``, ``dmc:`` and ``atari:``, where it is the frame skip) repeats
+    each action R simulator steps and sums the rewards; other suites accept only 1. The other
+    settings of ``atari:``, ``minatar:`` and ``crafter:`` envs are listed in the docstrings of
+    ``worldmodels.envs.atari``, ``.minatar_env`` and ``.crafter_env``.
     Bad input raises :class:`UserError` with a one-line message naming the fix.
     """
     suite_name, name = _split_id(env_id)
@@ -108,14 +113,14 @@ def make_env(
         )
     if "action_repeat" in kwargs:
         repeat = check_action_repeat(kwargs["action_repeat"], env_id)
-        if suite_name in ("gym", "dmc"):
+        if suite_name in REPEAT_SUITES:
             kwargs["action_repeat"] = repeat
         elif repeat == 1:
             del kwargs["action_repeat"]
         else:
             raise UserError(
-                f"env '{env_id}' has no action repeat (only gym: and dmc: envs do), got "
-                f"{repeat}; fix: set run.action_repeat to 0 (the suite's default)"
+                f"env '{env_id}' has no action repeat (only {', '.join(REPEAT_SUITES)} envs do), "
+                f"got {repeat}; fix: set run.action_repeat to 0 (the suite's default)"
             )
     return suite.factory(name, obs=obs, seed=seed, size=size, **kwargs)
 
@@ -270,6 +275,39 @@ def _make_board(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwar
     return make_board(name, obs=obs, seed=seed, size=size, **kwargs)
 
 
+# -- atari, minatar, crafter ----------------------------------------------------------------
+
+
+def _check_options(env_id: str, kwargs: dict[str, Any], options: tuple[str, ...]) -> None:
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise UserError(
+            f"env '{env_id}' takes {', '.join(options)}, got {', '.join(unknown)}; "
+            "fix: drop or rename them"
+        )
+
+
+def _make_atari(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs: Any) -> Env:
+    from worldmodels.envs.atari import OPTIONS, AtariEnv
+
+    _check_options(f"atari:{name}", kwargs, OPTIONS)
+    return AtariEnv(name, obs=obs, seed=seed, size=size, **kwargs)
+
+
+def _make_minatar(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs: Any) -> Env:
+    from worldmodels.envs.minatar_env import OPTIONS, MinAtarEnv
+
+    _check_options(f"minatar:{name}", kwargs, OPTIONS)
+    return MinAtarEnv(name, obs=obs, seed=seed, size=size, **kwargs)
+
+
+def _make_crafter(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs: Any) -> Env:
+    from worldmodels.envs.crafter_env import OPTIONS, CrafterEnv
+
+    _check_options(f"crafter:{name}", kwargs, OPTIONS)
+    return CrafterEnv(name, obs=obs, seed=seed, size=size, **kwargs)
+
+
 # -- suites ----------------------------------------------------------------------------------
 
 register_suite("gym", "any Gymnasium id, e.g. gym:CartPole-v1", factory=_make_gym)
@@ -281,9 +319,27 @@ register_suite(
     module="dm_control",
     factory=_make_dmc,
 )
-register_suite("atari", "Atari 2600 via ALE, e.g. atari:pong", extra="atari", module="ale_py")
-register_suite("minatar", "MinAtar, e.g. minatar:breakout", extra="minatar", module="minatar")
-register_suite("crafter", "Crafter, e.g. crafter:reward", extra="crafter", module="crafter")
+register_suite(
+    "atari",
+    "Atari 2600 via ALE from pixels, frame skip 4, sticky actions 0.25, e.g. atari:pong",
+    extra="atari",
+    module="ale_py",
+    factory=_make_atari,
+)
+register_suite(
+    "minatar",
+    "MinAtar 10x10 games from pixels or vector, sticky actions 0.1, e.g. minatar:breakout",
+    extra="minatar",
+    module="minatar",
+    factory=_make_minatar,
+)
+register_suite(
+    "crafter",
+    "Crafter from pixels with achievement logs: crafter:reward, crafter:noreward",
+    extra="crafter",
+    module="crafter",
+    factory=_make_crafter,
+)
 register_suite(
     "board",
     "two-player board games in numpy: board:tic_tac_toe, board:connect_four",
