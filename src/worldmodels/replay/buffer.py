@@ -30,7 +30,7 @@ The draws go through a :class:`~worldmodels.replay.sumtree.SumTree` over p_i^a, 
 at the first prioritised call and rebuilt only when a call brings another ``a`` or ``length``.
 Its leaves come in blocks of ``chunk_size`` (or of the longest chunk reloaded from disk), one
 block per held chunk: completed chunk ``chunk_id`` uses block ``chunk_id mod R``, where the ring
-size R is ``capacity // chunk_size`` plus some slack (doubled, with a rebuild, when many short
+size R is ``capacity // chunk_size`` plus some slack (widened, with a rebuild, when many short
 flushed chunks are held), and the partial chunk of each stream uses that stream's block after
 the ring. Row r of a chunk is leaf ``block * block_size + r`` and holds p^a while the step is a
 valid start, else 0: the last ``length - 1`` steps of an incarnation enter the tree only once
@@ -623,11 +623,11 @@ class ReplayBuffer:
     def _ring_size(self) -> int:
         """R for the completed chunks held now: a function of the held chunk ids only."""
         n = self.capacity // self.chunk_size
-        ring = n + 2 + max(8, n // 16)
+        ring = n + 2 + max(8, n // 64)  # full chunks, two in flight, a few short ones
         if self._completed:
             span = self._completed[-1].chunk_id - self._completed[0].chunk_id + 1
-            while ring < span:
-                ring *= 2
+            if span > ring:  # many short (flushed) chunks: grow by a quarter, not per chunk
+                ring = span + max(8, span // 4)
         return ring
 
     def _ring_fits(self) -> bool:
