@@ -15,12 +15,13 @@ is timed in three modes:
   sample, so new steps enter the tree and full chunks are evicted as in training.
 
 Each mode runs ``--blocks`` blocks of ``--samples`` iterations after a warm-up (the first
-prioritised call builds the sum tree; its time is printed apart); the table gives the median
-block's wall time per iteration and per window (/16), the median process CPU time per
-iteration, and, per mode, the ratio of the largest capacity to the smallest (of the wall and of
-the CPU times: on a shared machine the CPU time is the steadier of the two). ``--impl FILE``
-loads ``ReplayBuffer`` from another standalone ``buffer.py`` (e.g. an older version, written
-out with ``git show REV:src/worldmodels/replay/buffer.py > old.py``) to compare against.
+prioritised call builds the sum tree; its time is printed apart); the table gives the wall time
+per iteration of the fastest block (min: the least disturbed by other processes on a shared
+machine) and of the median block, the fastest block's time per window (/16) and process CPU
+time per iteration, and, per mode, the ratios of the largest capacity to the smallest.
+``--impl FILE`` loads ``ReplayBuffer`` from another standalone ``buffer.py`` (e.g. an older
+version, written out with ``git show REV:src/worldmodels/replay/buffer.py > old.py``) to
+compare against.
 
 Memory mode: a ``ReplayBuffer(--memory-capacity)`` receives twice its capacity in steps of a
 64x64x3 uint8 ``image`` plus an 8-float ``vector`` (8 streams through ``add_batch``), with a
@@ -107,8 +108,9 @@ def fill(rb, steps: int, rng: np.random.Generator) -> float:
     return time.perf_counter() - start
 
 
-def time_mode(rb, mode: str, samples: int, blocks: int, rng) -> tuple[float, float]:
-    """Median (wall, CPU) seconds per iteration of ``mode`` over ``blocks`` blocks."""
+def time_mode(rb, mode: str, samples: int, blocks: int, rng) -> tuple[float, float, float]:
+    """Seconds per iteration of ``mode``: (fastest block's wall, median block's wall, fastest
+    block's CPU) over ``blocks`` blocks of ``samples`` iterations."""
     new = vector_steps(rng, STREAMS)
     prioritised = mode != "uniform"
 
@@ -130,7 +132,7 @@ def time_mode(rb, mode: str, samples: int, blocks: int, rng) -> tuple[float, flo
             once()
         walls.append((time.perf_counter() - wall) / samples)
         cpus.append((time.process_time() - cpu) / samples)
-    return statistics.median(walls), statistics.median(cpus)
+    return min(walls), statistics.median(walls), min(cpus)
 
 
 def sampling(args, ReplayBuffer) -> None:
@@ -138,15 +140,15 @@ def sampling(args, ReplayBuffer) -> None:
     print(
         f"sample({BATCH}, {LENGTH}); {STREAMS} streams, chunk {CHUNK}; prioritised: alpha {ALPHA}, "
         f"beta {BETA}, update_priorities after each sample; {args.blocks} blocks of "
-        f"{args.samples} iterations, median block"
+        f"{args.samples} iterations; min = fastest block, med = median block"
     )
     print()
     print(
-        "| capacity | mode | ms / iteration | us / window | CPU ms / iteration | fill s | "
-        "first prioritised call ms |"
+        "| capacity | mode | ms / iteration, min | ms / iteration, med | us / window, min | "
+        "CPU ms / iteration, min | fill s | first prioritised call ms |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    results: dict[tuple[int, str], tuple[float, float]] = {}
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    results: dict[tuple[int, str], tuple[float, float, float]] = {}
     for capacity in args.capacities:
         rng = np.random.default_rng(0)
         rb = ReplayBuffer(capacity, chunk_size=CHUNK, seed=0)
@@ -155,22 +157,22 @@ def sampling(args, ReplayBuffer) -> None:
         rb.sample(BATCH, LENGTH, priority_alpha=ALPHA, priority_beta=BETA)
         first_ms = 1e3 * (time.perf_counter() - start)
         for mode in modes:
-            wall, cpu = time_mode(rb, mode, args.samples, args.blocks, rng)
-            results[(capacity, mode)] = (wall, cpu)
+            wall, median, cpu = time_mode(rb, mode, args.samples, args.blocks, rng)
+            results[(capacity, mode)] = (wall, median, cpu)
             print(
-                f"| {capacity:,} | {mode} | {1e3 * wall:.3f} | {1e6 * wall / BATCH:.1f} | "
-                f"{1e3 * cpu:.3f} | {fill_s:.1f} | {first_ms:.1f} |",
+                f"| {capacity:,} | {mode} | {1e3 * wall:.3f} | {1e3 * median:.3f} | "
+                f"{1e6 * wall / BATCH:.1f} | {1e3 * cpu:.3f} | {fill_s:.1f} | {first_ms:.1f} |",
                 flush=True,
             )
         del rb
     lo, hi = min(args.capacities), max(args.capacities)
     if lo != hi:
         print()
-        print(f"| mode | ratio {hi:,} / {lo:,}, wall | ratio {hi:,} / {lo:,}, CPU |")
-        print("|---|---:|---:|")
+        print(f"| mode | ratio {hi:,} / {lo:,}: wall, min | wall, med | CPU, min |")
+        print("|---|---:|---:|---:|")
         for mode in modes:
-            (wall_hi, cpu_hi), (wall_lo, cpu_lo) = results[(hi, mode)], results[(lo, mode)]
-            print(f"| {mode} | {wall_hi / wall_lo:.2f} | {cpu_hi / cpu_lo:.2f} |")
+            ratios = [h / l for h, l in zip(results[(hi, mode)], results[(lo, mode)])]
+            print(f"| {mode} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
 
 
 def memory(args, ReplayBuffer) -> int:
@@ -225,7 +227,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--capacities", type=int, nargs="+", default=[20_000, 200_000, 2_000_000])
     p.add_argument("--samples", type=int, default=100, help="iterations per timed block")
-    p.add_argument("--blocks", type=int, default=5, help="timed blocks per mode")
+    p.add_argument("--blocks", type=int, default=10, help="timed blocks per mode")
     p.add_argument("--impl", help="standalone buffer.py to take ReplayBuffer from")
     p.add_argument("--memory", action="store_true", help="resident memory over 2x capacity")
     p.add_argument("--memory-capacity", type=int, default=200_000)
