@@ -67,6 +67,7 @@ _TMP_SUFFIX = ".tmp"
 _NOT_COMPLETED = 1 << 62  # sort key of an incarnation whose first chunk is still partial
 _FORMAT = 1
 _DAMAGED_DIR = "damaged"  # unreadable chunk files are moved here on reload
+_PENDING_MAX = 4096  # priority updates held back for the next prioritised call, at most
 
 
 class _Chunk:
@@ -200,6 +201,7 @@ class ReplayBuffer:
         self._slot_chunk: list[_Chunk | None] = []  # block -> the chunk whose rows it holds
         self._stream_slot: dict[int, int] = {}  # stream -> its partial block, minus R
         self._moved: list[_Chunk] = []  # completed chunks still in their stream's block
+        self._pending: list[int] = []  # leaves whose priority changed since the last call
         loaded_uids: set[str] = set()
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -345,7 +347,8 @@ class ReplayBuffer:
 
     def update_priorities(self, index: np.ndarray, priority: np.ndarray) -> None:
         """Set the priority of the window starts ``index`` ([B, 2] from :meth:`sample`) to
-        ``priority`` ([B], > 0); starts evicted since the sample are skipped. O(B log N)."""
+        ``priority`` ([B], > 0); starts evicted since the sample are skipped. O(B log N): the
+        tree takes the new values at the next prioritised call, with the steps added since."""
         index = np.asarray(index, np.int64).reshape(-1, 2)
         priority = np.asarray(priority, np.float64).reshape(-1)
         if index.shape[0] != priority.shape[0]:
@@ -354,8 +357,6 @@ class ReplayBuffer:
             raise ValueError("priorities must be finite and > 0")
         self._prioritized = True
         tree = self._tree
-        leaves: list[int] = []
-        values: list[float] = []
         for (created, pos), p in zip(index.tolist(), priority.tolist()):
             inc = self._incs.get(created)
             if inc is None or not inc.chunks or pos < inc.starts[0]:
@@ -367,10 +368,9 @@ class ReplayBuffer:
                 self._max_priority = max(self._max_priority, p)
                 if tree is not None and pos < inc.tree_end:
                     assert chunk.slot is not None
-                    leaves.append(chunk.slot * self._block + row)
-                    values.append(p)
-        if leaves:
-            tree.set(np.array(leaves, np.int64), self._leaf_values(np.array(values)))
+                    self._pending.append(chunk.slot * self._block + row)
+        if len(self._pending) > _PENDING_MAX:
+            self._apply_pending()
 
     def flush(self) -> None:
         """Write every non-empty partial chunk to disk now (no-op without a directory).
@@ -615,6 +615,7 @@ class ReplayBuffer:
         self._slot_chunk = []
         self._stream_slot = {}
         self._moved = []
+        self._pending = []
         self._tree_count = 0
         for inc in self._incs.values():
             for chunk in inc.chunks:
@@ -732,8 +733,8 @@ class ReplayBuffer:
         ):
             self._build_tree(length, alpha)
             return
-        leaves: list[np.ndarray] = []
-        values: list[np.ndarray] = []
+        pending = self._take_pending()
+        leaves, values = [pending[0]], [pending[1]]
         block = self._block
         for inc, _ in self._streams.values():  # only live incarnations grow
             if not inc.chunks:
@@ -753,9 +754,33 @@ class ReplayBuffer:
                 ci += 1
             inc.tree_end = hi
             self._tree_count += hi - lo
-        if leaves:
+        leaves_all = np.concatenate(leaves)
+        if leaves_all.size:
             assert self._tree is not None
-            self._tree.set(np.concatenate(leaves), self._leaf_values(np.concatenate(values)))
+            self._tree.set(leaves_all, self._leaf_values(np.concatenate(values)))
+
+    def _take_pending(self) -> tuple[np.ndarray, np.ndarray]:
+        """The held-back leaves ([K] int64) and the current priorities ([K] float64) of the
+        rows they hold now. A leaf whose chunk moved or left since is still rewritten with the
+        priority of whatever row holds it now (or skipped if none): always the right value."""
+        pending, self._pending = self._pending, []
+        leaves: list[int] = []
+        values: list[float] = []
+        block = self._block
+        for leaf in pending:
+            slot, row = divmod(leaf, block)
+            chunk = self._slot_chunk[slot]
+            if chunk is not None and row < self._rows_in_tree(chunk):
+                leaves.append(leaf)
+                values.append(chunk.priority[row])
+        return np.array(leaves, np.int64), np.array(values, np.float64)
+
+    def _apply_pending(self) -> None:
+        """Write the held-back priority updates into the tree now."""
+        leaves, values = self._take_pending()
+        if leaves.size:
+            assert self._tree is not None
+            self._tree.set(leaves, self._leaf_values(values))
 
     def _load_directory(self) -> set[str]:
         assert self.directory is not None

@@ -149,4 +149,5 @@ class SumTree:
         tree = self._tree
         for _ in range(self._depth):
             nodes = nodes >> 1
-            tree[nodes] = tree[2 * nodes] + tree[2 * nodes + 1]
+            left = nodes << 1
+            tree[nodes] = tree[left] + tree[left + 1]
