@@ -34,9 +34,11 @@ size R is ``capacity // chunk_size`` plus some slack (widened, with a rebuild, w
 flushed chunks are held), and the partial chunk of each stream uses that stream's block after
 the ring. Row r of a chunk is leaf ``block * block_size + r`` and holds p^a while the step is a
 valid start, else 0: the last ``length - 1`` steps of an incarnation enter the tree only once
-later steps arrive (at the next prioritised call, in one batched update), an evicted chunk zeroes
-its leaves, a completing chunk moves from its stream's block to its ring block. So a draw costs
-O(log N), a priority update O(log N), an added step O(log N) amortised, none O(N). The layout
+later steps arrive, an evicted chunk zeroes its leaves, a completing chunk moves from its
+stream's block to its ring block. New valid starts and :meth:`update_priorities` reach the tree
+at the next prioritised call, in one batched update. So a draw costs O(log N), a priority update
+O(log N), an added step O(log N) amortised (evictions and moves: O(chunk_size + log N) per
+chunk), none O(N). The layout
 depends only on the held chunks (given R), so a buffer reloaded from its flushed directory holds
 the same leaves and draws the same windows as the original.
 """
