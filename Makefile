@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup setup-dev demo test lint format bench-cartpole bench-pendulum bench-tdmpc2-pendulum bench-muzero-cartpole bench-mcts clean
+.PHONY: setup setup-dev demo test lint format bench-cartpole bench-pendulum bench-tdmpc2-pendulum \
+	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-mcts bench-replay bench-resume clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,12 +25,12 @@ demo: setup
 		--run-dir runs/demo-cartpole-$$(date +%Y%m%d-%H%M%S)
 
 lint: setup-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 format: setup-dev
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools
 
 test: setup-dev lint
 	$(BIN)/python -m pytest -q
@@ -46,8 +47,21 @@ bench-tdmpc2-pendulum: setup
 bench-muzero-cartpole: setup
 	$(BIN)/python benchmarks/learning.py --agent muzero --env gym:CartPole-v1 --steps 50000 --seeds 0 1 2
 
+# The launcher of benchmarks/learning.py (one job per seed), fed a job file: 9 long runs, two at a
+# time; runs left at the budget (seconds) resume where they were on the next `make` of it.
+BUDGET ?= 36000
+bench-dreamer-v1-v2-planet: setup
+	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_dreamer_v1_v2_planet.txt \
+		--out runs/bench/dreamer-v1-v2-planet --resume --max-parallel 2 --budget $(BUDGET)
+
 bench-mcts: setup
 	$(BIN)/python benchmarks/mcts_speed.py --repeats 5
+
+bench-replay: setup
+	$(BIN)/python benchmarks/replay_sampling.py
+
+bench-resume: setup
+	$(BIN)/python benchmarks/resume.py --env gym:CartPole-v1 --preset debug --steps 4000 --kills 3
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -1,25 +1,15 @@
-"""benchmarks/cem_pendulum_oracle.py: its batched Pendulum copy is gymnasium's Pendulum-v1 step
-for step, and the oracle objective sums the rewards of R repeated simulator steps."""
-
-import importlib.util
-from pathlib import Path
+"""worldmodels.diagnostics.pendulum (tools/cem_pendulum_oracle.py's model): its batched
+Pendulum copy is gymnasium's Pendulum-v1 step for step, and the oracle objective sums the rewards
+of R repeated simulator steps."""
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cem_pendulum_oracle.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("cem_pendulum_oracle", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from worldmodels.diagnostics import pendulum as mod
 
 
 def test_pendulum_copy_matches_gymnasium():
-    mod = _module()
     env = gym.make("Pendulum-v1")
     env.reset(seed=3)
     rng = np.random.default_rng(0)
@@ -39,7 +29,6 @@ def test_pendulum_copy_matches_gymnasium():
 
 
 def test_oracle_objective_sums_repeated_steps():
-    mod = _module()
     th0, thdot0, repeat = 2.0, -0.5, 3
     actions = torch.tensor([[0.5, -1.0], [0.0, 1.0]]).reshape(1, 2, 2, 1)  # [B=1, P=2, H=2, A=1]
     score = mod.oracle_objective(th0, thdot0, repeat)(actions)

@@ -1,7 +1,7 @@
-"""benchmarks/parallel.py: job-file parsing, a job that finishes is evaluated, a job over the
-budget is stopped, and both land in summary.json / summary.md."""
+"""worldmodels.bench.jobs (benchmarks/parallel.py's launcher): job-file parsing, a job that
+finishes is evaluated, a job over the budget is stopped, and both land in summary.json /
+summary.md; the checked-in benchmark job files make valid runs."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,18 +10,15 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "parallel.py"
+from worldmodels.bench import jobs as launcher
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("parallel_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH = [sys.executable, "-m", "worldmodels.bench.jobs"]
+JOB_FILES = sorted(p.name for p in (ROOT / "benchmarks").glob("jobs_*.txt"))
 
 
 def test_parse_jobs_reads_names_and_arguments_and_skips_comments():
-    par = _module()
+    par = launcher
     jobs = par.parse_jobs("# a comment\n\na: dreamerv1 --env gym:Pendulum-v1  # tail\nb: planet\n")
     assert jobs == [("a", ["dreamerv1", "--env", "gym:Pendulum-v1"]), ("b", ["planet"])]
     assert par.target_steps(["x", "--steps", "5000"]) == 5000 and par.target_steps(["x"]) is None
@@ -30,13 +27,13 @@ def test_parse_jobs_reads_names_and_arguments_and_skips_comments():
 @pytest.mark.parametrize("text", ["no colon here", "a:", ": planet", "a: planet\na: planet"])
 def test_parse_jobs_rejects_bad_lines(text):
     with pytest.raises(SystemExit):
-        _module().parse_jobs(text)
+        launcher.parse_jobs(text)
 
 
 def test_eval_curve_reads_the_trainers_metric_rows(tmp_path):
     rows = [{"step": 5, "loss": 1.0}, {"step": 10, "eval/return_mean": -3.5}]
     (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n{cut")
-    par = _module()
+    par = launcher
     read = par.read_metrics(tmp_path)
     assert par.eval_curve(read) == [(10, -3.5)] and par.last_step(read) == 10
 
@@ -48,8 +45,8 @@ def test_finished_job_is_evaluated_and_a_job_over_budget_is_stopped(tmp_path):
         f"short: {toy} --steps 40 --set run.prefill=20\nbad: dreamerv3 --env gym:Nope\n"
     )
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
-    cmd = [sys.executable, str(SCRIPT), "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [*LAUNCH, "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
     subprocess.run([*cmd, "--budget", "600"], check=True, env=env, capture_output=True)
     summary = json.loads((out / "summary.json").read_text())["results"]["short"]
     assert summary["finished"] and summary["steps"] == 40, summary
@@ -79,8 +76,8 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
     jobs = tmp_path / "jobs.txt"
     longer = short.replace("--steps 40", "--steps 80")
     jobs.write_text(f"a: {longer}\nb: {short}\nc: {short}\nd: {short}\n")  # c: never started
-    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1] / "src")}
-    cmd = [sys.executable, str(SCRIPT), "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [*LAUNCH, "--jobs", str(jobs), "--out", str(out), "--episodes", "2"]
     args = ["--resume", "--max-parallel", "1", "--budget", "600"]
     done = subprocess.run([*cmd, *args], check=True, env=env, capture_output=True, text=True)
     res = json.loads((out / "summary.json").read_text())["results"]
@@ -101,17 +98,19 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
     assert res["a"]["final_eval"] == final
 
 
-@pytest.mark.parametrize(
-    "jobs_file", ["cpu_jobs_issue3.txt", "gpu_jobs_issue3.txt", "gpu_jobs_planet.txt"]
-)
+def test_there_are_benchmark_job_files():
+    assert JOB_FILES, "benchmarks/jobs_*.txt: none found"
+
+
+@pytest.mark.parametrize("jobs_file", JOB_FILES)
 def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
-    """Every job of the campaign files resolves to a run (agent, presets, --set keys, env id and
-    action repeat checked, config.json written) before anyone spends hours on it."""
+    """Every job of the benchmark job files resolves to a run (agent, presets, --set keys, env id
+    and action repeat checked, config.json written) before anyone spends hours on it."""
     from worldmodels.cli import _parser, train_overrides
     from worldmodels.train.run import new_run
 
-    mod = _module()
-    path = SCRIPT.parent / jobs_file
+    mod = launcher
+    path = ROOT / "benchmarks" / jobs_file
     for name, job in mod.parse_jobs(path.read_text()):
         args = _parser().parse_args(["train", *job])
         if args.env.startswith("dmc:"):
@@ -127,13 +126,3 @@ def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
         )
         assert info.config.run.steps == args.steps, name
         assert (tmp_path / name / "config.json").exists(), name
-
-
-def test_gpu_planet_jobs_are_the_cpu_campaigns():
-    """The GPU jobs' PlaNet jobs train exactly as the CPU campaign's, so their figures count for
-    the same target."""
-    mod = _module()
-    cpu = dict(mod.parse_jobs((SCRIPT.parent / "cpu_jobs_issue3.txt").read_text()))
-    gpu = dict(mod.parse_jobs((SCRIPT.parent / "gpu_jobs_planet.txt").read_text()))
-    assert sorted(gpu) == ["planet-pendulum-0", "planet-pendulum-1", "planet-pendulum-2"]
-    assert all(gpu[name] == cpu[name] for name in gpu)

@@ -1,28 +1,14 @@
-"""benchmarks/planet_model_diagnose.py: replay windows stay inside one episode, its rank
-correlation is Spearman's, and the script runs end to end on a tiny PlaNet run."""
-
-import importlib.util
-import sys
-from pathlib import Path
+"""worldmodels.diagnostics.planet_model (tools/planet_model_diagnose.py): replay windows stay
+inside one episode, its rank correlation is Spearman's, and the diagnosis runs end to end on a
+tiny PlaNet run; worldmodels.diagnostics.planet_sensitivity runs at debug size."""
 
 import numpy as np
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _module(name: str = "planet_model_diagnose"):
-    sys.path.insert(0, str(BENCH))  # the scripts import their neighbours
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
+from worldmodels.diagnostics import planet_model, planet_sensitivity
 
 
 def test_windows_stay_inside_one_episode():
-    mod = _module()
+    mod = planet_model
     is_first = np.zeros(12, dtype=bool)
     is_first[[0, 5]] = True  # episodes [0, 5) and [5, 12)
     starts = mod.valid_starts({"is_first": is_first}, context=2, horizon=2)
@@ -31,7 +17,7 @@ def test_windows_stay_inside_one_episode():
 
 
 def test_spearman_by_hand():
-    mod = _module()
+    mod = planet_model
     a = np.array([0.1, 0.5, 0.3, 0.9])
     assert mod.spearman(a, a**3) == 1.0  # monotone transform keeps ranks
     assert mod.spearman(a, -a) == -1.0
@@ -55,7 +41,7 @@ def test_runs_on_a_tiny_planet_run(tmp_path, capsys):
         run_dir=run,
     )
     Trainer(info, progress=False).train()
-    mod = _module()
+    mod = planet_model
     args = [str(run), "--starts", "4", "--sequences", "8", "--cem-starts", "2", "--horizon", "4"]
     assert mod.main(args) == 0
     out = capsys.readouterr().out
@@ -64,7 +50,7 @@ def test_runs_on_a_tiny_planet_run(tmp_path, capsys):
 
 
 def test_refuses_other_runs_with_one_line(tmp_path, capsys):
-    mod = _module()
+    mod = planet_model
     (tmp_path / "config.json").write_text('{"agent": "dreamerv1", "env": "gym:Pendulum-v1"}')
     assert mod.main([str(tmp_path)]) == 2
     assert mod.main([str(tmp_path / "missing")]) == 2
@@ -77,14 +63,14 @@ def test_action_sensitivity_of_the_equations_by_hand(capsys):
     change the velocity by +-3 * 2 * 0.05 = +-0.3 in the first sim step, which moves theta to
     pi +- 0.015; the second adds +-0.3 plus gravity 0.75 * sin(pi +- 0.015) = -+0.75 sin(0.015).
     Apart: 1.2 - 1.5 sin(0.015)."""
-    mod = _module()
+    mod = planet_model
     sens, dv = mod.true_action_sensitivity(np.array([np.pi]), np.array([0.0]), 1, 2)
     assert abs(dv[0] - (1.2 - 1.5 * np.sin(0.015))) < 1e-9
     assert sens[0] >= 0.0
 
 
 def test_sensitivity_from_random_runs_at_debug_size(capsys):
-    mod = _module("planet_sensitivity_from_random")
+    mod = planet_sensitivity
     args = ["--data", "300", "--updates", "2", "--every", "1", "--probes", "4", "--samples", "2"]
     args += ["--eval-episodes", "2"]
     assert mod.main([*args, "--preset", "debug"]) == 0

@@ -1,23 +1,17 @@
-"""benchmarks/results_table.py: the committed result tables (docs/results.md, docs/agents/*.md,
-README.md's status) are what benchmarks/results.csv renders to, so the two never drift."""
+"""worldmodels.bench.results_table (benchmarks/results_table.py): the committed result tables
+(docs/results.md, docs/agents/*.md, README.md's status) are what benchmarks/results.csv renders
+to, so the two never drift."""
 
-import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "results_table.py"
+from worldmodels.bench import results_table as mod
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_committed_pages_match_results_csv():
-    mod = _module()
-    pages = mod.pages()
-    assert mod.DOC in pages and len(pages) == 2 + len(mod.PAGES)
+    pages = mod.pages(ROOT)
+    assert ROOT / mod.DOC in pages and len(pages) == 2 + len(mod.PAGES)
     for path, block in pages.items():
         doc = path.read_text()
         assert mod.splice(doc, block) == doc, (
@@ -26,7 +20,6 @@ def test_committed_pages_match_results_csv():
 
 
 def test_result_cell_median_and_range():
-    mod = _module()
     cell = mod.result_cell("9.85;9.85;9.65;9.55;9.7;9.9", "met")
     assert cell == (
         "median **9.775** (min 9.55, max 9.9; per seed 9.85 / 9.85 / 9.65 / 9.55 / 9.7 / 9.9); met"

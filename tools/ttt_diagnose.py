@@ -1,6 +1,6 @@
 """Grade a MuZero tic-tac-toe run against exact minimax, position by position.
 
-    python benchmarks/ttt_diagnose.py RUN_DIR [--simulations N]
+    python tools/ttt_diagnose.py RUN_DIR [--simulations N]
 
 Over every non-terminal position reachable from the empty board (4,520, from the player to
 move's side) it prints how well the network knows the game: the correlation of the value head

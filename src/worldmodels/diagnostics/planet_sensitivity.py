@@ -1,13 +1,14 @@
 """Does a fresh PlaNet model learn how the action moves Pendulum, given plenty of data?
 
 A new PlaNet agent (the preset, plus any ``--set``) is trained offline on ``--data`` steps of
-uniformly random actions on gym:Pendulum-v1 (action repeat 2, as issue #3's runs), with the
-run's batch size and length. Every ``--every`` updates it prints the model's action sensitivity
-on 64 probe windows of that data (benchmarks/planet_model_diagnose.py, figure 4): the median
+uniformly random actions on gym:Pendulum-v1 (action repeat 2, as PlaNet's Pendulum runs in
+docs/results.md), with the run's batch size and length. Every ``--every`` updates it prints the
+model's action sensitivity on 64 probe windows of that data
+(:mod:`worldmodels.diagnostics.planet_model`, figure 4): the median
 |12-step predicted reward sum under constant +1 minus under -1| against the same from
 Pendulum's equations, and the one-step decoded angular velocity difference.
 
-    python benchmarks/planet_sensitivity_from_random.py --data 20000 --updates 1500 --every 250
+    python tools/planet_sensitivity_from_random.py --data 20000 --updates 1500 --every 250
 
 ``--eval-episodes N`` then lets the trained agent plan (CEM, eval mode) on N real Pendulum
 episodes, side by side, and prints their returns: does a model learned from random data alone
@@ -24,11 +25,11 @@ import time
 
 import numpy as np
 import torch
-from planet_model_diagnose import model_action_sensitivity, true_action_sensitivity
 
 from worldmodels.agents import build_config
 from worldmodels.agents.planet import PlaNetAgent
 from worldmodels.config import parse_set_args
+from worldmodels.diagnostics.planet_model import model_action_sensitivity, true_action_sensitivity
 from worldmodels.envs import make_env
 from worldmodels.envs.vector import VectorEnv
 from worldmodels.replay import random_replay

@@ -18,7 +18,7 @@ states replayed out of the run's own buffer:
    rollouts), against the same difference from the exact equations; and one step ahead, the
    decoded angular velocity under +1 minus under -1 against the true difference.
 
-    python benchmarks/planet_model_diagnose.py runs/issue3/planet-pendulum-0 --starts 100
+    python tools/planet_model_diagnose.py RUN_DIR --starts 100
 
 Prints the command, the checkpoint's step, the settings and the figures. Reads only.
 """
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cem_pendulum_oracle import MAX_TORQUE, oracle_objective, pendulum_step
 
 import worldmodels
+from worldmodels.diagnostics.pendulum import MAX_TORQUE, oracle_objective, pendulum_step
 from worldmodels.planners import CEM, CEMConfig
 
 

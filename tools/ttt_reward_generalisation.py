@@ -1,6 +1,6 @@
 """How far a MuZero reward model generalises from a tic-tac-toe self-play replay.
 
-    python benchmarks/ttt_reward_generalisation.py RUN_DIR [--updates 4000]
+    python tools/ttt_reward_generalisation.py RUN_DIR [--updates 4000]
 
 Reads the run's replay, counts which (position, winning move) pairs self-play ever stored, then
 fits a fresh network of the run's size (representation h and dynamics g, scalar reward head) on

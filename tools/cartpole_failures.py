@@ -1,4 +1,4 @@
-"""Why a CartPole agent's eval episodes end early: python benchmarks/cartpole_failures.py RUN_DIR
+"""Why a CartPole agent's eval episodes end early: python tools/cartpole_failures.py RUN_DIR
 [--episodes 16] [--seed 4242].
 
 Plays greedy episodes side by side (the run's own eval setting) and prints, per episode, its

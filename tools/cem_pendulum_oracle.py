@@ -4,11 +4,12 @@ PlaNet plans H = 12 steps ahead, and the paper always acts with an action repeat
 (planet/scripts/tasks.py), so its plans span 24-96 simulator steps. On Pendulum-v1 (dt 0.05 s)
 the library's default repeat for `gym:` is 1: 12 steps = 0.6 s. This script removes the learned
 model from the question: the library's CEM planner (`worldmodels.planners.CEM`) scores candidate
-sequences with an exact batched copy of Pendulum-v1's equations, and the actions run in the real
-gymnasium env (each repeated R times, rewards summed). Whatever return it gets is an upper bound
+sequences with an exact batched copy of Pendulum-v1's equations
+(`worldmodels.diagnostics.pendulum`), and the actions run in the real gymnasium env (each
+repeated R times, rewards summed). Whatever return it gets is an upper bound
 for PlaNet with a perfect model at that horizon and repeat.
 
-    python benchmarks/cem_pendulum_oracle.py --repeats 1 2 4 --episodes 10
+    python tools/cem_pendulum_oracle.py --repeats 1 2 4 --episodes 10
 
 Prints one line per repeat (median, min, max and mean of the episode returns) and the command,
 settings and hardware.
@@ -25,38 +26,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from worldmodels.diagnostics.pendulum import MAX_TORQUE, oracle_objective
 from worldmodels.planners import CEM, CEMConfig
-
-G, M, L, DT, MAX_SPEED, MAX_TORQUE = 10.0, 1.0, 1.0, 0.05, 8.0, 2.0
-
-
-def pendulum_step(th: torch.Tensor, thdot: torch.Tensor, u: torch.Tensor):
-    """Pendulum-v1's step (gymnasium/envs/classic_control/pendulum.py) on tensors; u in N m."""
-    u = u.clamp(-MAX_TORQUE, MAX_TORQUE)
-    norm = torch.remainder(th + torch.pi, 2 * torch.pi) - torch.pi
-    reward = -(norm**2 + 0.1 * thdot**2 + 0.001 * u**2)
-    thdot = (thdot + (3 * G / (2 * L) * torch.sin(th) + 3.0 / (M * L**2) * u) * DT).clamp(
-        -MAX_SPEED, MAX_SPEED
-    )
-    return th + thdot * DT, thdot, reward
-
-
-def oracle_objective(th0: float, thdot0: float, repeat: int):
-    """Sum of true rewards of candidate sequences [1, P, H, 1] (actions in [-1, 1])."""
-
-    def objective(actions: torch.Tensor) -> torch.Tensor:
-        B, P, H, _ = actions.shape
-        th = torch.full((B, P), th0, dtype=torch.float64)
-        thdot = torch.full((B, P), thdot0, dtype=torch.float64)
-        total = torch.zeros(B, P, dtype=torch.float64)
-        for t in range(H):
-            u = MAX_TORQUE * actions[:, :, t, 0].double()
-            for _ in range(repeat):
-                th, thdot, r = pendulum_step(th, thdot, u)
-                total = total + r
-        return total.float()
-
-    return objective
 
 
 def episode(repeat: int, seed: int, cfg: CEMConfig) -> float:
