@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...config import DEBUG_RUN, Preset, RunConfig
 
@@ -75,6 +75,30 @@ class WorldModelConfig:
     ``gauss`` a unit-variance Gaussian, i.e. 0.5 x that sum (PlaNet's ``Normal(mean, 1)``)."""
     reward_head: Literal["symexp_twohot", "symlog_mse", "mse", "gauss"] = "symexp_twohot"
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate; enc/dec/head layers 0 = linear
+        "min_std": ">= 0",
+        "kl_alpha": "[0, 1]",
+        "kl_scale": ">= 0",
+        "deter": ">= 1",
+        "hidden": ">= 1",
+        "stoch": ">= 1",
+        "classes": ">= 1",
+        "blocks": ">= 1",
+        "unimix": "[0, 1]",
+        "units": ">= 1",
+        "enc_layers": ">= 0",
+        "dec_layers": ">= 0",
+        "head_layers": ">= 0",
+        "head_units": ">= 0",
+        "img_layers": ">= 1",
+        "depth": ">= 1",
+        "bins": ">= 2",
+        "free_bits": ">= 0",
+        "beta_pred": ">= 0",
+        "beta_dyn": ">= 0",
+        "beta_rep": ">= 0",
+    }
+
 
 @dataclass
 class BehaviorConfig:
@@ -134,6 +158,29 @@ class BehaviorConfig:
     retnorm_high: float = 0.95
     retnorm_limit: float = 1.0
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate; layers 0 = linear heads
+        "horizon": ">= 1",
+        "gamma": "(0, 1]",
+        "lam": "[0, 1]",
+        "units": ">= 1",
+        "layers": ">= 0",
+        "actor_grad_mix": "[0, 1]",
+        "entropy": ">= 0",
+        "entropy_cont": ">= 0",
+        "expl_noise": ">= 0",
+        "slow_critic_every": ">= 1",
+        "unimix": "[0, 1]",
+        "min_std": ">= 0",
+        "max_std": "> 0 and >= min_std",
+        "slow_critic_rate": "[0, 1]",
+        "slow_reg": ">= 0",
+        "repval": ">= 0",
+        "retnorm_decay": "[0, 1]",
+        "retnorm_low": "[0, 1]",
+        "retnorm_high": "[0, 1] and >= retnorm_low",
+        "retnorm_limit": "> 0",
+    }
+
 
 @dataclass
 class OptimConfig:
@@ -163,6 +210,20 @@ class OptimConfig:
     ac_eps: float = 1e-5
     model_clip: float = 1000.0
     ac_clip: float = 100.0
+
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate
+        "model_lr": "> 0",
+        "actor_lr": "> 0",
+        "critic_lr": "> 0",
+        "lr": "> 0",
+        "agc": "> 0",
+        "laprop_eps": "> 0",
+        "warmup": ">= 0",
+        "model_eps": "> 0",
+        "ac_eps": "> 0",
+        "model_clip": "> 0",
+        "ac_clip": "> 0",
+    }
 
 
 @dataclass

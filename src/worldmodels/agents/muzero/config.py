@@ -6,7 +6,7 @@ every MuZero preset and not implemented yet."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...config import DEBUG_RUN, Preset, RunConfig
 
@@ -48,6 +48,18 @@ class MuZeroModelConfig:
     value_prefix: bool = False
     """EfficientZero: predict the discounted reward sum with an LSTM (not implemented)."""
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate; head_layers and blocks 0 = none
+        "latent": ">= 1",
+        "units": ">= 1",
+        "layers": ">= 1",
+        "head_layers": ">= 0",
+        "channels": ">= 1",
+        "blocks": ">= 0",
+        "reduced_channels": ">= 1",
+        "support_size": ">= 1",
+        "h_eps": ">= 0",
+    }
+
 
 @dataclass
 class MuZeroSearchConfig:
@@ -76,6 +88,19 @@ class MuZeroSearchConfig:
     """Board games (the pseudocode's ``make_board_game_config``: 30 moves): the first N moves of
     each game use the temperature above, later moves play the most visited action
     (temperature 0); 0 = off, every move uses the schedule (Atari). pUCT search only."""
+
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate; tuples: each element
+        "num_simulations": ">= 1",
+        "eval_simulations": ">= 0",
+        "pb_c_init": ">= 0",
+        "pb_c_base": "> 0",
+        "root_dirichlet_alpha": "> 0",
+        "root_exploration_fraction": "[0, 1]",
+        "max_num_considered_actions": ">= 1",
+        "temperature_steps": ">= 0",
+        "temperatures": ">= 0",
+        "temperature_moves": ">= 0",
+    }
 
 
 @dataclass
@@ -119,6 +144,19 @@ class MuZeroTrainConfig:
     off_policy_correction: bool = False
     """EfficientZero: shorten td_steps for old data (not implemented)."""
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate
+        "num_unroll_steps": ">= 1",
+        "td_steps": ">= 1",
+        "discount": "(0, 1]",
+        "value_loss_weight": ">= 0",
+        "dynamics_gradient_scale": ">= 0",
+        "priority_alpha": ">= 0",
+        "priority_beta": "[0, 1]",
+        "target_update_interval": ">= 1",
+        "reanalyse_ratio": "[0, 1]",
+        "consistency": ">= 0",
+    }
+
 
 @dataclass
 class MuZeroOptimConfig:
@@ -133,6 +171,14 @@ class MuZeroOptimConfig:
     """L2 regularisation c ||theta||^2 of the paper's loss (as AdamW-free Adam weight decay)."""
     clip: float = 5.0
     """Gradient-norm clip."""
+
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate
+        "lr": "> 0",
+        "lr_decay_rate": "> 0",
+        "lr_decay_steps": ">= 0",
+        "weight_decay": ">= 0",
+        "clip": "> 0",
+    }
 
 
 @dataclass

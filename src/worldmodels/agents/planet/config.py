@@ -55,6 +55,15 @@ class PlannerConfig:
     warm_start: bool = True
     """Start CEM from the previous plan shifted by one step (PlaNet: False)."""
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate
+        "horizon": ">= 1",
+        "candidates": ">= 1",
+        "top_k": ">= 1 and <= candidates",
+        "iterations": ">= 1",
+        "discount": "(0, 1]",
+        "expl_noise": ">= 0",
+    }
+
 
 @dataclass
 class LossConfig:
@@ -69,12 +78,21 @@ class LossConfig:
     overshooting_scale: float = 1.0
     """Weight of the overshooting KL (mean over d = 2..D)."""
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate
+        "reward_scale": ">= 0",
+        "vector_scale": ">= 0",
+        "overshooting": ">= 1",
+        "overshooting_scale": ">= 0",
+    }
+
 
 @dataclass
 class PlaNetOptimConfig:
     lr: float = 1e-3
     eps: float = 1e-4
     clip: float = 1000.0
+
+    CHECKS: ClassVar[dict[str, str]] = {"lr": "> 0", "eps": "> 0", "clip": "> 0"}
 
 
 @dataclass

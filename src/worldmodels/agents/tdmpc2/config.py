@@ -8,6 +8,7 @@ paper's sizes are presets: `1m`, `5m`, `19m`); docs/deviations.md lists every di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ...config import DEBUG_RUN, Preset, RunConfig
 from ...models.tdmpc2 import TDMPC2ModelConfig
@@ -31,6 +32,19 @@ class PlanConfig(MPPIConfig):
 
     mpc: bool = True
     """Plan with MPPI; false acts with the policy prior alone (much cheaper)."""
+
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate; the MPPIConfig fields
+        "horizon": ">= 1",
+        "iterations": ">= 1",
+        "num_samples": ">= 1",
+        "num_pi_trajs": ">= 0 and <= num_samples",
+        "num_elites": ">= 1 and <= num_samples",
+        "temperature": "> 0",
+        "min_std": ">= 0",
+        "max_std": "> 0 and >= min_std",
+        "unimix": "[0, 1]",
+        "warm_start_mix": "[0, 1]",
+    }
 
 
 @dataclass
@@ -67,6 +81,24 @@ class LossConfig:
     discount_min: float = 0.95
     discount_max: float = 0.995
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate
+        "consistency_coef": ">= 0",
+        "reward_coef": ">= 0",
+        "value_coef": ">= 0",
+        "termination_coef": ">= 0",
+        "rho": "(0, 1]",
+        "tau": "[0, 1]",
+        "entropy_coef": ">= 0",
+        "scale_low": "[0, 1]",
+        "scale_high": "[0, 1] and >= scale_low",
+        "scale_rate": "[0, 1]",
+        "discount": "(0, 1]",
+        "episode_length": ">= 1",
+        "discount_denom": "> 0",
+        "discount_min": "(0, 1]",
+        "discount_max": "(0, 1] and >= discount_min",
+    }
+
 
 @dataclass
 class OptimConfig:
@@ -78,6 +110,13 @@ class OptimConfig:
     pi_eps: float = 1e-5
     """Adam eps of the policy optimiser (the model's is PyTorch's 1e-8)."""
 
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate
+        "lr": "> 0",
+        "enc_lr_scale": ">= 0",
+        "grad_clip_norm": "> 0",
+        "pi_eps": "> 0",
+    }
+
 
 @dataclass
 class TDMPC2Config:
@@ -86,6 +125,23 @@ class TDMPC2Config:
     plan: PlanConfig = field(default_factory=PlanConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+    CHECKS: ClassVar[dict[str, str]] = {  # config.validate: models/tdmpc2.py's TDMPC2ModelConfig
+        "model.latent_dim": ">= 1 and multiple of simnorm_dim",
+        "model.enc_dim": ">= 1",
+        "model.num_enc_layers": ">= 1",
+        "model.mlp_dim": ">= 1",
+        "model.num_channels": ">= 1",
+        "model.num_q": ">= 1",
+        "model.dropout": "[0, 1)",
+        "model.simnorm_dim": ">= 1",
+        "model.num_bins": ">= 2",
+        "model.vmin": "any",
+        "model.vmax": "> vmin",
+        "model.log_std_min": "any",
+        "model.log_std_max": "> log_std_min",
+        "model.shift_pad": ">= 0",
+    }
 
 
 def _size(enc: int, mlp: int, latent: int, enc_layers: int, num_q: int = 5) -> dict:
