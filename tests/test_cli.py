@@ -82,11 +82,13 @@ def test_list(capsys):
     assert "dreamerv3" in out and "gym" in out and "debug" in out
 
 
-def test_bad_inputs(tmp_path, trained, capsys):
+def test_bad_inputs(tmp_path, trained, capsys, monkeypatch):
     before = _snapshot(trained)
     _bad(["train", "dreamerv4", "--env", "toy:target"], capsys, "unknown agent")
     _bad(["train", "dreamerv3", "--env", "gym:CartPol-v1"], capsys, "CartPole-v1")
-    _bad(["train", "dreamerv3", "--env", "minatar:breakout"], capsys, "worldmodels[minatar]")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "minatar", None)  # as if the extra were not installed
+        _bad(["train", "dreamerv3", "--env", "minatar:breakout"], capsys, "worldmodels[minatar]")
     _bad(["train", "dreamerv3", "--env", "toy:target", "--set", "run.stepz=3"], capsys, "run.steps")
     _bad(
         ["train", "dreamerv3", "--env", "toy:target", "--set", "run.steps=abc"],
@@ -101,7 +103,7 @@ def test_bad_inputs(tmp_path, trained, capsys):
     _bad(
         ["train", "dreamerv3", "--env", "gym:Pendulum-v1", "--set", "run.action_repeat=-1"],
         capsys,
-        "action_repeat must be an integer >= 1",
+        "run.action_repeat must be >= 0, got -1",
     )
     _bad(["train", "--resume", str(tmp_path)], capsys, "not a run directory")
     _bad(["eval", str(tmp_path)], capsys, "not a run directory")

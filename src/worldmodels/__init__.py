@@ -2,14 +2,14 @@
 
 agent = worldmodels.make_agent("dreamerv3", env="gym:CartPole-v1")
 agent = worldmodels.Agent.load("runs/<run>")
-state, action, info = agent.act(agent.init_state(1), obs, mode="eval")
+step = agent.act(agent.init_state(1), obs, mode="eval")  # step.state, step.action, step.extras
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def make_agent(
@@ -30,13 +30,14 @@ def make_agent(
     probe = make_env(env, obs=cfg.run.obs, **env_kwargs(cfg.run))
     try:
         _, _, cls = get_agent_spec(agent).load()
+        cls.prepare(cfg, probe)
         return cls(cfg, probe.obs_space, probe.act_space, resolve_device(device))
     finally:
         probe.close()
 
 
 class Agent:
-    """Entry points shared by every agent class (the protocol is in shared/DESIGN.md)."""
+    """Entry points shared by every agent class (the contract is ``worldmodels.core.Agent``)."""
 
     @staticmethod
     def load(run_dir: str, device: str = "auto"):

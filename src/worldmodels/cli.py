@@ -1,4 +1,4 @@
-"""Command line: ``worldmodels train|eval|play|ablate|plot|list``.
+"""Command line: ``worldmodels train|collect|eval|play|ablate|plot|list``.
 
 Bad input: one line, exit code 2."""
 
@@ -34,6 +34,32 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. --set run.train_ratio=256",
     )
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    t.add_argument(
+        "--dataset",
+        metavar="DIR",
+        help="train offline from a dataset written by `worldmodels collect` (no env is built "
+        "for training; --env, if given, evaluates; --steps counts updates)",
+    )
+
+    c = sub.add_parser("collect", help="write episodes of a policy as a dataset")
+    c.add_argument("--env", help="environment id suite:name (default: the --policy run's env)")
+    c.add_argument(
+        "--policy", default="random", help="random, or a run directory whose agent acts greedily"
+    )
+    c.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="exploration noise: Gaussian std on continuous actions, the probability of a "
+        "uniform action on discrete ones",
+    )
+    c.add_argument("--episodes", type=int, required=True, help="whole episodes to collect")
+    c.add_argument("--out", required=True, help="dataset directory (new or empty)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--obs", choices=["vector", "pixels"], help="what is recorded (default vector)")
+    c.add_argument("--envs", type=int, default=1, help="environments stepped side by side")
+    c.add_argument("--action-repeat", type=int, default=0, help="0 = the suite's default")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
@@ -104,7 +130,7 @@ def _resume_overrides(info, args) -> None:
     """Apply --steps, --device and --set (run settings only) to a resumed run and record them
     in its config.json."""
     from .checkpoint import atomic_write_text
-    from .config import apply_overrides
+    from .config import apply_overrides, validate
 
     overrides = train_overrides(args)
     bad = [k for k in overrides if k not in RESUME_SETTINGS]
@@ -117,6 +143,7 @@ def _resume_overrides(info, args) -> None:
         from .train.run import resolve_device
 
         apply_overrides(info.config, overrides)
+        validate(info.config)  # ranges, before config.json is rewritten
         resolve_device(info.config.run.device)  # a device this machine lacks fails before writing
         text = json.dumps(info.to_json(), indent=2)
         atomic_write_text(Path(info.run_dir) / "config.json", text)
@@ -133,11 +160,14 @@ def _cmd_train(args) -> int:
                 "(the run's config.json is used; --steps, --device and --set of run settings "
                 "may change)"
             )
+        if args.dataset:
+            raise UserError("--resume takes the run directory; drop --dataset (it is recorded)")
         info = load_run(args.resume)
         if not (Path(args.resume) / "checkpoints" / "latest.json").exists():
-            raise UserError(
-                f"{args.resume} has no checkpoint yet; fix: start it again with "
-                "`worldmodels train` into a new --run-dir"
+            print(
+                f"{args.resume} has no checkpoint yet: starting it over in place from its "
+                "config.json (its replay is kept)",
+                file=sys.stderr,
             )
         lock_run_dir(args.resume)  # before config.json is rewritten
         try:
@@ -152,9 +182,10 @@ def _cmd_train(args) -> int:
                 "name an agent, e.g. `worldmodels train dreamerv3 --env gym:CartPole-v1`"
                 " (or --resume RUN_DIR)"
             )
-        if not args.env:
+        if not args.env and not args.dataset:
             raise UserError(
-                "missing --env; e.g. --env gym:CartPole-v1 (worldmodels list shows the suites)"
+                "missing --env; e.g. --env gym:CartPole-v1 (worldmodels list shows the suites), "
+                "or --dataset DIR to train offline"
             )
         info = new_run(
             args.agent,
@@ -163,6 +194,7 @@ def _cmd_train(args) -> int:
             presets=args.preset,
             overrides=train_overrides(args),
             run_dir=args.run_dir,
+            dataset=args.dataset,
         )
         print(f"run directory: {info.run_dir}", file=sys.stderr)
         trainer = Trainer(info, progress=not args.no_progress)
@@ -174,10 +206,35 @@ def _cmd_train(args) -> int:
             file=sys.stderr,
         )
         return 130
+    if not result:
+        print(f"trained offline, no env to evaluate in; run directory: {info.run_dir}")
+        return 0
     print(
         f"final eval: return {result['return_mean']:.1f} ± {result['return_std']:.1f} "
         f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) over "
         f"{result['episodes']} episodes; run directory: {info.run_dir}"
+    )
+    return 0
+
+
+def _cmd_collect(args) -> int:
+    from .train.collect import collect
+
+    schema = collect(
+        args.env,
+        args.out,
+        episodes=args.episodes,
+        policy=args.policy,
+        noise=args.noise,
+        seed=args.seed,
+        obs=args.obs,
+        num_envs=args.envs,
+        action_repeat=args.action_repeat,
+        progress=not args.no_progress,
+    )
+    print(
+        f"dataset: {schema['episodes']} episodes, {schema['steps']} steps of {schema['env']} "
+        f"in {args.out}; train from it: worldmodels train AGENT --dataset {args.out}"
     )
     return 0
 
@@ -319,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _cmd_train(args)
+        if args.command == "collect":
+            return _cmd_collect(args)
         if args.command == "eval":
             return _cmd_eval(args)
         if args.command == "play":

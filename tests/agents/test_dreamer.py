@@ -44,7 +44,7 @@ def test_build_act_update(env_id, overrides):
         assert np.all(np.abs(action) <= 1.0)
     rb = random_replay(env, 200, rng)
     before = [p.clone() for p in agent.wm.parameters()]
-    metrics = agent.update(rb.sample(cfg.run.batch_size, cfg.run.batch_length))
+    metrics = agent.update(rb.sample(cfg.run.batch_size, cfg.run.batch_length)).metrics
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     keys = ("loss/reward", "loss/cont", "loss/dyn", "loss/rep", "loss/actor", "loss/critic")
     for key in (*keys, "loss/repval"):  # repval: the Nature 2025 replayed value loss
@@ -64,7 +64,7 @@ def test_dynamics_gradient_actor_updates():
     agent._train_behavior(start, torch.ones(8))
     assert all(torch.equal(a, b) for a, b in zip(wm_before, agent.wm.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, agent.actor.parameters()))
-    assert np.isfinite(agent.update(rb.sample(4, 8))["loss/actor"])
+    assert np.isfinite(agent.update(rb.sample(4, 8)).metrics["loss/actor"])
 
 
 def test_save_load_identical_actions():
@@ -90,9 +90,9 @@ def test_save_load_identical_actions():
     torch.manual_seed(9)
     batch = rb.sample(4, 8)
     torch.manual_seed(9)
-    ma = a.update(batch)
+    ma = a.update(batch).metrics
     torch.manual_seed(9)
-    mb = b.update(batch)
+    mb = b.update(batch).metrics
     assert ma["loss/model"] == pytest.approx(mb["loss/model"], rel=1e-5)
 
 
@@ -151,7 +151,7 @@ def test_compiled_update_matches_eager(env_id, presets):
         torch.manual_seed(1)
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)  # a compile fallback would warn
-            metrics = agent.update(batch)
+            metrics = agent.update(batch).metrics
         assert agent._obs_step.active == compiled and agent._imag_step.active == compiled
         results.append(metrics)
     m_eager, m_comp = results
@@ -173,7 +173,7 @@ def test_repval_trains_critic_on_replayed_returns():
         cfg, _ = build_config("dreamerv3", ["debug"], {"behavior.repval": weight})
         agent = DreamerAgent(cfg, env.obs_space, env.act_space)
         torch.manual_seed(1)
-        metrics = agent.update(batch)
+        metrics = agent.update(batch).metrics
         grads[weight] = metrics["grad/critic"]
         assert ("loss/repval" in metrics) == (weight > 0)
     assert grads[0.3] != grads[0.0]
@@ -188,7 +188,7 @@ def test_laprop_optimizer_updates_and_round_trips(tmp_path):
     assert type(a.model_opt).__name__ == "LaPropAGC"
     rb = random_replay(env, 100, np.random.default_rng(0))
     before = [p.clone() for p in a.wm.parameters()]
-    metrics = a.update(rb.sample(4, 8))
+    metrics = a.update(rb.sample(4, 8)).metrics
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert any(not torch.equal(x, y) for x, y in zip(before, a.wm.parameters()))
     save_checkpoint(tmp_path, {"agent": a.state_dict()}, step=1, meta={})
@@ -196,9 +196,46 @@ def test_laprop_optimizer_updates_and_round_trips(tmp_path):
     b.load_state_dict(load_checkpoint(tmp_path)[0]["agent"])
     batch = rb.sample(4, 8)
     torch.manual_seed(3)
-    ma = a.update(batch)
+    ma = a.update(batch).metrics
     torch.manual_seed(3)
-    mb = b.update(batch)
+    mb = b.update(batch).metrics
     assert ma["loss/model"] == pytest.approx(mb["loss/model"])
     for x, y in zip(a.wm.parameters(), b.wm.parameters()):
         torch.testing.assert_close(x, y)
+
+
+def test_open_loop_report_observes_context_then_imagines():
+    """Up to ``context`` the report decodes the posterior of the full-window filter (later
+    observations cannot change it); after it, the prior rolled by hand with the same noise."""
+    from worldmodels.agents import build_config
+    from worldmodels.envs import make_env
+    from worldmodels.models.dreamer import WorldModel
+
+    cfg, _ = build_config("dreamerv3", ["debug"])
+    env = make_env("toy:target")
+    torch.manual_seed(0)
+    wm = WorldModel(cfg.model, env.obs_space, env.act_space.n)
+    rb = random_replay(env, 60)
+    batch = {k: torch.as_tensor(v) for k, v in rb.sample(2, 8).items()}
+    action = torch.nn.functional.one_hot(batch["action"].long(), env.act_space.n).float()
+    context = 3
+    torch.manual_seed(1)
+    report = wm.report(batch, action, context)
+    # By hand: filter the context, then img_step with the recorded a_{t-1}, same seed
+    torch.manual_seed(1)
+    prev = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
+    with torch.no_grad():
+        obs = {"vector": batch["vector"][:, :context]}
+        post, _ = wm.rssm.observe(wm.encode(obs), prev[:, :context], batch["is_first"][:, :context])
+        state = {"deter": post["deter"][:, -1], "stoch": post["stoch"][:, -1]}
+        preds = [wm.vec_dec(wm.rssm.feat(post)).pred()]
+        for t in range(context, 8):
+            state = wm.rssm.img_step(state, prev[:, t])
+            preds.append(wm.vec_dec(wm.rssm.feat(state)).pred()[:, None])
+        expected = torch.cat(preds, 1).numpy()
+        torch.manual_seed(1)  # the same posterior noise for the first steps
+        full, _ = wm.rssm.observe(wm.encode({"vector": batch["vector"]}), prev, batch["is_first"])
+        posterior = wm.vec_dec(wm.rssm.feat(full)).pred()[:, :context].numpy()
+    np.testing.assert_allclose(report["vector/model"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(report["vector/model"][:, :context], posterior, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(report["vector/real"], batch["vector"].numpy())

@@ -12,11 +12,11 @@ from torch.distributions.transforms import TanhTransform
 
 from worldmodels.agents import build_config
 from worldmodels.agents.dreamer import DreamerAgent
-from worldmodels.agents.dreamer.agent import kl_loss
 from worldmodels.envs import make_env
 from worldmodels.errors import UserError
 from worldmodels.math import TanhNormal, categorical_kl, gaussian_kl
 from worldmodels.models import RSSM
+from worldmodels.models.dreamer import kl_loss
 from worldmodels.replay import random_replay
 
 
@@ -33,7 +33,7 @@ def test_preset_builds_acts_updates(agent, env_id):
     state, action, _ = ag.act(ag.init_state(2), obs, "explore")
     assert action.shape == (2, *env.act_space.shape)
     before = [p.clone() for p in ag.actor.parameters()]
-    metrics = ag.update(random_replay(env, 100).sample(4, 8))
+    metrics = ag.update(random_replay(env, 100).sample(4, 8)).metrics
     assert all(np.isfinite(v) for v in metrics.values()), metrics
     assert any(not torch.equal(a, b) for a, b in zip(before, ag.actor.parameters()))
 
@@ -243,7 +243,7 @@ def test_gauss_head_is_half_the_squared_error():
 def test_gauss_image_decoder_is_half_the_summed_squared_error():
     """model.image_decoder: ``mse`` is the squared error summed over pixels (worked here from the
     decoder's own prediction), ``gauss`` the unit-variance Gaussian NLL, 0.5 x that (PlaNet)."""
-    from worldmodels.agents.dreamer.agent import WorldModel
+    from worldmodels.models.dreamer import WorldModel
     from worldmodels.nn.layers import image_to_float
 
     env = make_env("toy:target", obs="pixels", size=(16, 16))
@@ -251,7 +251,7 @@ def test_gauss_image_decoder_is_half_the_summed_squared_error():
     for kind in ("mse", "gauss"):
         cfg, _ = build_config("dreamerv3", ["debug"], {"model.image_decoder": kind})
         torch.manual_seed(0)
-        models.append(WorldModel(cfg, env.obs_space, env.act_space.n))
+        models.append(WorldModel(cfg.model, env.obs_space, env.act_space.n))
     models[1].load_state_dict(models[0].state_dict())
     img = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8)
     feat = torch.randn(2, 3, models[0].rssm.feat_dim)

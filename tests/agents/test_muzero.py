@@ -28,6 +28,11 @@ def _agent(env_id, **overrides):
     return MuZeroAgent(cfg, env.obs_space, env.act_space), env
 
 
+def _sampling(agent):
+    s = agent.traits.sampling
+    return {"priority_alpha": s.priority_alpha, "priority_beta": s.priority_beta}
+
+
 def _collect(agent, env_id, steps=40, n=2):
     venv = VectorEnv([lambda i=i: make_env(env_id, seed=i) for i in range(n)])
     rb = ReplayBuffer(10_000, chunk_size=16, seed=0)
@@ -38,7 +43,7 @@ def _collect(agent, env_id, steps=40, n=2):
         if "legal" in obs:
             legal = obs["legal"][np.arange(n), action] | ~obs["legal"].any(-1)
             assert legal.all()
-        rb.add_batch({**obs, **info["replay"], "action": action})
+        rb.add_batch({**obs, **info, "action": action})
         obs = venv.step(action)
     return rb
 
@@ -54,17 +59,19 @@ def test_builds_acts_updates(env_id):
     rb = _collect(agent, env_id)
     before = [p.detach().clone() for p in agent.net.parameters()]
     for _ in range(2):
-        batch = rb.sample(4, agent.config.run.batch_length, **agent.replay_sampling)
-        metrics = agent.update(batch)
-        assert batch["priority"].shape == (4,) and (batch["priority"] > 0).all()
-        rb.update_priorities(batch["index"], batch["priority"])
+        batch = rb.sample(4, agent.config.run.batch_length, **_sampling(agent))
+        out = agent.update(batch)
+        metrics = out.metrics
+        assert out.priorities.shape == (4,) and (out.priorities > 0).all()
+        assert "priority" not in batch  # update does not write into its input
+        rb.update_priorities(batch["index"], out.priorities)
     assert all(np.isfinite(v) for v in metrics.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.net.parameters()))
     out = agent.act(
         agent.init_state(1), {k: np.asarray(v)[None] for k, v in env.reset().items()}, "eval"
     )
-    assert out[2]["replay"]["policy"].shape == (1, env.act_space.n)
-    np.testing.assert_allclose(out[2]["replay"]["policy"].sum(-1), 1.0, rtol=1e-5)
+    assert out.extras["policy"].shape == (1, env.act_space.n)
+    np.testing.assert_allclose(out.extras["policy"].sum(-1), 1.0, rtol=1e-5)
 
 
 def test_refuses_continuous_and_efficientzero_axes():
@@ -181,7 +188,7 @@ def test_temperature_moves_plays_most_visited_after_n_moves():
         state, action, info = agent.act(state, obs, "explore")
         legal = obs["legal"][np.arange(n), action] | ~obs["legal"].any(-1)
         assert legal.all()
-        visits = info["replay"]["policy"]
+        visits = info["policy"]
         on_max = visits[np.arange(n), action] == visits.max(-1)
         playing = ~obs["is_last"]
         assert on_max[playing & (moves >= late)].all()
@@ -225,7 +232,7 @@ def test_save_load_same_searched_actions():
     torch.manual_seed(0)
     agent, env = _agent("board:tic_tac_toe")
     rb = _collect(agent, "board:tic_tac_toe", steps=30)
-    batch = rb.sample(4, agent.config.run.batch_length, **agent.replay_sampling)
+    batch = rb.sample(4, agent.config.run.batch_length, **_sampling(agent))
     agent.update(batch)
     loaded, _ = _agent("board:tic_tac_toe")
     loaded.load_state_dict(agent.state_dict())
@@ -234,7 +241,7 @@ def test_save_load_same_searched_actions():
     for a in (agent, loaded):
         torch.manual_seed(123)  # Dirichlet noise and the temperature-1 sample
         _, action, info = a.act(a.init_state(3), obs, "explore")
-        results.append((action, info["replay"]["policy"], info["replay"]["root_value"]))
+        results.append((action, info["policy"], info["root_value"]))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     np.testing.assert_array_equal(results[0][2], results[1][2])
@@ -413,7 +420,7 @@ def test_symmetry_augmentation_keeps_windows_consistent():
                 step = {"vector": aug["vector"][b, t + 1], "to_play": aug["to_play"][b, t + 1]}
                 after = board_from_obs(step, "tic_tac_toe")[0].reshape(-1)
                 np.testing.assert_array_equal(after, nxt)
-    metrics = agent.update(batch)  # the update trains on the augmented copy
+    metrics = agent.update(batch).metrics  # the update trains on the augmented copy
     assert np.isfinite(metrics["loss/total"])
 
 

@@ -23,7 +23,7 @@ def test_planet_builds_plans_updates():
     state, action, _ = agent.act(state, obs, "explore")
     assert action.shape == (2, env.act_space.n) and np.all(np.abs(action) <= 1)
     _, greedy, _ = agent.act(state, obs, "eval")
-    metrics = agent.update(random_replay(env, 100).sample(4, 8))
+    metrics = agent.update(random_replay(env, 100).sample(4, 8)).metrics
     assert np.isfinite(metrics["loss/overshooting"]) and metrics["loss/overshooting"] >= 3.0
     loaded = PlaNetAgent(cfg, env.obs_space, env.act_space)
     loaded.load_state_dict(agent.state_dict())

@@ -47,7 +47,7 @@ def test_builds_acts_updates(env_id):
     before = [p.detach().clone() for p in agent.model.parameters()]
     rb = random_replay(env, 120)
     for _ in range(2):  # zero-initialised output layers: the hidden ones move from update 2 on
-        metrics = agent.update(rb.sample(8, 4))
+        metrics = agent.update(rb.sample(8, 4)).metrics
     for key in ("loss/consistency", "loss/reward", "loss/value", "loss/termination", "loss/pi"):
         assert np.isfinite(metrics[key]), key
     changed = [not torch.equal(a, b) for a, b in zip(before, agent.model.parameters())]
@@ -62,7 +62,7 @@ def test_pixels():
     agent = TDMPC2Agent(cfg, env.obs_space, env.act_space)
     _, action, _ = agent.act(agent.init_state(2), _obs(env), "explore")
     assert action.shape == (2, 1)
-    metrics = agent.update(random_replay(env, 40).sample(4, 4))
+    metrics = agent.update(random_replay(env, 40).sample(4, 4)).metrics
     assert np.isfinite(metrics["loss/model"])
     image = torch.as_tensor(_obs(env)["image"])
     agent.model.train()  # random shifts while training, none while acting
@@ -84,9 +84,9 @@ def test_policy_prior_acting_without_planning():
 def test_updates_fit_a_fixed_batch():
     agent, env = _agent("toy:reach")
     batch = random_replay(env, 120).sample(16, 4)
-    first = agent.update(batch)
+    first = agent.update(batch).metrics
     for _ in range(100):
-        last = agent.update(batch)
+        last = agent.update(batch).metrics
     assert last["loss/reward"] < 0.8 * first["loss/reward"]
     assert last["loss/value"] < 0.8 * first["loss/value"]
     assert last["loss/consistency"] < 0.1 * first["loss/consistency"]
@@ -144,7 +144,7 @@ def test_longer_windows_are_unfolded():
     windows = agent._windows(data)
     assert windows["vector"].shape == (9, 4, 2)
     torch.testing.assert_close(windows["vector"][1], data["vector"][0, 1:5])
-    assert np.isfinite(agent.update({k: v.numpy() for k, v in data.items()})["loss/model"])
+    assert np.isfinite(agent.update({k: v.numpy() for k, v in data.items()}).metrics["loss/model"])
 
 
 def test_heuristic_discount():

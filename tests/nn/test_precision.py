@@ -55,7 +55,7 @@ def test_bf16_update_matches_fp32_and_keeps_float32_state(agent_name, env_id):
         assert all(v.dtype == torch.float32 for v in state.values()), precision
         assert action.dtype in (np.float32, np.int64)
         torch.manual_seed(1)
-        results[precision] = agent.update(batch)
+        results[precision] = agent.update(batch).metrics
         assert all(np.isfinite(v) for v in results[precision].values())
     assert results["bf16"]["loss/model"] != results["fp32"]["loss/model"]  # autocast is on
     for key in ("loss/model", "loss/reward", "loss/critic", "imag_return"):
@@ -72,7 +72,7 @@ def test_planet_bf16_acts_and_updates():
     state, action, _ = agent.act(agent.init_state(1), obs, "eval")
     assert action.dtype == np.float32 and np.all(np.abs(action) <= 1)
     assert all(v.dtype == torch.float32 for v in state.values())
-    metrics = agent.update(batch)
+    metrics = agent.update(batch).metrics
     assert all(np.isfinite(v) for v in metrics.values())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,13 @@ class AgentSpec:
     family: str
     description: str
     base_presets: tuple[str, ...]
+    loader: Callable[[], tuple[type, dict[str, Preset], type]] | None = None
+    """Agents registered from outside the package give their own (config, presets, class)."""
 
     def load(self) -> tuple[type, dict[str, Preset], type]:
         """Lazy import (keeps ``worldmodels list`` fast): (config class, presets, agent class)."""
+        if self.loader is not None:
+            return self.loader()
         if self.family == "dreamer":
             from .dreamer import PRESETS, DreamerAgent, DreamerConfig
 
@@ -91,8 +96,9 @@ def get_agent_spec(name: str) -> AgentSpec:
 def build_config(
     name: str, presets: list[str] | None = None, overrides: dict[str, Any] | None = None
 ):
-    """Resolve the config of agent ``name``: its base presets, then ``presets``, then overrides."""
-    from ..config import apply_overrides, resolve_presets
+    """Resolve the config of agent ``name``: its base presets, then ``presets``, then overrides;
+    then check every value's range (``config.validate``)."""
+    from ..config import apply_overrides, resolve_presets, validate
 
     spec = get_agent_spec(name)
     cls, table, _ = spec.load()
@@ -103,4 +109,5 @@ def build_config(
     obs = (overrides or {}).get("run.obs") or resolve_presets(table, names).get("run.obs")
     apply_overrides(cfg, resolve_presets(table, names, obs or cfg.run.obs))
     apply_overrides(cfg, overrides or {})
+    validate(cfg)
     return cfg, names

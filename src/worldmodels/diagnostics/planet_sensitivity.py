@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.time()
     for i in range(1, args.updates + 1):
-        m = agent.update(replay.sample(cfg.run.batch_size, cfg.run.batch_length))
+        m = agent.update(replay.sample(cfg.run.batch_size, cfg.run.batch_length)).metrics
         if i % args.every == 0 or i == args.updates:
             with torch.no_grad():
                 obs = {"vector": torch.as_tensor(probe["vector"][:, :6]).float()}

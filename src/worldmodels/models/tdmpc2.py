@@ -120,8 +120,6 @@ class TDMPC2Model(nn.Module):
                 f"latent_dim {cfg.latent_dim} must be a multiple of simnorm_dim {cfg.simnorm_dim}"
             )
         self.cfg, self.act_dim, self.discrete = cfg, act_dim, discrete
-        self.capturable = False
-        """Draw random Q pairs with CUDA-graph-safe ops (set by the agent under cuda_graphs)."""
         self.vector_keys = [k for k, s in obs_space.items() if len(s.shape) == 1]
         self.image_keys = [k for k, s in obs_space.items() if len(s.shape) == 3]
         if self.vector_keys and self.image_keys:
@@ -201,10 +199,7 @@ class TDMPC2Model(nn.Module):
         x = torch.cat([z, a], -1)
         if kind == "all":
             return qnet(x, detach=detach)
-        if self.capturable:  # randperm is not CUDA-graph safe: argsort of uniform draws
-            pair = torch.rand(self.cfg.num_q, device=x.device).argsort()[:2]
-        else:
-            pair = torch.randperm(self.cfg.num_q, device=x.device)[:2]
+        pair = torch.randperm(self.cfg.num_q, device=x.device)[:2]
         q = self.decode(qnet(x, members=pair, detach=detach))  # [2, ...]
         if kind == "min":
             return q.min(0).values

@@ -67,3 +67,10 @@ class LaPropAGC(torch.optim.Optimizer):
                 warm = min(1.0, (t - 1) / group["warmup"]) if group["warmup"] else 1.0
                 p.add_(mu, alpha=-group["lr"] * warm / (1 - beta1**t))
         return loss
+
+
+def step_if_finite(optimizer: torch.optim.Optimizer, grad_norm: torch.Tensor) -> None:
+    """``optimizer.step()`` unless the gradient norm is NaN or inf: a non-finite loss or
+    gradient skips the update (the caller's metrics carry the norm; the learner counts it)."""
+    if torch.isfinite(grad_norm):
+        optimizer.step()

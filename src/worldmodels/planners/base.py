@@ -104,8 +104,6 @@ class WarmStartPlanner:
     def __init__(self, config=None) -> None:
         self.config = config or self.config_cls()
         self.warm = RecedingHorizon()
-        self.capturable = False
-        """Sample with CUDA-graph-safe ops only (no host reads); same distribution."""
 
     def reset(self, batch_size: int | None = None, mask: Tensor | None = None) -> None:
         """Clear the warm start, for all problems or where mask [B] is True."""

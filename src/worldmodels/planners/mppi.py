@@ -97,15 +97,10 @@ def _pick(
     mode: Mode,
     eval_action: str,
     generator: torch.Generator | None,
-    capturable: bool = False,
 ) -> Tensor:
-    """[B, E] -> [B] elite index: a draw with probabilities w, or 0 (the best) in eval "best".
-    ``capturable`` draws by inverse CDF (multinomial reads back to the host on CUDA)."""
+    """[B, E] -> [B] elite index: a draw with probabilities w, or 0 (the best) in eval "best"."""
     if mode == "eval" and eval_action == "best":
         return torch.zeros(weights.shape[0], dtype=torch.long, device=weights.device)
-    if capturable:
-        u = torch.rand(weights.shape[0], 1, device=weights.device, generator=generator)
-        return (u > weights.cumsum(1)).sum(1).clamp(max=weights.shape[1] - 1)
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
@@ -169,7 +164,7 @@ class MPPI(WarmStartPlanner):
         if mode == "eval" and cfg.eval_action == "mean":
             action = mean[:, 0]
         else:
-            i = _pick(w, mode, cfg.eval_action, generator, self.capturable)
+            i = _pick(w, mode, cfg.eval_action, generator)
             action = elites[torch.arange(B, device=mean.device), i, 0]
         if mode == "explore":
             noise = torch.randn(B, A, device=mean.device, generator=generator)
@@ -241,7 +236,7 @@ class DiscreteMPPI(WarmStartPlanner):
         if mode == "eval" and cfg.eval_action == "mean":
             action = probs[:, 0].argmax(-1)
         else:
-            i = _pick(w, mode, cfg.eval_action, generator, self.capturable)
+            i = _pick(w, mode, cfg.eval_action, generator)
             action = elites[arange, i, 0]
         self.warm.remember(probs, fill=uniform)
         return DiscretePlanResult(

@@ -30,7 +30,7 @@ def board_game_name(env_id: str) -> str | None:
 
 def plays_board(agent: Any, env_id: str) -> bool:
     """Whether board evaluation applies: a board env and an agent that honours legal masks."""
-    return board_game_name(env_id) is not None and getattr(agent, "respects_legal_actions", False)
+    return board_game_name(env_id) is not None and agent.traits.legal_actions
 
 
 def agent_policy(agent: Any) -> Policy:

@@ -1,13 +1,13 @@
-"""The training loop: collect with vector envs -> replay -> update at a train ratio -> eval ->
-log -> checkpoint. It knows an agent only through the Agent protocol of shared/DESIGN.md."""
+"""Training modes over the parts of :mod:`worldmodels.train.parts`: ``online`` (collect with
+vector envs -> replay -> update at a train ratio -> eval -> log -> checkpoint) and ``offline``
+(updates from a dataset; no env is built for training, the real env only evaluates). Agents are
+known only through the contract of :mod:`worldmodels.core.agent`."""
 
 from __future__ import annotations
 
 import math
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,10 +16,20 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..core import Stage
 from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
 from ..replay import ReplayBuffer
 from .games import board_evaluation, board_summary, plays_board
+from .parts import (
+    MAX_NONFINITE,
+    Collector,
+    Counters,
+    EvalInterrupted,
+    Learner,
+    StageContext,
+    evaluate,
+)
 from .run import (
     RunInfo,
     build_agent,
@@ -28,25 +38,12 @@ from .run import (
     lock_run_dir,
     make_envs,
     resolve_device,
+    run_env,
     set_threads,
     unlock_run_dir,
 )
 
-
-@dataclass
-class Counters:
-    """Loop position saved with every checkpoint."""
-
-    env_steps: int = 0
-    updates: int = 0
-    episodes: int = 0
-    update_credit: float = 0.0
-    """Updates owed at the train ratio but not yet run."""
-    wall_time: float = 0.0
-    last_eval: int = 0
-    last_log: int = 0
-    best_eval: float = -math.inf
-    history: list = field(default_factory=list)
+__all__ = ["Counters", "EvalInterrupted", "Trainer", "evaluate", "evaluate_run"]
 
 
 def evaluate_run(
@@ -68,60 +65,17 @@ def evaluate_run(
         env.close()
 
 
-class EvalInterrupted(Exception):
-    """An evaluation stopped part-way because ``should_stop`` said so (a signal arrived)."""
-
-
-def evaluate(
-    agent, env, episodes: int, seed: int, should_stop: Callable[[], bool] | None = None
-) -> dict[str, float]:
-    """Run ``episodes`` greedy episodes on the ``n`` envs of ``env``, acting for all of them in
-    one batch. Env ``i`` (reset with ``seed + i``) plays episodes ``i, i + n, i + 2n, ...``: each
-    env's share is fixed before the first step, so short episodes are not over-counted, and the
-    result does not depend on which env finishes first. Agents reset their per-env state on
-    ``is_first``, as in training. ``should_stop`` is asked before every step; when it answers
-    True the evaluation raises :class:`EvalInterrupted` (a long eval, e.g. PlaNet's 10 episodes
-    of CEM plans, must not outlast the few seconds a stop signal leaves to save)."""
-    n = env.num_envs
-    if episodes < 1:
-        raise UserError(f"evaluation needs at least 1 episode, got {episodes}; fix: --episodes 1")
-    share = [len(range(i, episodes, n)) for i in range(n)]
-    done: list[list[tuple[float, int]]] = [[] for _ in range(n)]
-    obs = env.reset(seed=seed)
-    state = agent.init_state(n)
-    ret, length = np.zeros(n), np.zeros(n, dtype=np.int64)
-    while any(len(d) < s for d, s in zip(done, share)):
-        if should_stop is not None and should_stop():
-            raise EvalInterrupted
-        state, action, _ = agent.act(state, obs, mode="eval")
-        obs = env.step(action)  # an env whose episode ended resets on this step (autoreset)
-        ret += obs["reward"]  # 0 on a reset step
-        length += ~np.asarray(obs["is_first"], dtype=bool)
-        for i in np.flatnonzero(obs["is_last"]):
-            if len(done[i]) < share[i]:
-                done[i].append((float(ret[i]), int(length[i])))
-            ret[i], length[i] = 0.0, 0
-    # Episode order: i, i + n, ... as assigned above
-    episodes_done = [done[k % n][k // n] for k in range(episodes)]
-    r = np.asarray([e[0] for e in episodes_done])
-    return {
-        "return_mean": float(r.mean()),
-        "return_std": float(r.std()),
-        "return_min": float(r.min()),
-        "return_max": float(r.max()),
-        "length_mean": float(np.mean([e[1] for e in episodes_done])),
-        "episodes": episodes,
-    }
-
-
 class Trainer:
-    """Trains one agent in one run directory; ``resume`` continues from its latest checkpoint."""
+    """Trains one agent in one run directory, online or (``info.dataset``) offline; ``resume``
+    continues from the latest checkpoint, or starts over in place (keeping the replay) when the
+    run was stopped before its first one."""
 
     def __init__(self, info: RunInfo, *, resume: bool = False, progress: bool = True):
         self.info = info
         self.cfg = info.config
         run = self.cfg.run
         self.run_dir = Path(info.run_dir)
+        self.offline = info.dataset is not None
         lock_run_dir(self.run_dir)  # before anything in it is read or written
         try:
             self._setup(info, run, resume, progress)
@@ -134,23 +88,41 @@ class Trainer:
         self.device = resolve_device(run.device)
         torch.manual_seed(info.seed)
         self.rng = np.random.default_rng(info.seed)
-        self.envs, self.eval_env = make_envs(info, run.num_envs)
-        self.agent = build_agent(info, self.envs.obs_space, self.envs.act_space, self.device)
-        if hasattr(self.agent, "set_symmetries"):
+        if self.offline:
+            from ..replay.dataset import open_dataset
+
+            data = open_dataset(info.dataset)
+            self.envs = None  # offline: no env is built for training
+            self.eval_env = None  # built at the first evaluation, if the run has an env
+            self.replay = data.replay(seed=info.seed)
+            obs_space, act_space = data.obs_space, data.act_space
+        else:
+            self.envs, self.eval_env = make_envs(info, run.num_envs)
+            self.replay = ReplayBuffer(
+                run.replay_capacity, self.run_dir / "replay", run.replay_chunk, seed=info.seed
+            )
+            obs_space, act_space = self.envs.obs_space, self.envs.act_space
+        self.agent = build_agent(info, obs_space, act_space, self.device)
+        if self.agent.traits.symmetries and self.envs is not None:
             self.agent.set_symmetries(self.envs.symmetries)
         self.c = Counters()
-        self.replay = ReplayBuffer(
-            run.replay_capacity, self.run_dir / "replay", run.replay_chunk, seed=info.seed
-        )
-        if resume:
+        if resume and (self.run_dir / "checkpoints" / "latest.json").exists():
             self._restore()
+        elif resume:  # stopped before its first checkpoint: start over in place
+            truncate_after(self.run_dir, 0)
+        self.learner = Learner(self.replay, self.agent, run.batch_size, run.batch_length)
         self.logger = MetricsLogger(
             self.run_dir,
             tensorboard=None if run.tensorboard else False,
             time_offset=self.c.wall_time,
         )
-        self.progress = Progress(run.steps, self.c.env_steps, disable=None if progress else True)
+        total = run.steps
+        self.progress = Progress(total, self._position(), disable=None if progress else True)
         self._stop_signal: int | None = None
+
+    def _position(self) -> int:
+        """What ``run.steps`` counts: env steps online, updates offline."""
+        return self.c.updates if self.offline else self.c.env_steps
 
     # Persistence
     def _meta(self) -> dict:
@@ -163,15 +135,15 @@ class Trainer:
 
     def save(self) -> None:
         """Atomic checkpoint of agent, counters, RNG states and the replay's sampling position."""
-        self.c.wall_time = self.logger.elapsed if hasattr(self, "logger") else self.c.wall_time
+        self.c.wall_time = self.logger.elapsed
         state = {
             "agent": self.agent.state_dict(),
-            "counters": {k: v for k, v in vars(self.c).items()},
+            "counters": dict(vars(self.c)),
             "replay": self.replay.state_dict(),
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
         }
         save_checkpoint(
-            self.run_dir / "checkpoints", state, step=self.c.env_steps, meta=self._meta()
+            self.run_dir / "checkpoints", state, step=self._position(), meta=self._meta()
         )
 
     def _restore(self) -> None:
@@ -192,7 +164,7 @@ class Trainer:
         self.replay.load_state_dict(state["replay"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         torch.set_rng_state(state["rng"]["torch"].cpu())
-        truncate_after(self.run_dir, self.c.env_steps)
+        truncate_after(self.run_dir, self._position())
 
     # Signals
     def _on_signal(self, signum, frame) -> None:
@@ -200,122 +172,202 @@ class Trainer:
 
     # Loop
     def train(self) -> dict[str, Any]:
-        """Run until ``run.steps`` env steps; returns the final evaluation."""
+        """Run until ``run.steps`` (env steps online, updates offline); returns the final
+        evaluation (empty offline when the run has no env to evaluate in)."""
         run = self.cfg.run
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return self._train(run)
+            if self.agent.traits.stages:
+                return self._train_staged(run)
+            return self._train_offline(run) if self.offline else self._train_online(run)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
             try:
                 self.progress.close()
                 self.logger.close()
-                self.envs.close()
-                self.eval_env.close()
+                for env in (self.envs, self.eval_env):
+                    if env is not None:
+                        env.close()
             finally:
                 unlock_run_dir(self.run_dir)
 
-    def _train(self, run) -> dict[str, Any]:
+    def _learn(self) -> None:
+        """One update; a non-finite one is skipped and counted, and many in a row stop the run."""
+        if self.learner.step():
+            self.c.updates += 1
+            return
+        self.c.nonfinite += 1
+        if self.learner.nonfinite_in_a_row >= MAX_NONFINITE:
+            self.save()
+            raise UserError(
+                f"{MAX_NONFINITE} updates in a row had a non-finite loss or gradient (last at "
+                f"update {self.c.updates}); the run is saved in {self.run_dir}; fix: lower the "
+                "learning rates or check the observations for NaN/inf, then resume"
+            )
+
+    def _train_online(self, run) -> dict[str, Any]:
         n = self.envs.num_envs
         per_update = run.batch_size * run.batch_length
-        sampling = getattr(self.agent, "replay_sampling", None) or {}
-        obs = self.envs.reset(seed=self.info.seed + 1000 * (self.c.episodes + 1))
-        state = self.agent.init_state(n)
-        ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+        collector = Collector(self.envs, self.replay, self.agent, self.rng)
+        collector.reset(seed=self.info.seed + 1000 * (self.c.episodes + 1))
+        random_prefill = self.agent.traits.prefill == "random"
         train_returns: list[float] = []
-        agg: dict[str, list[float]] = {}
-        t_last, steps_last, updates_last = time.perf_counter(), self.c.env_steps, self.c.updates
-        last_save = time.perf_counter()
+        self._mark()
         final_eval: dict[str, Any] | None = None
         while self.c.env_steps < run.steps:
             if self._stop_signal is not None:
                 self._save_and_exit()
-            # Act; an agent may store per-step extras with the step (info["replay"], e.g. the
-            # search policy of MuZero), and may collect with its own policy during prefill.
-            extra: dict[str, Any] = {}
-            if self.c.env_steps < run.prefill and not getattr(
-                self.agent, "prefill_with_policy", False
-            ):
-                action = self.envs.act_space.sample(self.rng, n)
-            else:
-                state, action, info = self.agent.act(state, obs, mode="explore")
-                extra = info.get("replay", {})
-            self.replay.add_batch({**obs, **extra, "action": action})
-            obs = self.envs.step(action)
+            random = random_prefill and self.c.env_steps < run.prefill
+            ended = collector.step(self.c.env_steps, random)
             self.c.env_steps += n
-            ep_ret += obs["reward"]
-            ep_len += ~np.asarray(obs["is_first"], dtype=bool)  # not the autoreset step
-            for i in np.flatnonzero(obs["is_last"]):
-                train_returns.append(float(ep_ret[i]))
-                self.logger.write(
-                    self.c.env_steps, {"train/return": ep_ret[i], "train/length": ep_len[i]}
-                )
-                ep_ret[i], ep_len[i] = 0.0, 0
+            for ret, length in ended:
+                train_returns.append(ret)
+                self.logger.write(self.c.env_steps, {"train/return": ret, "train/length": length})
                 self.c.episodes += 1
             # Update at the train ratio
             if self.c.env_steps >= run.prefill:
                 self.c.update_credit += n * run.train_ratio / per_update
                 while self.c.update_credit >= 1.0:
-                    # Prioritised agents name their exponents and write batch["priority"] back.
-                    batch = self.replay.sample(run.batch_size, run.batch_length, **sampling)
-                    metrics = self.agent.update(batch)
-                    if "priority" in batch:
-                        self.replay.update_priorities(batch["index"], batch["priority"])
-                    for k, v in metrics.items():
-                        agg.setdefault(k, []).append(v)
-                    self.c.updates += 1
+                    self._learn()
                     self.c.update_credit -= 1.0
-            # Log
             if self.c.env_steps - self.c.last_log >= run.log_every:
-                now = time.perf_counter()
-                dt = max(now - t_last, 1e-9)
-                fps = (self.c.env_steps - steps_last) / dt
-                ups = (self.c.updates - updates_last) / dt
-                row = {k: float(np.mean(v)) for k, v in agg.items()}
-                row.update(
-                    {
-                        "env_steps_per_s": fps,
-                        "updates_per_s": ups,
-                        "updates": self.c.updates,
-                        "episodes": self.c.episodes,
-                    }
+                extra = (
+                    {"train/return_mean": float(np.mean(train_returns))} if train_returns else {}
                 )
-                if train_returns:
-                    row["train/return_mean"] = float(np.mean(train_returns))
-                self.logger.write(self.c.env_steps, row)
-                self.progress.update(
-                    self.c.env_steps,
-                    ret=row.get("train/return_mean"),
-                    eval=None if self.c.best_eval == -math.inf else self.c.history[-1][1],
-                    fps=fps,
-                    ups=ups,
-                )
-                agg.clear()
+                self._log(extra)
                 train_returns.clear()
-                t_last, steps_last, updates_last = now, self.c.env_steps, self.c.updates
-                self.c.last_log = self.c.env_steps
-            # Evaluate and checkpoint
-            if run.eval_every and self.c.env_steps - self.c.last_eval >= run.eval_every:
-                final_eval = self._evaluate()
-                last_save = time.perf_counter()
-                target = run.stop_at_return
-                if target is not None and final_eval["return_mean"] >= target:
-                    self.progress.write(f"eval return reached {target}: stopping early")
-                    break
-            elif time.perf_counter() - last_save >= run.save_every_s:
-                self.save()
-                last_save = time.perf_counter()
+            final_eval, stop = self._maybe_evaluate()
+            if stop:
+                break
         if final_eval is None or self.c.last_eval != self.c.env_steps:
             final_eval = self._evaluate()
         self.replay.flush()
         return final_eval
 
+    def _train_offline(self, run) -> dict[str, Any]:
+        self._mark()
+        final_eval: dict[str, Any] | None = None
+        while self.c.updates < run.steps:
+            if self._stop_signal is not None:
+                self._save_and_exit()
+            self._learn()
+            if self.c.updates - self.c.last_log >= run.log_every:
+                self._log({})
+            final_eval, stop = self._maybe_evaluate()
+            if stop:
+                break
+        if self.info.env is None:
+            self.save()
+            return final_eval or {}
+        if final_eval is None or self.c.last_eval != self.c.updates:
+            final_eval = self._evaluate()
+        return final_eval
+
+    def _train_staged(self, run) -> dict[str, Any]:
+        """The agent's stages in order (collect episodes, then its own fit stages), each resumed
+        where a stop left it; then the final evaluation."""
+        stages = self.agent.traits.stages
+        self._mark()
+        context = StageContext(
+            self.run_dir,
+            self.replay,
+            lambda seed: run_env(self.info, seed),
+            lambda: self._stop_signal is not None,
+            lambda row: self.logger.write(self._position(), row),
+        )
+        while self.c.stage < len(stages):
+            stage = stages[self.c.stage]
+            self.progress.write(f"stage {self.c.stage + 1}/{len(stages)}: {stage.name}")
+            if stage.kind == "collect":
+                self._collect_stage(stage)
+            else:
+                metrics = self.agent.run_stage(stage, context)
+                if self._stop_signal is not None:
+                    self._save_and_exit()
+                self.logger.write(
+                    self._position(), {f"{stage.name}/{k}": v for k, v in metrics.items()}
+                )
+            self.c.stage += 1
+            self.c.stage_episodes = 0
+            self.save()
+        result = self._evaluate()
+        self.replay.flush()
+        return result
+
+    def _collect_stage(self, stage: Stage) -> None:
+        """Collect ``stage.episodes`` whole episodes into the replay."""
+        collector = Collector(self.envs, self.replay, self.agent, self.rng)
+        collector.reset(seed=self.info.seed + 1000 * (self.c.episodes + 1))
+        n = self.envs.num_envs
+        while self.c.stage_episodes < stage.episodes:
+            if self._stop_signal is not None:
+                self._save_and_exit()
+            ended = collector.step(self.c.env_steps, stage.policy == "random")
+            self.c.env_steps += n
+            for ret, length in ended:
+                self.logger.write(self.c.env_steps, {"train/return": ret, "train/length": length})
+                self.c.episodes += 1
+                self.c.stage_episodes += 1
+            if time.perf_counter() - self._last_save >= self.cfg.run.save_every_s:
+                self.save()
+                self._last_save = time.perf_counter()
+
+    def _mark(self) -> None:
+        self._t_last = self._last_save = time.perf_counter()
+        self._steps_last, self._updates_last = self.c.env_steps, self.c.updates
+
+    def _log(self, extra: dict[str, float]) -> None:
+        """Write the learner's mean metrics and throughput since the last log row."""
+        now = time.perf_counter()
+        dt = max(now - self._t_last, 1e-9)
+        fps = (self.c.env_steps - self._steps_last) / dt
+        ups = (self.c.updates - self._updates_last) / dt
+        row = self.learner.drain()
+        row.update(
+            {
+                "env_steps_per_s": fps,
+                "updates_per_s": ups,
+                "updates": self.c.updates,
+                "episodes": self.c.episodes,
+                "nonfinite_updates": self.c.nonfinite,
+                **extra,
+            }
+        )
+        self.logger.write(self._position(), row)
+        self.progress.update(
+            self._position(),
+            ret=row.get("train/return_mean"),
+            eval=None if self.c.best_eval == -math.inf else self.c.history[-1][1],
+            fps=fps,
+            ups=ups,
+        )
+        self._t_last, self._steps_last, self._updates_last = now, self.c.env_steps, self.c.updates
+        self.c.last_log = self._position()
+
+    def _maybe_evaluate(self) -> tuple[dict[str, Any] | None, bool]:
+        """Evaluate when due (else checkpoint when due): (the evaluation or None, stop now)."""
+        run = self.cfg.run
+        due = run.eval_every and self._position() - self.c.last_eval >= run.eval_every
+        if due and (not self.offline or self.info.env is not None):
+            result = self._evaluate()
+            self._last_save = time.perf_counter()
+            target = run.stop_at_return
+            if target is not None and result["return_mean"] >= target:
+                self.progress.write(f"eval return reached {target}: stopping early")
+                return result, True
+            return result, False
+        if time.perf_counter() - self._last_save >= run.save_every_s:
+            self.save()
+            self._last_save = time.perf_counter()
+        return None, False
+
     def _save_and_exit(self) -> NoReturn:
         """A stop signal arrived: checkpoint, flush the replay and leave via KeyboardInterrupt."""
         self.progress.write(f"signal {self._stop_signal}: saving and exiting")
         self.save()
-        self.replay.flush()
+        if not self.offline:
+            self.replay.flush()
         raise KeyboardInterrupt
 
     def _evaluate(self) -> dict[str, Any]:
@@ -323,18 +375,21 @@ class Trainer:
         saves at once; the eval is not counted (``last_eval`` unchanged), so a resumed run starts
         by evaluating again."""
         run = self.cfg.run
+        if self.eval_env is None:
+            self.eval_env = eval_envs(self.info, run.eval_episodes)
+        position = self._position()
         try:
             result = evaluate(
                 self.agent,
                 self.eval_env,
                 run.eval_episodes,
-                seed=self.info.seed + 10_000 + self.c.env_steps,
+                seed=self.info.seed + 10_000 + position,
                 should_stop=lambda: self._stop_signal is not None,
             )
         except EvalInterrupted:
             self._save_and_exit()
-        self.c.last_eval = self.c.env_steps
-        self.c.history.append([self.c.env_steps, result["return_mean"]])
+        self.c.last_eval = position
+        self.c.history.append([position, result["return_mean"]])
         self.c.best_eval = max(self.c.best_eval, result["return_mean"])
         board = ""
         if run.board_eval_games > 0 and plays_board(self.agent, self.info.env):
@@ -343,9 +398,9 @@ class Trainer:
             )
             result.update(games)
             board = "; " + board_summary(games)
-        self.logger.write(self.c.env_steps, {f"eval/{k}": v for k, v in result.items()})
+        self.logger.write(position, {f"eval/{k}": v for k, v in result.items()})
         self.progress.write(
-            f"step {self.c.env_steps}: eval return {result['return_mean']:.1f} "
+            f"step {position}: eval return {result['return_mean']:.1f} "
             f"± {result['return_std']:.1f} over {result['episodes']} episodes{board}"
         )
         self.save()

@@ -16,7 +16,7 @@ import torch
 from .. import __version__
 from ..agents import build_config, get_agent_spec
 from ..checkpoint import atomic_write_text
-from ..config import apply_overrides, from_dict, to_dict
+from ..config import apply_overrides, check_seed, load_config, to_dict, validate
 from ..envs import make_env
 from ..envs.base import ActionSpace, Spec
 from ..envs.vector import VectorEnv
@@ -28,11 +28,14 @@ class RunInfo:
     """What identifies a run: agent, env, seed, presets, resolved config and where it lives."""
 
     agent: str
-    env: str
+    env: str | None
+    """The env id; None only for an offline run that has no env to evaluate in."""
     seed: int
     presets: list[str]
     config: Any
     run_dir: Path
+    dataset: str | None = None
+    """Offline runs: the dataset directory it trains from (no env is built for training)."""
 
     @property
     def config_hash(self) -> str:
@@ -47,6 +50,7 @@ class RunInfo:
             "env": self.env,
             "seed": self.seed,
             "presets": self.presets,
+            "dataset": self.dataset,
             "config": to_dict(self.config),
         }
 
@@ -92,35 +96,56 @@ def default_run_dir(agent: str, env: str, seed: int) -> Path:
 
 def new_run(
     agent: str,
-    env: str,
+    env: str | None,
     *,
     seed: int = 0,
     presets: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
+    dataset: str | Path | None = None,
 ) -> RunInfo:
-    """Resolve the config, check the env id, create the run directory and write config.json."""
+    """Resolve the config, check the env id (or the dataset of an offline run), create the run
+    directory and write config.json."""
+    check_seed(seed)
     cfg, names = build_config(agent, presets, overrides)
-    # Fail early on a bad env id, extra or action repeat.
-    probe = make_env(env, obs=cfg.run.obs, seed=seed, **env_kwargs(cfg.run))
     cls = get_agent_spec(agent).load()[2]
-    check = getattr(cls, "check_env", None)
-    adapt = getattr(cls, "adapt_config", None)
-    try:
-        if check is not None:  # and on an env the agent cannot use, before anything is written
-            check(cfg, probe.obs_space, probe.act_space)
-        if adapt is not None:  # settings the agent reads off the env, recorded in config.json
-            adapt(cfg, probe)
-    finally:
-        probe.close()
-    path = Path(run_dir) if run_dir else default_run_dir(agent, env, seed)
+    if dataset is not None:
+        from ..replay.dataset import open_dataset
+
+        data = open_dataset(dataset)  # a bad dataset fails before anything is written
+        dataset = str(Path(dataset).resolve())
+        if env is not None and env != data.env:
+            raise UserError(
+                f"--env {env} differs from the env the dataset was collected on ({data.env}); "
+                f"fix: --env {data.env}, or leave --env out to train without evaluation"
+            )
+        cls.prepare(cfg, data)  # the dataset has the env's spaces and episode length
+    else:
+        if env is None:
+            raise UserError("missing --env; e.g. --env gym:CartPole-v1 (or --dataset DIR)")
+        # Fail early on a bad env id, extra or action repeat, and on an env the agent cannot
+        # use; the agent records settings it reads off the env in config.json.
+        probe = make_env(env, obs=cfg.run.obs, seed=seed, **env_kwargs(cfg.run))
+        try:
+            cls.prepare(cfg, probe)
+        finally:
+            probe.close()
+    path = Path(run_dir) if run_dir else default_run_dir(agent, env or "offline", seed)
     if (path / "config.json").exists():
         raise UserError(
             f"{path} already holds a run; fix: resume it with `worldmodels train --resume {path}` "
             "or choose another --run-dir"
         )
-    path.mkdir(parents=True, exist_ok=True)
-    info = RunInfo(agent, env, seed, names, cfg, path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        what = "is a directory that holds no run" if path.is_dir() else "is a file"
+        raise UserError(f"{path} {what}; fix: choose a new or empty --run-dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(
+            f"cannot create {path} ({e.strerror}); fix: choose another --run-dir"
+        ) from None
+    info = RunInfo(agent, env, seed, names, cfg, path, None if dataset is None else str(dataset))
     atomic_write_text(path / "config.json", json.dumps(info.to_json(), indent=2))
     return info
 
@@ -181,9 +206,15 @@ def load_run(run_dir: str | Path) -> RunInfo:
         data = json.loads(cfg_path.read_text())
         spec = get_agent_spec(data["agent"])
         cls, _, _ = spec.load()
-        cfg = from_dict(cls, data["config"])
+        cfg = load_config(cls, data, cfg_path)  # unknown keys, seed, types and ranges
         return RunInfo(
-            data["agent"], data["env"], int(data["seed"]), list(data["presets"]), cfg, path
+            data["agent"],
+            data["env"],
+            int(data["seed"]),
+            list(data["presets"]),
+            cfg,
+            path,
+            data.get("dataset"),
         )
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise UserError(
@@ -239,10 +270,17 @@ def load_agent(run_dir: str | Path, device: str = "auto", overrides: dict[str, A
     info = load_run(run_dir)
     if overrides:
         apply_overrides(info.config, overrides)
+        validate(info.config)
     dev = resolve_device(device)
-    env = run_env(info, info.seed)
-    agent = build_agent(info, env.obs_space, env.act_space, dev)
-    env.close()
+    if info.dataset is not None:
+        from ..replay.dataset import open_dataset
+
+        data = open_dataset(info.dataset)
+        agent = build_agent(info, data.obs_space, data.act_space, dev)
+    else:
+        env = run_env(info, info.seed)
+        agent = build_agent(info, env.obs_space, env.act_space, dev)
+        env.close()
     state, meta = load_checkpoint(Path(run_dir) / "checkpoints", map_location=dev)
     check_meta(meta, version=__version__, agent=info.agent)
     try:

@@ -9,190 +9,27 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ...core import AgentBase, Step, Update
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math import (
-    BoundedNormal,
-    OneHotCategoricalST,
     PercentileNormalizer,
-    TanhNormal,
     discount_weights,
     ema_update,
     hard_update,
     lambda_return,
     replay_lambda_return,
-    symlog,
-    unimix_logits,
 )
-from ...models.rssm import RSSM
-from ...nn import MLP, ConvDecoder, ConvEncoder, Head, image_to_float
+from ...models.dreamer import Actor, WorldModel, kl_loss
+from ...nn import Head
 from ...nn.compile import MaybeCompiled
-from ...nn.graphs import ActSteps, GraphedStep, set_capturable
-from ...nn.optim import LaPropAGC
+from ...nn.optim import LaPropAGC, step_if_finite
 from ...nn.precision import Precision
 from .config import DreamerConfig
 
 
-class WorldModel(nn.Module):
-    """Encoder, RSSM, decoder and reward/continue heads (DreamerV3 eq. 1-5)."""
-
-    def __init__(self, cfg: DreamerConfig, obs_space: dict[str, Spec], act_dim: int):
-        super().__init__()
-        m = cfg.model
-        self.vector_keys = [k for k, s in obs_space.items() if len(s.shape) == 1]
-        self.image_keys = [k for k, s in obs_space.items() if len(s.shape) == 3]
-        self.image_nll = m.image_decoder
-        self.obs_space = obs_space
-        embed = 0
-        if self.vector_keys:
-            vdim = sum(obs_space[k].shape[0] for k in self.vector_keys)
-            self.vec_enc = MLP(vdim, m.units, m.enc_layers, m.norm, m.act)
-            embed += self.vec_enc.out_dim
-        if self.image_keys:
-            h, w, _ = obs_space[self.image_keys[0]].shape
-            c = sum(obs_space[k].shape[2] for k in self.image_keys)
-            self.img_enc = ConvEncoder((h, w, c), m.depth, norm=m.norm, act=m.act)
-            embed += self.img_enc.out_dim
-        self.rssm = RSSM(
-            act_dim,
-            embed,
-            m.deter,
-            m.hidden,
-            m.stoch,
-            m.classes,
-            m.blocks,
-            m.unimix,
-            m.norm,
-            m.act,
-            img_layers=m.img_layers,
-            latent=m.latent,
-            min_std=m.min_std,
-            core=m.core,
-        )
-        feat = self.rssm.feat_dim
-        head_units = m.head_units or m.units
-        if self.vector_keys:
-            self.vec_dec = Head(
-                feat, (vdim,), m.vector_decoder, head_units, m.dec_layers, m.norm, m.act
-            )
-        if self.image_keys:
-            self.img_dec = ConvDecoder(feat, (h, w, c), m.depth, norm=m.norm, act=m.act)
-        head = dict(units=head_units, layers=m.head_layers, norm=m.norm, act=m.act, bins=m.bins)
-        self.reward = Head(feat, (), m.reward_head, **head, outscale=0.0)
-        self.cont = Head(feat, (), "binary", **head)
-
-    def encode(self, obs: dict[str, Tensor]) -> Tensor:
-        """Observations ``[..., *shape]`` -> embedding ``[..., E]`` (vectors are symlog'd)."""
-        parts = []
-        if self.vector_keys:
-            vec = torch.cat([obs[k].float() for k in self.vector_keys], -1)
-            parts.append(self.vec_enc(symlog(vec)))
-        if self.image_keys:
-            parts.append(self.img_enc(torch.cat([obs[k] for k in self.image_keys], -1)))
-        return torch.cat(parts, -1)
-
-    def sequence_losses(
-        self, data: dict[str, Tensor], action: Tensor, step=None
-    ) -> tuple[dict[str, Tensor], Tensor, Tensor, dict[str, Tensor]]:
-        """Filter a replayed ``[B, T]`` batch (``action`` a_t as floats ``[B, T, A]``) and score
-        its predictions: (posterior, prior stats, a_{t-1} ``[B, T, A]``, per-step losses
-        ``{recon_*, reward, cont}`` ``[B, T]``). ``step`` replaces the RSSM's posterior step."""
-        obs = {k: data[k] for k in self.obs_space}
-        prev_action = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)
-        is_first = data["is_first"].bool()
-        post, prior = self.rssm.observe(self.encode(obs), prev_action, is_first, step=step)
-        feat = self.rssm.feat(post)
-        losses = self.recon_loss(feat, obs)
-        losses["reward"] = self.reward(feat).loss(data["reward"].float())
-        losses["cont"] = self.cont(feat).loss(1.0 - data["is_terminal"].float())
-        return post, prior, prev_action, losses
-
-    def recon_loss(self, feat: Tensor, obs: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Decoder negative log-likelihoods ``[B, T]`` by observation kind."""
-        losses = {}
-        if self.vector_keys:
-            vec = torch.cat([obs[k].float() for k in self.vector_keys], -1)
-            losses["recon_vector"] = self.vec_dec(feat).loss(vec)
-        if self.image_keys:
-            img = image_to_float(torch.cat([obs[k] for k in self.image_keys], -1))
-            pred = self.img_dec(feat).float().movedim(-1, -3)
-            sse = ((pred - img) ** 2).sum((-3, -2, -1))
-            losses["recon_image"] = 0.5 * sse if self.image_nll == "gauss" else sse
-        return losses
-
-
-def kl_loss(
-    kind: str,
-    kl_fn,
-    post: Tensor,
-    prior: Tensor,
-    *,
-    free: float,
-    beta_dyn: float = 1.0,
-    beta_rep: float = 0.1,
-    alpha: float = 0.8,
-    scale: float = 1.0,
-    per_step: bool | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The KL term of the world-model loss for each Dreamer version: (loss ``[B, T]``, dyn, rep).
-
-    ``kl_fn(lhs, rhs)`` is KL(lhs || rhs) of the latent stats. dyn = KL(sg(post) || prior) trains
-    only the prior, rep = KL(post || sg(prior)) only the posterior.
-
-    * ``dyn_rep`` (V3): beta_dyn * max(free, dyn) + beta_rep * max(free, rep), per step.
-    * ``balanced`` (V2): scale * (alpha * max(free, mean dyn) + (1 - alpha) * max(free, mean rep)),
-      free nats on the batch means as the V2 code (``free_avg``); returned broadcast to ``[B, T]``.
-    * ``elbo`` (PlaNet, V1): scale * max(free, mean KL(post || prior)), gradient to both.
-
-    ``per_step`` moves the free-nats clamp: True clamps each step's KL before any mean (PlaNet's
-    code), False clamps the batch means; None keeps each kind's placement above.
-    """
-    if per_step is None:
-        per_step = kind == "dyn_rep"
-
-    def floor(x: Tensor) -> Tensor:  # the free-nats clamp, returned [B, T]
-        return x.clamp(min=free) if per_step else x.mean().clamp(min=free).expand_as(x)
-
-    if kind == "elbo":
-        kl = kl_fn(post, prior)  # dyn and rep have the same value; one KL serves all three
-        return scale * floor(kl), kl, kl
-    dyn = kl_fn(post.detach(), prior)
-    rep = kl_fn(post, prior.detach())
-    if kind == "dyn_rep":
-        loss = beta_dyn * floor(dyn) + beta_rep * floor(rep)
-    elif kind == "balanced":
-        loss = scale * (alpha * floor(dyn) + (1 - alpha) * floor(rep))
-    else:
-        raise ValueError(f"unknown kl {kind!r}; use dyn_rep, balanced or elbo")
-    return loss, dyn, rep
-
-
-class Actor(nn.Module):
-    """pi(a_t | s_t): unimix categorical (discrete) or bounded normal (continuous)."""
-
-    def __init__(self, feat: int, act_space: ActionSpace, cfg: DreamerConfig):
-        super().__init__()
-        b, m = cfg.behavior, cfg.model
-        self.discrete, self.n = act_space.discrete, act_space.n
-        self.unimix, self.min_std, self.max_std = b.unimix, b.min_std, b.max_std
-        self.dist_cont = b.actor_dist_cont
-        self.mlp = MLP(feat, b.units, b.layers, m.norm, m.act)
-        self.out = nn.Linear(self.mlp.out_dim, self.n if self.discrete else 2 * self.n)
-        nn.init.trunc_normal_(self.out.weight, std=0.01 / self.mlp.out_dim**0.5)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, feat: Tensor):
-        x = self.out(self.mlp(feat)).float()
-        if self.discrete:
-            return OneHotCategoricalST(unimix_logits(x, self.unimix))
-        mean, std = x.chunk(2, -1)
-        if self.dist_cont == "tanh_normal":
-            return TanhNormal(mean, std)
-        return BoundedNormal(mean, std, self.min_std, self.max_std)
-
-
-class DreamerAgent:
-    """DreamerV3 (Hafner et al. 2023/2025): the Agent protocol of shared/DESIGN.md."""
+class DreamerAgent(AgentBase):
+    """Dreamer V1/V2/V3 (Hafner et al. 2020, 2021, 2025) as one agent of config axes."""
 
     name = "dreamer"
 
@@ -205,13 +42,23 @@ class DreamerAgent:
     ):
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        graphs = self._graphs = config.run.cuda_graphs and self.device.type == "cuda"
-        self.precision = Precision(config.run.precision, self.device, cache=not graphs)
+        self.precision = Precision(config.run.precision, self.device)
         self.act_dim = act_space.n if act_space.discrete else act_space.shape[0]
-        self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
+        self.wm = WorldModel(config.model, obs_space, self.act_dim).to(self.device)
         feat = self.wm.rssm.feat_dim
         b, m, o = config.behavior, config.model, config.optim
-        self.actor = Actor(feat, act_space, config).to(self.device)
+        self.actor = Actor(
+            feat,
+            act_space,
+            units=b.units,
+            layers=b.layers,
+            norm=m.norm,
+            act=m.act,
+            unimix=b.unimix,
+            min_std=b.min_std,
+            max_std=b.max_std,
+            dist_cont=b.actor_dist_cont,
+        ).to(self.device)
         self._check_axes(config)
         outscale = 0.0 if b.critic_head == "symexp_twohot" else 1.0
         self.critic = Head(
@@ -227,17 +74,9 @@ class DreamerAgent:
             self.actor_opt = LaPropAGC(self.actor.parameters(), **laprop)
             self.critic_opt = LaPropAGC(self.critic.parameters(), **laprop)
         else:
-            # capturable: the step count lives on the device, so a CUDA graph replays Adam right
-            cap = dict(capturable=graphs)
-            self.model_opt = torch.optim.Adam(
-                self.wm.parameters(), o.model_lr, eps=o.model_eps, **cap
-            )
-            self.actor_opt = torch.optim.Adam(
-                self.actor.parameters(), o.actor_lr, eps=o.ac_eps, **cap
-            )
-            self.critic_opt = torch.optim.Adam(
-                self.critic.parameters(), o.critic_lr, eps=o.ac_eps, **cap
-            )
+            self.model_opt = torch.optim.Adam(self.wm.parameters(), o.model_lr, eps=o.model_eps)
+            self.actor_opt = torch.optim.Adam(self.actor.parameters(), o.actor_lr, eps=o.ac_eps)
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), o.critic_lr, eps=o.ac_eps)
         self.updates = 0
         grad = b.actor_grad
         if grad == "auto":
@@ -249,8 +88,6 @@ class DreamerAgent:
         self._imag_step = MaybeCompiled(self._imag_step_eager, config.run.compile)
         self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.run.compile)
         self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.run.compile)
-        self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
-        self._act_steps = ActSteps(self._act_tensors, config.run.cuda_graphs)
 
     @staticmethod
     def _check_axes(cfg: DreamerConfig) -> None:
@@ -266,12 +103,6 @@ class DreamerAgent:
             raise UserError(f"behavior.actor_grad_mix={b.actor_grad_mix} must be in [0, 1]")
         if not 0.0 <= m.kl_alpha <= 1.0:
             raise UserError(f"model.kl_alpha={m.kl_alpha} must be in [0, 1]")
-        if cfg.run.cuda_graphs and cfg.optim.optimizer != "adam":
-            raise UserError(
-                "run.cuda_graphs needs optim.optimizer=adam (LaProp counts its steps in Python, "
-                "which a CUDA graph would freeze); fix: set optim.optimizer=adam or "
-                "run.cuda_graphs=false"
-            )
 
     def _clip(self, norm: float) -> float:
         """Global-norm clip of the Adam setting; LaProp clips per tensor (AGC) instead."""
@@ -304,41 +135,26 @@ class DreamerAgent:
         return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
 
     @torch.no_grad()
-    def act(
-        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str = "explore"
-    ) -> tuple[dict[str, Tensor], np.ndarray, dict[str, Any]]:
+    def act(self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str) -> Step:
         """One filtering step and an action per env: obs ``[N, ...]`` -> actions ``[N, ...]``.
 
         ``mode='explore'`` samples the actor, ``'eval'`` takes its mode (greedy).
         """
         with self.precision():
-            return self._act(state, obs, mode)
-
-    def _act_tensors(self, inputs: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
-        """Filtering step and action on device tensors (CUDA-graph safe): the new latent state
-        and action ``{deter, stoch, action}``."""
-        state = {k: inputs[f"state/{k}"] for k in ("deter", "stoch")}
-        obs = {k[4:]: v for k, v in inputs.items() if k.startswith("obs/")}
-        embed = self.wm.encode(obs)
-        latent = self.wm.rssm.obs_step(state, inputs["state/action"], embed, inputs["is_first"])
-        dist = self.actor(self.wm.rssm.feat(latent))
-        action = dist.sample() if mode == "explore" else dist.mode()
-        noise = self.config.behavior.expl_noise
-        if mode == "explore" and noise > 0 and not self.act_space.discrete:
-            action = (action + noise * torch.randn_like(action)).clamp(-1.0, 1.0)
-        return {"deter": latent["deter"], "stoch": latent["stoch"], "action": action}
-
-    def _act(self, state, obs, mode):
-        inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
-        inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-        inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action")})
-        new_state = self._act_steps(inputs, mode)  # one CUDA graph per mode and env count
-        action = new_state["action"]
+            embed = self.wm.encode(self._obs_tensors(obs))
+            is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+            latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+            dist = self.actor(self.wm.rssm.feat(latent))
+            action = dist.sample() if mode == "explore" else dist.mode()
+            noise = self.config.behavior.expl_noise
+            if mode == "explore" and noise > 0 and not self.act_space.discrete:
+                action = (action + noise * torch.randn_like(action)).clamp(-1.0, 1.0)
+        new_state = {"deter": latent["deter"], "stoch": latent["stoch"], "action": action}
         if self.act_space.discrete:
             out = action.argmax(-1).cpu().numpy().astype(np.int64)
         else:
             out = action.cpu().numpy().astype(np.float32)
-        return new_state, out, {}
+        return Step(new_state, out, {})
 
     def _action_tensor(self, action: np.ndarray | Tensor) -> Tensor:
         action = torch.as_tensor(action, device=self.device)
@@ -347,26 +163,23 @@ class DreamerAgent:
         return action.float()
 
     # Learning
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    def update(self, batch: dict[str, np.ndarray]) -> Update:
         """One gradient step of world model, actor and critic on a ``[B, T]`` replay batch."""
         with self.precision():
-            return self._update(batch)
-
-    def _update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
-        data["action"] = self._action_tensor(data["action"])
-        metrics = self._step(data)  # one CUDA graph with run.cuda_graphs, else eager
+            data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+            data["action"] = self._action_tensor(data["action"])
+            metrics = self._update_tensors(data)
         self.updates += 1
         b = self.config.behavior
         if b.critic_target == "hard" and self.updates % b.slow_critic_every == 0:
-            hard_update(self.slow_critic, self.critic)  # a Python schedule: outside the graph
-        return {k: float(v) for k, v in metrics.items()}
+            hard_update(self.slow_critic, self.critic)
+        return Update({k: float(v) for k, v in metrics.items()})
 
     def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """World model, actor and critic steps on a ``[B, T]`` batch of device tensors (actions
-        as floats); metrics stay tensors and nothing reads back to the host (CUDA-graph safe)."""
-        for opt in self.optimizers().values():  # no gradient buffer outlives a step (see
-            opt.zero_grad(set_to_none=True)  # nn/graphs.py); dynamics gradients reach the critic
+        as floats); metrics stay tensors until the step ends (no host sync inside)."""
+        for opt in self.optimizers().values():  # dynamics gradients reach the critic too
+            opt.zero_grad(set_to_none=True)
         metrics: dict[str, Tensor] = {}
         post, wm_metrics = self._train_world_model(data)
         metrics.update(wm_metrics)
@@ -396,7 +209,7 @@ class DreamerAgent:
         self.model_opt.zero_grad(set_to_none=True)
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.wm.parameters(), self._clip(o.model_clip))
-        self.model_opt.step()
+        step_if_finite(self.model_opt, gnorm)
         metrics = {f"loss/{k}": v.mean().detach() for k, v in losses.items()}
         metrics.update({"loss/dyn": dyn.mean().detach(), "loss/rep": rep.mean().detach()})
         metrics.update({"loss/model": total.detach(), "grad/model": gnorm})
@@ -468,7 +281,7 @@ class DreamerAgent:
         metrics["grad/actor"] = nn.utils.clip_grad_norm_(
             self.actor.parameters(), self._clip(o.ac_clip)
         )
-        self.actor_opt.step()
+        step_if_finite(self.actor_opt, metrics["grad/actor"])
 
         # Critic: regress the lambda-return; V3 also regularises towards the slow critic
         dist = self.critic(before)
@@ -487,7 +300,7 @@ class DreamerAgent:
         metrics["grad/critic"] = nn.utils.clip_grad_norm_(
             self.critic.parameters(), self._clip(o.ac_clip)
         )
-        self.critic_opt.step()
+        step_if_finite(self.critic_opt, metrics["grad/critic"])
         if b.critic_target == "ema":
             ema_update(self.slow_critic, self.critic, 1.0 - b.slow_critic_rate)
         # critic_target=hard: the copy every slow_critic_every updates is done by _update
@@ -528,6 +341,15 @@ class DreamerAgent:
             loss = loss + b.slow_reg * dist.loss(slow)
         return (valid * loss).mean()
 
+    # Report
+    @torch.no_grad()
+    def report(self, batch: dict[str, np.ndarray], context: int = 5) -> dict[str, np.ndarray]:
+        """Open-loop predictions on replay windows ``[B, T]``: ``context`` observed steps, then
+        the model alone under the recorded actions (``WorldModel.report``)."""
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        with self.precision():
+            return self.wm.report(data, self._action_tensor(data["action"]), context)
+
     # Persistence
     def modules(self) -> dict[str, nn.Module]:
         return {
@@ -557,5 +379,4 @@ class DreamerAgent:
             m.load_state_dict(d[k])
         for k, o in self.optimizers().items():
             o.load_state_dict(d[k])
-            set_capturable(o, self._graphs)
         self.updates = int(d["updates"])

@@ -1,7 +1,7 @@
 """MuZero (Schrittwieser et al. 2020): a learned model searched with MCTS, trained on unrolls.
 
 Acting: h(o_t) gives the root; `planners.mcts` searches all B roots in one batch through g and f;
-the visit distribution and root value go to replay with the step (``info["replay"]``).
+the visit distribution and root value go to replay with the step (``Step.extras``).
 Learning: windows of ``run.batch_length`` steps, sampled by priority; the model is unrolled K
 steps from the first one with the replayed actions and trained on the search policies, n-step
 value targets (optionally reanalysed with the latest network) and the observed rewards.
@@ -17,11 +17,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ...core import AgentBase, Sampling, Step, Traits, Update
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math.returns import n_step_value_targets
 from ...math.support import scale_gradient, support_loss
 from ...models.muzero import MuZeroNetwork
+from ...nn.optim import step_if_finite
 from ...nn.precision import require_fp32
 from ...planners.mcts import (
     GumbelMCTSConfig,
@@ -43,14 +45,15 @@ def run_updates(run) -> float:
     return max(collected * run.train_ratio / (run.batch_size * run.batch_length), 1.0)
 
 
-class MuZeroAgent:
-    """MuZero with the config axes of MuZeroConfig; EfficientZero's axes are refused for now."""
+class MuZeroAgent(AgentBase):
+    """MuZero with the config axes of MuZeroConfig; EfficientZero's axes are refused for now.
+
+    Traits: the search collects from the first step (no random prefill, as the paper), replay
+    is sampled by priority when ``train.priority_alpha > 0``, illegal moves are never played
+    where the observation has a ``legal`` mask, and the env's symmetries are asked for when
+    ``train.augment_symmetries`` is on."""
 
     name = "muzero"
-    prefill_with_policy = True
-    """The loop collects with the search from the first step (no random prefill), as the paper."""
-    respects_legal_actions = True
-    """Never plays an illegal move where the observation has a ``legal`` mask (board evals)."""
 
     def __init__(
         self,
@@ -121,17 +124,20 @@ class MuZeroAgent:
             self.target_net = copy.deepcopy(self.net).requires_grad_(False)
         o = config.optim
         self.opt = torch.optim.Adam(self.net.parameters(), o.lr, weight_decay=o.weight_decay)
-        self.replay_sampling = (
-            {"priority_alpha": t.priority_alpha, "priority_beta": t.priority_beta}
+        self.traits = Traits(
+            prefill="policy",
+            sampling=Sampling(t.priority_alpha, t.priority_beta)
             if t.priority_alpha > 0
-            else {}
+            else Sampling(),
+            legal_actions=True,
+            symmetries=t.augment_symmetries,
         )
         self.updates = 0
         self._symmetries: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def set_symmetries(self, symmetries) -> None:
-        """The env's :attr:`~worldmodels.envs.base.Env.symmetries` (the training loop calls this);
-        with ``train.augment_symmetries`` each update draws one of them per replayed window."""
+        """The env's :attr:`~worldmodels.envs.base.Env.symmetries` (given when
+        ``traits.symmetries``): each update draws one of them per replayed window."""
         if not self.config.train.augment_symmetries:
             return
         self.check_symmetries(self.config, symmetries)
@@ -163,10 +169,11 @@ class MuZeroAgent:
                 "fix: drop --set train.augment_symmetries=true or use such an env"
             )
 
-    @staticmethod
-    def adapt_config(config: MuZeroConfig, env) -> None:
+    @classmethod
+    def prepare(cls, config: MuZeroConfig, env) -> None:
         """At run creation, before anything is written: check the env for the config's needs."""
-        MuZeroAgent.check_symmetries(config, getattr(env, "symmetries", ()))
+        cls.check_env(config, env.obs_space, env.act_space)
+        cls.check_symmetries(config, env.symmetries)
 
     @staticmethod
     def check_env(config: MuZeroConfig, obs_space: dict[str, Spec], act_space: ActionSpace) -> None:
@@ -244,10 +251,9 @@ class MuZeroAgent:
         return torch.ones(n, self.num_actions, dtype=torch.bool, device=self.device)
 
     @torch.no_grad()
-    def act(
-        self, state: dict, obs: dict[str, np.ndarray], mode: str = "explore"
-    ) -> tuple[dict, np.ndarray, dict[str, Any]]:
-        """Search from each observation; ``info['replay']`` holds the search policy and value."""
+    def act(self, state: dict, obs: dict[str, np.ndarray], mode: str) -> Step:
+        """Search from each observation; the extras stored in replay are the search policy
+        ``[N, A]`` and the root value ``[N]``."""
         x = torch.as_tensor(np.asarray(obs[self.key]), device=self.device)
         n = x.shape[0]
         explore = mode == "explore"
@@ -264,8 +270,8 @@ class MuZeroAgent:
             action = torch.where(past, greedy, action)
         policy = out.action_weights.float().cpu().numpy()
         root_value = out.root_value.float().cpu().numpy()
-        info = {"replay": {"policy": policy, "root_value": root_value}}
-        return {**state, "moves": moves + 1}, action.cpu().numpy().astype(np.int64), info
+        extras = {"policy": policy, "root_value": root_value}
+        return Step({**state, "moves": moves + 1}, action.cpu().numpy().astype(np.int64), extras)
 
     # Learning
     def _reanalyse(self, data: dict[str, Tensor], policy: Tensor, root_value: Tensor) -> None:
@@ -332,8 +338,9 @@ class MuZeroAgent:
             rewards.append(inf.reward_logits)
         return torch.stack(values, 1), torch.stack(policies, 1), torch.stack(rewards, 1)
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """One gradient step on the K-step unroll; writes new priorities to ``batch['priority']``.
+    def update(self, batch: dict[str, np.ndarray]) -> Update:
+        """One gradient step on the K-step unroll; new priorities |v^0 - z_0| when the batch was
+        sampled by priority (it has ``index``).
 
         l = sum_k scale_k (l^p(pi_k, p^k) + w_v l^v(z_k, v^k) + l^r(u_k, r^k)), scale_0 = 1,
         scale_k = 1/K, the gradient into g halved every step, each sample weighted by its
@@ -370,7 +377,7 @@ class MuZeroAgent:
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.net.parameters(), self.config.optim.clip)
-        self.opt.step()
+        step_if_finite(self.opt, gnorm)
         self.updates += 1
         if self.target_net is not None and self.updates % t.target_update_interval == 0:
             self.target_net.load_state_dict(self.net.state_dict())
@@ -379,10 +386,9 @@ class MuZeroAgent:
         with torch.no_grad():
             v0 = self.net.scalar(value_logits[:, 0].detach(), eps)
             err = (v0 - tgt["value"][:, 0]).abs()
-        if "index" in batch:
-            batch["priority"] = (err + 1e-6).cpu().numpy()
+        priorities = (err + 1e-6).cpu().numpy() if "index" in batch else None
         metrics = {} if weight is None else {"replay/weight_mean": float(weight.mean())}
-        return {
+        metrics = {
             **metrics,
             "loss/value": float(value_l.detach().mean()),
             "loss/reward": float(reward_l.detach().mean()),
@@ -395,6 +401,7 @@ class MuZeroAgent:
             "search/temperature": self.temperature(),
             "optim/lr": lr,
         }
+        return Update(metrics, priorities)
 
     def _scalar_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """[..., 2S+1] (or [..., 1]) outputs, [...] targets -> [...] cross-entropy with the

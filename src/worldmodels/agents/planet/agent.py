@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ...core import AgentBase, Step, Update
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
+from ...models.dreamer import WorldModel, kl_loss
 from ...models.rssm import overshooting_kl
-from ...nn.graphs import ActSteps, GraphedStep, set_capturable
+from ...nn.optim import step_if_finite
 from ...nn.precision import Precision
 from ...planners import CEM, CEMConfig
 from ...planners.base import shift
-from ..dreamer.agent import WorldModel, kl_loss
 from .config import PlaNetConfig
 
 
-class PlaNetAgent:
+class PlaNetAgent(AgentBase):
     """Hafner et al. 2019: world model = Dreamer's with PlaNet's axes; acting = CEM on rewards."""
 
     name = "planet"
+
+    @classmethod
+    def prepare(cls, config: PlaNetConfig, env) -> None:
+        """Refuse discrete actions (CEM plans continuous ones)."""
+        cls.check_actions(env.act_space)
+
+    @staticmethod
+    def check_actions(act_space: ActionSpace) -> None:
+        if act_space.discrete:
+            raise UserError(
+                "planet plans continuous actions with CEM; this env has discrete actions. "
+                "fix: use a continuous env (e.g. gym:Pendulum-v1) or a Dreamer agent"
+            )
 
     def __init__(
         self,
@@ -31,24 +43,15 @@ class PlaNetAgent:
         act_space: ActionSpace,
         device: torch.device | str = "cpu",
     ):
-        if act_space.discrete:
-            raise UserError(
-                "planet plans continuous actions with CEM; this env has discrete actions. "
-                "fix: use a continuous env (e.g. gym:Pendulum-v1) or a Dreamer agent"
-            )
+        self.check_actions(act_space)
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        graphs = self._graphs = config.run.cuda_graphs and self.device.type == "cuda"
-        self.precision = Precision(config.run.precision, self.device, cache=not graphs)
+        self.precision = Precision(config.run.precision, self.device)
         self.act_dim = act_space.n
-        self.wm = WorldModel(config, obs_space, self.act_dim).to(self.device)
-        self.opt = torch.optim.Adam(  # capturable: the step count on the device (CUDA graphs)
-            self.wm.parameters(), config.optim.lr, eps=config.optim.eps, capturable=graphs
-        )
+        self.wm = WorldModel(config.model, obs_space, self.act_dim).to(self.device)
+        self.opt = torch.optim.Adam(self.wm.parameters(), config.optim.lr, eps=config.optim.eps)
         p = config.planner
         self.cem = CEM(CEMConfig(p.horizon, p.candidates, p.top_k, p.iterations, 1.0, p.warm_start))
-        self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
-        self._act_steps = ActSteps(self._act_tensors, config.run.cuda_graphs)
         self.updates = 0
 
     # Acting
@@ -78,61 +81,44 @@ class PlaNetAgent:
 
         return objective
 
-    @torch.no_grad()
-    def act(
-        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str = "explore"
-    ) -> tuple[dict[str, Tensor], np.ndarray, dict[str, Any]]:
-        """Filter the observation, plan with CEM from the posterior, return the first action."""
-        with self.precision():
-            return self._act(state, obs, mode)
-
-    def _act(self, state, obs, mode):
-        inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
-        inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-        inputs.update({f"state/{k}": state[k] for k in ("deter", "stoch", "action", "plan")})
-        new_state = self._act_steps(inputs, mode)  # one CUDA graph per mode and env count
-        return new_state, new_state["action"].cpu().numpy().astype(np.float32), {}
-
     def _obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:
         return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
 
-    def _act_tensors(self, inputs: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
-        """Filter, plan with CEM from the posterior, first action; device tensors only (CUDA-graph
-        safe). The warm start is zeroed where an episode starts, and always without warm_start."""
-        is_first = inputs["is_first"]
-        obs = {k[4:]: v for k, v in inputs.items() if k.startswith("obs/")}
-        prev = {k: inputs[f"state/{k}"] for k in ("deter", "stoch")}
-        latent = self.wm.rssm.obs_step(prev, inputs["state/action"], self.wm.encode(obs), is_first)
-        start = {"deter": latent["deter"], "stoch": latent["stoch"]}
-        keep = (~is_first).float().view(-1, 1, 1)
-        if not self.config.planner.warm_start:
-            keep = torch.zeros_like(keep)
-        init = inputs["state/plan"] * keep
-        B = is_first.shape[0]
-        plan = self.cem.plan(
-            self._objective(start), B, self.act_dim, self.device, init_mean=init, mode="eval"
-        )
-        action = plan.action
-        if mode == "explore" and self.config.planner.expl_noise > 0:
-            noise = self.config.planner.expl_noise * torch.randn_like(action)
-            action = (action + noise).clamp(-1.0, 1.0)
-        return {**start, "action": action, "plan": shift(plan.mean, 0.0)}
+    @torch.no_grad()
+    def act(self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str) -> Step:
+        """Filter the observation, plan with CEM from the posterior, return the first action.
+        The warm start is zeroed where an episode starts, and always without warm_start."""
+        with self.precision():
+            is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+            embed = self.wm.encode(self._obs_tensors(obs))
+            latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+            start = {"deter": latent["deter"], "stoch": latent["stoch"]}
+            keep = (~is_first).float().view(-1, 1, 1)
+            if not self.config.planner.warm_start:
+                keep = torch.zeros_like(keep)
+            init = state["plan"] * keep
+            B = is_first.shape[0]
+            plan = self.cem.plan(
+                self._objective(start), B, self.act_dim, self.device, init_mean=init, mode="eval"
+            )
+            action = plan.action
+            if mode == "explore" and self.config.planner.expl_noise > 0:
+                noise = self.config.planner.expl_noise * torch.randn_like(action)
+                action = (action + noise).clamp(-1.0, 1.0)
+        new_state = {**start, "action": action, "plan": shift(plan.mean, 0.0)}
+        return Step(new_state, action.cpu().numpy().astype(np.float32), {})
 
     # Learning
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    def update(self, batch: dict[str, np.ndarray]) -> Update:
         """One world-model step: reconstruction + reward + ELBO KL + latent overshooting."""
         with self.precision():
-            return self._update(batch)
-
-    def _update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
-        metrics = self._step(data)  # one CUDA graph with run.cuda_graphs, else eager
+            data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+            metrics = self._update_tensors(data)
         self.updates += 1
-        return {k: float(v) for k, v in metrics.items()}
+        return Update({k: float(v) for k, v in metrics.items()})
 
     def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The model step on device tensors; metrics stay tensors (CUDA-graph safe)."""
-        self.opt.zero_grad(set_to_none=True)  # no gradient buffer outlives a step
+        """The model step on device tensors; metrics stay tensors until the step ends."""
         m, lc = self.config.model, self.config.loss
         post, prior, prev_action, losses = self.wm.sequence_losses(data, data["action"].float())
         losses["reward"] = lc.reward_scale * losses["reward"]
@@ -164,11 +150,20 @@ class PlaNetAgent:
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.wm.parameters(), self.config.optim.clip)
-        self.opt.step()
+        step_if_finite(self.opt, gnorm)
         out = {f"loss/{k}": v.detach().mean() for k, v in losses.items()}
         out.update({"loss/kl": kl.detach().mean(), "loss/model": total.detach()})
         out["grad/model"] = gnorm
         return out
+
+    # Report
+    @torch.no_grad()
+    def report(self, batch: dict[str, np.ndarray], context: int = 5) -> dict[str, np.ndarray]:
+        """Open-loop predictions on replay windows ``[B, T]``: ``context`` observed steps, then
+        the model alone under the recorded actions (``WorldModel.report``)."""
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        with self.precision():
+            return self.wm.report(data, data["action"].float(), context)
 
     # Persistence
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -181,5 +176,4 @@ class PlaNetAgent:
     def load_state_dict(self, d: dict) -> None:
         self.wm.load_state_dict(d["wm"])
         self.opt.load_state_dict(d["opt"])
-        set_capturable(self.opt, self._graphs)
         self.updates = int(d["updates"])

@@ -23,12 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...core import AgentBase, Step, Update
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math import PercentileNormalizer, ema_update, twohot_nll
 from ...models.tdmpc2 import TDMPC2Model
 from ...nn.compile import MaybeCompiled
-from ...nn.graphs import ActSteps, GraphedStep, set_capturable
+from ...nn.optim import step_if_finite
 from ...nn.precision import require_fp32
 from ...planners import MPPI, DiscreteMPPI
 from ...planners.base import shift
@@ -52,16 +53,16 @@ def rollout_weights(is_first: Tensor, rho: float) -> tuple[Tensor, Tensor]:
     return valid * rho_t[:H], valid_z * rho_t
 
 
-class TDMPC2Agent:
-    """TD-MPC2 (Hansen, Su & Wang 2024): the Agent protocol of shared/DESIGN.md."""
+class TDMPC2Agent(AgentBase):
+    """TD-MPC2 (Hansen, Su & Wang 2024): decoder-free latent model, MPPI with a policy prior."""
 
     name = "tdmpc2"
 
-    @staticmethod
-    def adapt_config(config: TDMPC2Config, env) -> None:
+    @classmethod
+    def prepare(cls, config: TDMPC2Config, env) -> None:
         """Fill ``loss.episode_length`` from the env's time limit when unset (run creation)."""
         if config.loss.episode_length is None and config.loss.discount is None:
-            config.loss.episode_length = getattr(env, "episode_length", None)
+            config.loss.episode_length = env.episode_length
 
     def __init__(
         self,
@@ -89,8 +90,6 @@ class TDMPC2Agent:
             lc.scale_low, lc.scale_high, 1.0 - lc.scale_rate, floor=1.0
         ).to(self.device)
         m = self.model
-        graphs = self._graphs = config.run.cuda_graphs and self.device.type == "cuda"
-        m.capturable = graphs
         self.optim = torch.optim.Adam(
             [
                 {"params": m.encoder.parameters(), "lr": o.lr * o.enc_lr_scale},
@@ -100,11 +99,8 @@ class TDMPC2Agent:
                 {"params": m.termination_net.parameters() if lc.episodic else []},
             ],
             lr=o.lr,
-            capturable=graphs,  # step counts on the device, so a CUDA graph replays Adam right
         )
-        self.pi_optim = torch.optim.Adam(
-            m.pi_net.parameters(), lr=o.lr, eps=o.pi_eps, capturable=graphs
-        )
+        self.pi_optim = torch.optim.Adam(m.pi_net.parameters(), lr=o.lr, eps=o.pi_eps)
         self.gamma = (
             lc.discount
             if lc.discount is not None
@@ -113,10 +109,7 @@ class TDMPC2Agent:
             )
         )
         self.planner = DiscreteMPPI(p) if self.discrete else MPPI(p)  # PlanConfig is an MPPIConfig
-        self.planner.capturable = graphs
         self._score = MaybeCompiled(self._score_eager, config.run.compile)
-        self._step = GraphedStep(self._update_tensors, config.run.cuda_graphs)
-        self._act_steps = ActSteps(self._act_tensors, config.run.cuda_graphs)
         self.updates = 0
 
     # Acting
@@ -171,41 +164,39 @@ class TDMPC2Agent:
         return seq.argmax(-1) if self.discrete else seq
 
     @torch.no_grad()
-    def act(
-        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str = "explore"
-    ) -> tuple[dict[str, Tensor], np.ndarray, dict[str, Any]]:
+    def act(self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str) -> Step:
         """Encode obs ``[N, ...]``, plan with MPPI (or sample the prior): actions ``[N, ...]``."""
-        inputs = {f"obs/{k}": v for k, v in self._obs_tensors(obs).items()}
-        inputs["is_first"] = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-        inputs["plan"] = state["plan"]
-        out = self._act_steps(inputs, mode)  # one CUDA graph per mode and env count
+        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        out = self._plan(self._obs_tensors(obs), is_first, state["plan"], mode)
         action = out.pop("action").cpu().numpy()
-        return out, action.astype(np.int64 if self.discrete else np.float32), {}
+        return Step(out, action.astype(np.int64 if self.discrete else np.float32), {})
 
-    def _act_tensors(self, inputs: dict[str, Tensor], mode: str) -> dict[str, Tensor]:
-        """Plan on device tensors (CUDA-graph safe): ``{action, plan}``. The warm start is reset
-        where an episode starts (zeros; uniform for discrete MPPI, which mixes warm_start_mix of
+    def _plan(
+        self, obs: dict[str, Tensor], is_first: Tensor, warm: Tensor, mode: str
+    ) -> dict[str, Tensor]:
+        """Plan from device tensors: ``{action, plan}``. The warm start ``warm`` is reset where
+        an episode starts (zeros; uniform for discrete MPPI, which mixes warm_start_mix of
         uniform into the shifted probabilities)."""
-        z = self.model.encode({k[4:]: v for k, v in inputs.items() if k.startswith("obs/")})
+        z = self.model.encode(obs)
         p = self.config.plan
         if not p.mpc:
             policy = self.model.pi(z)
             action = policy.action if mode == "explore" else policy.mode
             action = action.argmax(-1) if self.discrete else action
-            return {"action": action, "plan": inputs["plan"]}
+            return {"action": action, "plan": warm}
         B = z.shape[0]
-        keep = (~inputs["is_first"]).float().view(-1, 1, 1)
+        keep = (~is_first).float().view(-1, 1, 1)
         prior = self._prior_actions(z) if p.num_pi_trajs > 0 else None
         score = lambda actions: self._score(z, actions)  # noqa: E731
         if self.discrete:
             uniform = 1.0 / self.act_dim
-            warm = (1 - p.warm_start_mix) * inputs["plan"] + p.warm_start_mix * uniform
-            init = keep * warm + (1 - keep) * uniform
+            mixed = (1 - p.warm_start_mix) * warm + p.warm_start_mix * uniform
+            init = keep * mixed + (1 - keep) * uniform
             plan = self.planner.plan(
                 score, B, self.act_dim, self.device, init_probs=init, prior_actions=prior, mode=mode
             )
             return {"action": plan.action, "plan": shift(plan.probs, uniform)}
-        init = inputs["plan"] * keep
+        init = warm * keep
         plan = self.planner.plan(
             score, B, self.act_dim, self.device, init_mean=init, prior_actions=prior, mode=mode
         )
@@ -273,22 +264,22 @@ class TDMPC2Agent:
             out["termination"] = ((weight > 0).float() * bce).mean()
         return out, latents, weight_z
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    def update(self, batch: dict[str, np.ndarray]) -> Update:
         """One model step and one policy step on a replayed ``[B, T]`` batch, T >= H + 1."""
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         data["action"] = self._action_tensor(data["action"])
         data = self._windows(data)
         self.model.train()
         try:
-            metrics = self._step(data)  # one CUDA graph with run.cuda_graphs, else eager
+            metrics = self._update_tensors(data)
         finally:
             self.model.eval()
         self.updates += 1
-        return {k: float(v) for k, v in metrics.items()}
+        return Update({k: float(v) for k, v in metrics.items()})
 
     def _update_tensors(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """The model, policy and target steps on device tensors; metrics stay tensors and
-        nothing reads back to the host (CUDA-graph safe)."""
+        nothing reads back to the host inside the step."""
         lc, o = self.config.loss, self.config.optim
         for opt in self.optimizers().values():  # as the reference's zero_grad(set_to_none) after
             opt.zero_grad(set_to_none=True)  # each step: the model's clip norm sees no policy grads
@@ -302,7 +293,7 @@ class TDMPC2Agent:
         total = sum(coef[k] * v for k, v in losses.items())
         total.backward()
         gnorm = nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip_norm)
-        self.optim.step()
+        step_if_finite(self.optim, gnorm)
         metrics = {f"loss/{k}": v.detach() for k, v in losses.items()}
         metrics.update({"loss/model": total.detach(), "grad/model": gnorm})
         metrics.update(self._update_pi(latents.detach(), weight_z))
@@ -330,7 +321,7 @@ class TDMPC2Agent:
         self.pi_optim.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = nn.utils.clip_grad_norm_(m.pi_net.parameters(), o.grad_clip_norm)
-        self.pi_optim.step()
+        step_if_finite(self.pi_optim, gnorm)
         return {
             "loss/pi": loss.detach(),
             "grad/pi": gnorm,
@@ -361,5 +352,4 @@ class TDMPC2Agent:
             v.load_state_dict(d[k])
         for k, v in self.optimizers().items():
             v.load_state_dict(d[k])
-            set_capturable(v, self._graphs)
         self.updates = int(d["updates"])

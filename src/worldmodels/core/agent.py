@@ -1,0 +1,135 @@
+"""The agent contract: every registered agent implements :class:`Agent`; ``train/`` and the CLI
+talk to agents only through it (docs/design.md).
+
+An agent *declares* what the loop must do for it in :class:`Traits` (how prefill is collected,
+how replay is sampled, whether it honours legal-action masks, which stages it trains in)
+instead of the loop probing it for attributes. ``act`` and ``update`` return typed results and
+never write into their inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+Mode = Literal["explore", "eval"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the learner draws replay windows: uniform (``priority_alpha == 0``) or prioritised
+    (Schaul et al. 2016: P(i) ∝ p_i^alpha, importance weights with exponent beta)."""
+
+    priority_alpha: float = 0.0
+    priority_beta: float = 0.0
+
+    @property
+    def prioritized(self) -> bool:
+        return self.priority_alpha > 0.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a staged agent: ``collect`` (``episodes`` episodes with ``policy``) or
+    ``fit`` (the agent's own :meth:`AgentBase.run_stage` for ``name``)."""
+
+    name: str
+    kind: Literal["collect", "fit"]
+    episodes: int = 0
+    policy: Literal["random", "agent"] = "random"
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What an agent declares to the training modes (read off the agent, never probed)."""
+
+    prefill: Literal["random", "policy"] = "random"
+    """``random``: the first ``run.prefill`` steps act uniformly at random; ``policy``: the agent
+    acts from the first step (MuZero's search)."""
+    sampling: Sampling = field(default_factory=Sampling)
+    legal_actions: bool = False
+    """Never plays an illegal move where the observation has a ``legal`` mask (board matches)."""
+    symmetries: bool = False
+    """Wants the env's symmetries (:meth:`AgentBase.set_symmetries` is called with them)."""
+    stages: tuple[Stage, ...] = ()
+    """Empty: the agent trains online (or offline) in the one loop; else the staged mode runs
+    these in order."""
+
+
+class Step(NamedTuple):
+    """What :meth:`Agent.act` returns for ``N`` envs."""
+
+    state: Any
+    """The agent's recurrent state after this step (pass it to the next ``act``)."""
+    action: np.ndarray
+    """``[N]`` int64 (discrete) or ``[N, A]`` float32 actions."""
+    extras: dict[str, np.ndarray]
+    """Per-env arrays ``[N, ...]`` stored in replay with the step (e.g. MuZero's search policy)."""
+
+
+@dataclass
+class Update:
+    """What :meth:`Agent.update` returns."""
+
+    metrics: dict[str, float]
+    """Scalars by name (``loss/...``, ``grad/...``); logged as they are."""
+    priorities: np.ndarray | None = None
+    """``[B]`` new priorities of the sampled windows (prioritised sampling only)."""
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """The contract of every agent (see :class:`AgentBase` for the defaults)."""
+
+    traits: Traits
+
+    @classmethod
+    def prepare(cls, config: Any, env: Any) -> None:
+        """Before a run is created: refuse (``UserError``) an env this config cannot use, and set
+        the config values read off the env (recorded in config.json)."""
+
+    def init_state(self, n: int) -> Any:
+        """The recurrent state for ``n`` envs at their first step."""
+
+    def act(self, state: Any, obs: dict[str, np.ndarray], mode: Mode) -> Step:
+        """One action per env from observations ``{key: [N, ...]}``; ``eval`` is greedy."""
+
+    def update(self, batch: dict[str, np.ndarray]) -> Update:
+        """One learning step on replay windows ``{key: [B, T, ...]}``; ``batch`` is not changed."""
+
+    def state_dict(self) -> dict:
+        """Everything a resume needs (weights, optimisers, normalisers, counters)."""
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore :meth:`state_dict`'s output."""
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    """Optional: agents with a decoder show their open-loop predictions."""
+
+    def report(self, batch: dict[str, np.ndarray], context: int = 5) -> dict[str, np.ndarray]:
+        """Observe ``context`` steps of each window, then imagine the rest under the recorded
+        actions: ``{"<key>/real", "<key>/model", "<key>/error"}`` arrays ``[B, T, ...]``
+        (uint8 ``[B, T, H, W, C]`` for images)."""
+
+
+class AgentBase:
+    """Defaults of the contract; agents subclass it and override what they need."""
+
+    name: ClassVar[str] = "agent"
+    traits: Traits = Traits()
+
+    @classmethod
+    def prepare(cls, config: Any, env: Any) -> None:
+        """No env requirements and nothing to adapt."""
+
+    def set_symmetries(self, symmetries: Any) -> None:
+        """Called with the env's symmetries when ``traits.symmetries`` is declared."""
+        raise NotImplementedError(f"{self.name} declares traits.symmetries but cannot use them")
+
+    def run_stage(self, stage: Stage, context: Any) -> dict[str, float]:
+        """Run a ``fit`` stage of ``traits.stages``; returns its metrics."""
+        raise NotImplementedError(f"{self.name} declares no stage {stage.name!r}")
