@@ -25,7 +25,7 @@ def _env_id(name: str) -> str:
 
 
 def _build(name: str, seed: int = 0):
-    cfg, _ = build_config(name, ["debug"], {"run.compile": "false"})
+    cfg, _ = build_config(name, ["debug"])
     env = make_env(_env_id(name), seed=seed)
     cls = get_agent_spec(name).load()[2]
     cls.prepare(cfg, env)
@@ -97,7 +97,7 @@ def test_resume_continues_counters(tmp_path, name):
     from worldmodels.train.loop import Trainer
     from worldmodels.train.run import load_run, new_run
 
-    over = {"run.eval_every": 0, "run.prefill": 32, "run.compile": "false"}
+    over = {"run.eval_every": 0, "run.prefill": 32}
     info = new_run(
         name,
         _env_id(name),

@@ -46,7 +46,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from .errors import UserError
 
@@ -85,14 +85,6 @@ class RunConfig:
     threads: int = 1
     """torch intra-op threads on CPU; 0 = every core this process may use. 1 is fastest for
     small batches and for two runs side by side; Dreamer defaults to 0 (see DreamerConfig.run)."""
-    compile: bool = True
-    """torch.compile the agent's hot inner steps (falls back to eager with a warning if the
-    compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU (docs/results.md)."""
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"
-    """Matrix products in ``bf16`` under autocast (states, losses, optimiser in float32), or all
-    ``fp32``; ``auto`` = bf16 where the device does bf16 natively (CUDA; a CPU with AMX or
-    AVX512-BF16), else fp32 (nn/precision.py). 2.2x on a DreamerV1 update on an AMX CPU.
-    Dreamer and PlaNet; TD-MPC2 and MuZero compute in float32 (bf16 is refused)."""
     obs: str = "vector"
     """vector | pixels."""
     action_repeat: int = 0
@@ -129,7 +121,7 @@ RESUME_SETTINGS = (
     "run.steps",
     "run.device",
     "run.threads",
-    "run.compile",
+    "compile",
     "run.stop_at_return",
     "run.eval_every",
     "run.eval_episodes",
@@ -642,7 +634,7 @@ def load_config(cls: type, data: dict, where: str | Path) -> Any:
     return cfg
 
 
-#: Run settings of every agent's ``debug`` preset: tiny batches, short prefill, no compile.
+#: Run settings of every agent's ``debug`` preset: tiny batches, short prefill.
 DEBUG_RUN: dict[str, Any] = {
     "run.batch_size": 4,
     "run.batch_length": 8,
@@ -652,7 +644,6 @@ DEBUG_RUN: dict[str, Any] = {
     "run.eval_episodes": 1,
     "run.log_every": 100,
     "run.replay_chunk": 64,
-    "run.compile": False,
     "run.threads": 1,
 }
 

@@ -131,7 +131,7 @@ def test_python_api_make_agent_and_load(tmp_path):
     "env_id,presets", [("toy:target", []), ("toy:reach", ["dreamerv3_2023"])]
 )  # REINFORCE on discrete actions; dynamics gradients through the compiled step
 def test_compiled_update_matches_eager(env_id, presets):
-    """run.compile=true (torch.compile of the posterior, imagination and head steps) computes
+    """compile=true (torch.compile of the posterior, imagination and head steps) computes
     the same update as eager: same seed, same losses and gradient norms (to float tolerance;
     weights after Adam's first step are not compared: it amplifies float noise in tiny grads)."""
     env = make_env(env_id)
@@ -140,7 +140,7 @@ def test_compiled_update_matches_eager(env_id, presets):
     results = []
     for compiled in (False, True):
         torch.manual_seed(0)
-        cfg, _ = build_config("dreamerv3", [*presets, "debug"], {"run.compile": compiled})
+        cfg, _ = build_config("dreamerv3", [*presets, "debug"], {"compile": compiled})
         agent = DreamerAgent(cfg, env.obs_space, env.act_space)
         # The reward and critic output layers start at zero, which makes the first actor
         # gradient ~1e-4 (float noise); give them the same random weights in both agents.

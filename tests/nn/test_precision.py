@@ -1,5 +1,5 @@
-"""run.precision: bf16 autocast keeps states, distributions and losses in float32 and computes
-the same first update as float32 to bf16 tolerance; bad values are refused."""
+"""precision (Dreamer and PlaNet): bf16 autocast keeps states, distributions and losses in
+float32 and computes the same first update as float32 to bf16 tolerance; bad values are refused."""
 
 import numpy as np
 import pytest
@@ -20,19 +20,19 @@ def test_compute_dtype_choices():
     auto = torch.bfloat16 if fast_bf16(torch.device("cpu")) else torch.float32
     assert compute_dtype("auto", "cpu") == auto
     assert not Precision("fp32", "cpu").enabled and Precision("bf16", "cpu").enabled
-    with pytest.raises(UserError, match="run.precision"):
+    with pytest.raises(UserError, match="precision"):
         compute_dtype("fp16", "cpu")
 
 
 def test_bad_precision_from_command_line_is_refused():
     with pytest.raises(UserError, match="precision"):
-        build_config("dreamerv3", ["debug"], {"run.precision": "half"})
+        build_config("dreamerv3", ["debug"], {"precision": "half"})
 
 
 def test_presets_of_mixed_precision_references():
     for name in ("dreamerv1", "dreamerv2"):
-        assert build_config(name, ["debug"], {})[0].run.precision == "auto"
-    assert build_config("dreamerv3", [], {})[0].run.precision == "fp32"
+        assert build_config(name, ["debug"], {})[0].precision == "auto"
+    assert build_config("dreamerv3", [], {})[0].precision == "fp32"
 
 
 def _batch(env_id, batch_size, length):
@@ -48,7 +48,7 @@ def test_bf16_update_matches_fp32_and_keeps_float32_state(agent_name, env_id):
     results = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        cfg, _ = build_config(agent_name, ["debug"], {"run.precision": precision})
+        cfg, _ = build_config(agent_name, ["debug"], {"precision": precision})
         agent = DreamerAgent(cfg, env.obs_space, env.act_space)
         obs = {k: np.asarray(v)[None] for k, v in env.reset(seed=0).items()}
         state, action, _ = agent.act(agent.init_state(1), obs, "explore")
@@ -66,7 +66,7 @@ def test_bf16_update_matches_fp32_and_keeps_float32_state(agent_name, env_id):
 def test_planet_bf16_acts_and_updates():
     env, batch = _batch("toy:reach", 4, 8)
     torch.manual_seed(0)
-    cfg, _ = build_config("planet", ["debug"], {"run.precision": "bf16"})
+    cfg, _ = build_config("planet", ["debug"], {"precision": "bf16"})
     agent = PlaNetAgent(cfg, env.obs_space, env.act_space)
     obs = {k: np.asarray(v)[None] for k, v in env.reset(seed=0).items()}
     state, action, _ = agent.act(agent.init_state(1), obs, "eval")
@@ -76,14 +76,7 @@ def test_planet_bf16_acts_and_updates():
     assert all(np.isfinite(v) for v in metrics.values())
 
 
-@pytest.mark.parametrize("agent_name,env_id", [("tdmpc2", "toy:reach"), ("muzero", "toy:target")])
-def test_float32_only_agents_refuse_bf16(agent_name, env_id):
-    from worldmodels.agents import get_agent_spec
-
-    env = make_env(env_id)
-    _, _, cls = get_agent_spec(agent_name).load()
-    cfg, _ = build_config(agent_name, ["debug"], {"run.precision": "bf16"})
-    with pytest.raises(UserError, match="float32 only"):
-        cls(cfg, env.obs_space, env.act_space)
-    cfg, _ = build_config(agent_name, ["debug"], {"run.precision": "auto"})
-    cls(cfg, env.obs_space, env.act_space)  # auto = float32 for these agents
+@pytest.mark.parametrize("agent_name", ["tdmpc2", "muzero"])
+def test_float32_only_agents_have_no_precision_setting(agent_name):
+    with pytest.raises(UserError, match="precision"):
+        build_config(agent_name, ["debug"], {"precision": "bf16"})

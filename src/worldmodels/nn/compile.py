@@ -38,7 +38,7 @@ class MaybeCompiled:
         except Exception as e:  # compiler missing or unsupported op: keep training, eagerly
             warnings.warn(
                 f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                "running eagerly. Set run.compile=false to skip the attempt.",
+                "running eagerly. Set compile=false to skip the attempt.",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -1,6 +1,7 @@
 """Mixed precision: matrix products in bfloat16, parameters, states and losses in float32.
 
-``run.precision``: ``fp32`` computes everything in float32; ``bf16`` runs the agent's ``act``
+The ``precision`` setting of Dreamer and PlaNet: ``fp32`` computes everything in float32;
+``bf16`` runs the agent's ``act``
 and ``update`` under ``torch.autocast(dtype=bfloat16)``; ``auto`` is ``bf16`` where the device
 multiplies bfloat16 natively (CUDA with bf16 support; a CPU with AMX or AVX512-BF16) and
 ``fp32`` elsewhere, where emulated bf16 would be slower than float32. Networks cast their
@@ -32,12 +33,10 @@ def fast_bf16(device: torch.device) -> bool:
 
 
 def compute_dtype(precision: str, device: torch.device | str) -> torch.dtype:
-    """``run.precision`` on ``device`` -> the dtype matrix products run in."""
+    """A ``precision`` setting on ``device`` -> the dtype matrix products run in."""
     device = torch.device(device)
     if precision not in CHOICES:
-        raise UserError(
-            f"run.precision={precision!r} is unknown; choose one of {', '.join(CHOICES)}"
-        )
+        raise UserError(f"precision={precision!r} is unknown; choose one of {', '.join(CHOICES)}")
     if precision == "fp32" or (precision == "auto" and not fast_bf16(device)):
         return torch.float32
     return torch.bfloat16
@@ -60,12 +59,3 @@ class Precision:
         if not self.enabled:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=self.cache)
-
-
-def require_fp32(agent: str, precision: str) -> None:
-    """For agents that compute in float32 only: refuse ``bf16``; ``auto`` means float32 here."""
-    if precision == "bf16":
-        raise UserError(
-            f"{agent} computes in float32 only; run.precision=bf16 is supported by the dreamer "
-            "and planet agents. fix: drop --set run.precision=bf16 (or use fp32 / auto)"
-        )

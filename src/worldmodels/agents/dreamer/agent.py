@@ -42,7 +42,7 @@ class DreamerAgent(AgentBase):
     ):
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        self.precision = Precision(config.run.precision, self.device)
+        self.precision = Precision(config.precision, self.device)
         self.act_dim = act_space.n if act_space.discrete else act_space.shape[0]
         self.wm = WorldModel(config.model, obs_space, self.act_dim).to(self.device)
         feat = self.wm.rssm.feat_dim
@@ -85,9 +85,9 @@ class DreamerAgent(AgentBase):
         self.entropy_scale = (
             b.entropy if act_space.discrete or b.entropy_cont is None else b.entropy_cont
         )
-        self._imag_step = MaybeCompiled(self._imag_step_eager, config.run.compile)
-        self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.run.compile)
-        self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.run.compile)
+        self._imag_step = MaybeCompiled(self._imag_step_eager, config.compile)
+        self._obs_step = MaybeCompiled(self.wm.rssm.observe_step, config.compile)
+        self._imag_heads = MaybeCompiled(self._imag_heads_eager, config.compile)
 
     @staticmethod
     def _check_axes(cfg: DreamerConfig) -> None:

@@ -236,6 +236,13 @@ class DreamerConfig:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    """Matrix products in ``bf16`` under autocast (states, losses, optimiser in float32), or all
+    ``fp32``; ``auto`` = bf16 where the device does bf16 natively (CUDA; a CPU with AMX or
+    AVX512-BF16), else fp32 (nn/precision.py). 2.2x on a DreamerV1 update on an AMX CPU."""
+    compile: bool = True
+    """torch.compile the agent's hot inner steps (falls back to eager with a warning if the
+    compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU."""
 
 
 def _size(deter: int, hidden: int, classes: int, depth: int, units: int) -> dict:
@@ -326,7 +333,7 @@ PRESETS: dict[str, Preset] = {
                 "optim.ac_eps": 1e-4,
                 "optim.model_clip": 100.0,
                 "optim.ac_clip": 100.0,
-                "run.precision": "auto",
+                "precision": "auto",
             },
             f"{_V1}; dreamer/dreamer.py define_config: Gaussian 30-d stoch, deter 200, "
             "hidden 200, units 400, ELU, free nats 3, H=15, gamma 0.99, lambda 0.95, analytic "
@@ -382,7 +389,7 @@ PRESETS: dict[str, Preset] = {
                 "optim.ac_eps": 1e-5,
                 "optim.model_clip": 100.0,
                 "optim.ac_clip": 100.0,
-                "run.precision": "auto",
+                "precision": "auto",
             },
             f"{_V2}; dreamerv2/configs.yaml (atari): 32x32 straight-through categoricals, deter "
             "600, units 400, ELU, LayerNorm GRU, KL balancing alpha 0.8 with scale 0.1 and free "
@@ -429,6 +436,7 @@ PRESETS: dict[str, Preset] = {
                 "model.dec_layers": 1,
                 "behavior.layers": 1,
                 **DEBUG_RUN,
+                "compile": False,
             },
             "worldmodels: makes any run tiny (smoke tests)",
             "debug",

@@ -24,7 +24,6 @@ from ...math.returns import n_step_value_targets
 from ...math.support import scale_gradient, support_loss
 from ...models.muzero import MuZeroNetwork
 from ...nn.optim import step_if_finite
-from ...nn.precision import require_fp32
 from ...planners.mcts import (
     GumbelMCTSConfig,
     MCTSConfig,
@@ -89,7 +88,6 @@ class MuZeroAgent(AgentBase):
             )
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        require_fp32("muzero", config.run.precision)
         self.num_actions = act_space.n
         self.key = "image" if "image" in obs_space else "vector"
         self.two_player = (

@@ -46,7 +46,7 @@ class PlaNetAgent(AgentBase):
         self.check_actions(act_space)
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        self.precision = Precision(config.run.precision, self.device)
+        self.precision = Precision(config.precision, self.device)
         self.act_dim = act_space.n
         self.wm = WorldModel(config.model, obs_space, self.act_dim).to(self.device)
         self.opt = torch.optim.Adam(self.wm.parameters(), config.optim.lr, eps=config.optim.eps)

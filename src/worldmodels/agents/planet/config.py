@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from ...config import DEBUG_RUN, Preset, RunConfig
 from ..dreamer.config import WorldModelConfig
@@ -102,6 +102,10 @@ class PlaNetConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: PlaNetOptimConfig = field(default_factory=PlaNetOptimConfig)
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    """Matrix products in ``bf16`` under autocast (states, losses, optimiser in float32), or all
+    ``fp32``; ``auto`` = bf16 where the device does bf16 natively (CUDA; a CPU with AMX or
+    AVX512-BF16), else fp32 (nn/precision.py)."""
 
     ABSENT_MEANS: ClassVar[dict[str, Any]] = {
         "model.free_per_step": None,

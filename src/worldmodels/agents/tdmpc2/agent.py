@@ -30,7 +30,6 @@ from ...math import PercentileNormalizer, ema_update, twohot_nll
 from ...models.tdmpc2 import TDMPC2Model
 from ...nn.compile import MaybeCompiled
 from ...nn.optim import step_if_finite
-from ...nn.precision import require_fp32
 from ...planners import MPPI, DiscreteMPPI
 from ...planners.base import shift
 from .config import TDMPC2Config
@@ -73,7 +72,6 @@ class TDMPC2Agent(AgentBase):
     ):
         self.config, self.obs_space, self.act_space = config, obs_space, act_space
         self.device = torch.device(device)
-        require_fp32("tdmpc2", config.run.precision)
         self.discrete = act_space.discrete
         self.act_dim = act_space.n
         p, lc, o = config.plan, config.loss, config.optim
@@ -109,7 +107,7 @@ class TDMPC2Agent(AgentBase):
             )
         )
         self.planner = DiscreteMPPI(p) if self.discrete else MPPI(p)  # PlanConfig is an MPPIConfig
-        self._score = MaybeCompiled(self._score_eager, config.run.compile)
+        self._score = MaybeCompiled(self._score_eager, config.compile)
         self.updates = 0
 
     # Acting
