@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,8 @@ def collect(
 
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
-    if not 0.0 <= noise <= (1.0 if policy == "random" else 10.0):
-        raise UserError(f"--noise must be >= 0 (a probability <= 1 for discrete), got {noise}")
+    if not (math.isfinite(noise) and noise >= 0.0):
+        raise UserError(f"--noise must be a number >= 0, got {noise}")
     if num_envs < 1:
         raise UserError(f"--envs must be >= 1, got {num_envs}")
     out = Path(out)
@@ -78,6 +79,11 @@ def collect(
         functools.partial(make_env, env, obs=obs, seed=seed + i, **kwargs) for i in range(num_envs)
     ]
     envs = VectorEnv(make)
+    if envs.act_space.discrete and noise > 1.0:
+        envs.close()
+        raise UserError(
+            f"--noise is the probability of a uniform action on discrete actions; got {noise}"
+        )
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     store = ReplayBuffer(1 << 40, out / CHUNKS, chunk_size=1024, seed=seed)
