@@ -116,8 +116,7 @@ class Trainer:
             tensorboard=None if run.tensorboard else False,
             time_offset=self.c.wall_time,
         )
-        total = run.steps
-        self.progress = Progress(total, self._position(), disable=None if progress else True)
+        self.progress = Progress(run.steps, self._position(), disable=None if progress else True)
         self._stop_signal: int | None = None
 
     def _position(self) -> int:
@@ -266,7 +265,8 @@ class Trainer:
 
     def _train_staged(self, run) -> dict[str, Any]:
         """The agent's stages in order (collect episodes, then its own fit stages), each resumed
-        where a stop left it; then the final evaluation."""
+        where a stop left it; then the final evaluation. Trained from a dataset, the collect
+        stages are skipped."""
         stages = self.agent.traits.stages
         self._mark()
         context = StageContext(
@@ -280,7 +280,8 @@ class Trainer:
             stage = stages[self.c.stage]
             self.progress.write(f"stage {self.c.stage + 1}/{len(stages)}: {stage.name}")
             if stage.kind == "collect":
-                self._collect_stage(stage)
+                if not self.offline:  # offline, the dataset stands in for the collection
+                    self._collect_stage(stage)
             else:
                 metrics = self.agent.run_stage(stage, context)
                 if self._stop_signal is not None:
@@ -291,9 +292,8 @@ class Trainer:
             self.c.stage += 1
             self.c.stage_episodes = 0
             self.save()
-        result = self._evaluate()
         self.replay.flush()
-        return result
+        return self._evaluate() if self.info.env is not None else {}
 
     def _collect_stage(self, stage: Stage) -> None:
         """Collect ``stage.episodes`` whole episodes into the replay."""
