@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from worldmodels.bench.machine import cpu_model
 from worldmodels.planners import (
     GumbelMCTSConfig,
     MCTSConfig,
@@ -40,19 +41,6 @@ def make_model(latent: int, actions: int, device: torch.device, seed: int = 0):
         return nxt[:, 0], discount, nxt[:, :actions], nxt[:, 1], nxt
 
     return recurrent_fn
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo where there is one (platform.processor() is often
-    empty on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def sync(device: torch.device) -> None:

@@ -43,25 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
+from worldmodels.bench.machine import cpu_model
+
 STREAMS = 8
 CHUNK = 1024
 BATCH = 16
 LENGTH = 64
 ALPHA = 0.6
 BETA = 0.4
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo where there is one (platform.processor() is often
-    empty on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def rss_mib() -> float:
