@@ -108,9 +108,12 @@ def _experiment_key(data: dict, run: Path) -> str:
     from ..train.run import load_run
 
     config = to_dict(load_run(run).config)
-    for dotted in RESUME_SETTINGS:
-        section, name = dotted.split(".", 1)
-        config.get(section, {}).pop(name, None)
+    for dotted in RESUME_SETTINGS:  # "run.steps", or a top-level key such as "compile"
+        *sections, name = dotted.split(".")
+        node = config
+        for section in sections:
+            node = node.get(section, {})
+        node.pop(name, None)
     ident = {k: data.get(k) for k in ("agent", "env", "presets")} | {"config": config}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
 
