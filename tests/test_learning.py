@@ -87,3 +87,15 @@ def test_planet_learns_toy_reach(tmp_path, capsys):
     3,000 steps (~40 s on one core); fresh 20 episodes for seeds 0 / 1 / 2: -2.92 / -4.29 /
     -2.99. Threshold -6."""
     assert _learns(tmp_path, capsys, "planet", "toy:reach", 3000) >= -6.0
+
+
+def test_muzero_learns_toy_target(tmp_path, capsys):
+    """MuZero at debug size on toy:target (random 2.5, optimum 10) with Gumbel MuZero's search at
+    8 simulations (the debug preset's 4 pUCT simulations over 4 actions visit each action about
+    once, so the visit-count policy target stays near uniform: 3k steps ended at 2.0). Stops at
+    the first 10-episode eval of 9, which seeds 0-4 reached at 3,000-3,500 steps in 62-79 s on
+    one core; fresh 20 episodes 8.25 / 10.0 / 10.0 / 10.0 / 9.7. Threshold 6."""
+    ret = _learns(tmp_path, capsys, "muzero", "toy:target", 6000,
+                  "--set", "search.kind=gumbel", "--set", "search.num_simulations=8",
+                  "--set", "run.stop_at_return=9")  # fmt: skip
+    assert ret >= 6.0
