@@ -60,8 +60,7 @@ def test_agent_contract(name):
     # update: typed metrics; the batch is not written into
     rb = _replay(agent, _env_id(name))
     s = agent.traits.sampling
-    sampling = {"priority_alpha": s.priority_alpha, "priority_beta": s.priority_beta}
-    batch = rb.sample(4, cfg.run.batch_length, **sampling)
+    batch = rb.sample(4, cfg.run.batch_length, s.priority_alpha, s.priority_beta)
     keys = {k: v.copy() for k, v in batch.items()}
     out = agent.update(batch)
     assert isinstance(out, Update) and out.metrics

@@ -28,9 +28,10 @@ def _agent(env_id, **overrides):
     return MuZeroAgent(cfg, env.obs_space, env.act_space), env
 
 
-def _sampling(agent):
+def _sampling(agent) -> tuple[float, float]:
+    """(priority_alpha, priority_beta) of the agent's declared sampling."""
     s = agent.traits.sampling
-    return {"priority_alpha": s.priority_alpha, "priority_beta": s.priority_beta}
+    return s.priority_alpha, s.priority_beta
 
 
 def _collect(agent, env_id, steps=40, n=2):
@@ -59,7 +60,7 @@ def test_builds_acts_updates(env_id):
     rb = _collect(agent, env_id)
     before = [p.detach().clone() for p in agent.net.parameters()]
     for _ in range(2):
-        batch = rb.sample(4, agent.config.run.batch_length, **_sampling(agent))
+        batch = rb.sample(4, agent.config.run.batch_length, *_sampling(agent))
         out = agent.update(batch)
         metrics = out.metrics
         assert out.priorities.shape == (4,) and (out.priorities > 0).all()
@@ -232,7 +233,7 @@ def test_save_load_same_searched_actions():
     torch.manual_seed(0)
     agent, env = _agent("board:tic_tac_toe")
     rb = _collect(agent, "board:tic_tac_toe", steps=30)
-    batch = rb.sample(4, agent.config.run.batch_length, **_sampling(agent))
+    batch = rb.sample(4, agent.config.run.batch_length, *_sampling(agent))
     agent.update(batch)
     loaded, _ = _agent("board:tic_tac_toe")
     loaded.load_state_dict(agent.state_dict())

@@ -105,18 +105,16 @@ class Learner:
     def __init__(self, store: ReplayBuffer, agent: Agent, batch_size: int, batch_length: int):
         self.store, self.agent = store, agent
         self.batch_size, self.batch_length = batch_size, batch_length
-        s = agent.traits.sampling
-        self.sampling = (
-            {"priority_alpha": s.priority_alpha, "priority_beta": s.priority_beta}
-            if s.prioritized
-            else {}
-        )
+        self.sampling = agent.traits.sampling
         self.metrics: dict[str, list[float]] = {}
         self.nonfinite_in_a_row = 0
 
     def step(self) -> bool:
         """One update; False if its loss or gradient was not finite."""
-        batch = self.store.sample(self.batch_size, self.batch_length, **self.sampling)
+        s = self.sampling  # priority_alpha 0: uniform windows
+        batch = self.store.sample(
+            self.batch_size, self.batch_length, s.priority_alpha, s.priority_beta
+        )
         out = self.agent.update(batch)
         if not all(math.isfinite(v) for v in out.metrics.values()):
             self.nonfinite_in_a_row += 1
