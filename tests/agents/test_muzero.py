@@ -1,7 +1,8 @@
 """MuZero: builds, searches and updates at debug size on toy:target, gym:CartPole-v1 and
-board:tic_tac_toe; the 1/2 gradient at the dynamics input against finite differences; targets on
-a hand-made window; the preset settings CartPole needs; save -> load gives the same searched
-actions; the CLI end to end (train, eval with board games, play through stdin, bad input)."""
+board:tic_tac_toe; the 1/2 gradient scale between dynamics steps against finite differences,
+and one update's gradient against the pseudocode's update_weights; targets on a hand-made
+window; the preset settings CartPole needs; save -> load gives the same searched actions; the
+CLI end to end (train, eval with board games, play through stdin, bad input)."""
 
 import io
 import json
@@ -17,6 +18,7 @@ from worldmodels.cli import main
 from worldmodels.envs import make_env
 from worldmodels.envs.vector import VectorEnv
 from worldmodels.errors import UserError
+from worldmodels.models.muzero import Inference
 from worldmodels.replay import ReplayBuffer
 
 DEBUG = ["--preset", "debug", "--no-progress"]
@@ -84,45 +86,139 @@ def test_refuses_continuous_and_efficientzero_axes():
         _agent("toy:target", **{"train.consistency": 1.0})
 
 
-def test_dynamics_gradient_is_halved():
-    """d(reward and value logits at k = 1)/d(representation weight): autograd with scale 1 matches
-    central finite differences (the scale leaves the forward pass alone), and scale 1/2 halves it:
-    every path from h's parameters to step-1 outputs enters g once."""
-    torch.manual_seed(0)
+def test_unroll_gradient_scale_placement():
+    """d(step-k outputs)/d(representation weight) with K = 2: autograd with scale 1 matches
+    central finite differences (the scale leaves the forward pass alone); with scale 1/2 the
+    step-1 outputs keep their full gradient (s^0 from h enters g unscaled) and the step-2
+    outputs get half (s^1 crosses one scale on its way into the second g), as the pseudocode's
+    ``hidden_state = scale_gradient(hidden_state, 0.5)`` after each recurrent_inference."""
     grads = {}
     for scale in (1.0, 0.5):
         torch.manual_seed(0)
         agent, env = _agent("toy:target", **{"train.dynamics_gradient_scale": scale})
         net = agent.net.double()
         obs = torch.rand(3, 5, dtype=torch.float64)
-        actions = torch.tensor([[0], [2], [3]])
+        actions = torch.tensor([[0, 1], [2, 0], [3, 2]])
         w = net.repr_out.weight
         proj = torch.randn(21, dtype=torch.float64)
 
-        def step1(net=net, obs=obs, actions=actions, agent=agent, proj=proj):
+        def step(k, agent=agent, obs=obs, actions=actions, proj=proj):
             value, _, reward = agent.unroll(obs, actions)
-            return (reward[:, 0] @ proj).sum() + (value[:, 1] @ proj).sum()
+            return (reward[:, k - 1] @ proj).sum() + (value[:, k] @ proj).sum()
 
         # Give the zero-initialised heads some weight so the outputs depend on the state.
         with torch.no_grad():
             for head in (net.value_head, net.reward_head):
                 head.out.weight.normal_(0, 0.5)
-        w.grad = None
-        step1().backward()
-        grads[scale] = w.grad.clone()
+        for k in (1, 2):
+            w.grad = None
+            step(k).backward()
+            grads[scale, k] = w.grad.clone()
         if scale == 1.0:
-            i, j = divmod(int(w.grad.abs().argmax()), w.shape[1])
+            i, j = divmod(int(grads[1.0, 2].abs().argmax()), w.shape[1])
             h = 1e-6
             with torch.no_grad():
                 w[i, j] += h
-                up = step1().item()
+                up = step(2).item()
                 w[i, j] -= 2 * h
-                down = step1().item()
+                down = step(2).item()
                 w[i, j] += h
             numeric = (up - down) / (2 * h)
             assert abs(numeric) > 1e-3
-            assert grads[1.0][i, j].item() == pytest.approx(numeric, rel=1e-5)
-    torch.testing.assert_close(grads[0.5], 0.5 * grads[1.0], rtol=1e-9, atol=1e-12)
+            assert grads[1.0, 2][i, j].item() == pytest.approx(numeric, rel=1e-5)
+    torch.testing.assert_close(grads[0.5, 1], grads[1.0, 1], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grads[0.5, 2], 0.5 * grads[1.0, 2], rtol=1e-9, atol=1e-12)
+
+
+class _LinearMuZero(torch.nn.Module):
+    """A hand-built MuZero network with linear h, g, f (no min-max scaling) and scalar (MSE)
+    value and reward outputs, behind the interface the agent uses."""
+
+    def __init__(self, obs_dim, num_actions, latent=3):
+        super().__init__()
+        self.num_actions = num_actions
+        self.h = torch.nn.Linear(obs_dim, latent)
+        self.g = torch.nn.Linear(latent + num_actions, latent)
+        self.r = torch.nn.Linear(latent + num_actions, 1)
+        self.v = torch.nn.Linear(latent, 1)
+        self.p = torch.nn.Linear(latent, num_actions)
+
+    def dynamics(self, s, a):
+        x = torch.cat([s, torch.nn.functional.one_hot(a.long(), self.num_actions).to(s)], -1)
+        return self.g(x), self.r(x)
+
+    def initial_inference(self, obs):
+        s = self.h(obs.to(self.h.weight.dtype))
+        return Inference(s, None, self.p(s), self.v(s))
+
+    def recurrent_inference(self, s, a):
+        nxt, r = self.dynamics(s, a)
+        return Inference(nxt, r, self.p(nxt), self.v(nxt))
+
+    def scalar(self, logits, eps):
+        return logits[..., 0]
+
+
+def test_update_gradient_matches_pseudocode():
+    """The gradient of one update equals the MuZero pseudocode's ``update_weights`` (Schrittwieser
+    et al. 2020, appendix), written here sample by sample with its own ``scale_gradient``
+    (x s + stop_gradient(x) (1 - s)): predictions[0] weighted 1, each of the K recurrent ones
+    1/K, and ``hidden_state = scale_gradient(hidden_state, 0.5)`` after each recurrent step, so
+    the representation's output itself is not scaled. Checked on every parameter of a linear
+    h, g, f with MSE value and reward losses, K = 3."""
+    torch.manual_seed(0)
+    K, B, A = 3, 4, 4
+    agent, env = _agent(
+        "toy:target",
+        **{
+            "train.num_unroll_steps": K,
+            "run.batch_length": K + 1,
+            "model.scalar_loss": "mse",
+            "optim.clip": 1e9,
+        },
+    )
+    obs_dim = env.obs_space["vector"].shape[0]
+    net = _LinearMuZero(obs_dim, A).double()
+    agent.net, agent.target_net = net, None
+    agent.opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    obs = torch.rand(B, K + 1, obs_dim, dtype=torch.float64)
+    actions = torch.randint(A, (B, K + 1))
+    z = torch.randn(B, K + 1, dtype=torch.float64)
+    u = torch.randn(B, K + 1, dtype=torch.float64)
+    pi = torch.softmax(torch.randn(B, K + 1, A), -1)
+    ones = torch.ones(B, K + 1)
+    agent.targets = lambda data: {
+        "value": z,
+        "reward": u,
+        "policy": pi,
+        "alive": ones,
+        "policy_mask": ones,
+    }
+
+    # The pseudocode, one sample at a time.
+    def scale_gradient(x, s):
+        return x * s + x.detach() * (1 - s)
+
+    loss = 0.0
+    for b in range(B):
+        s = net.h(obs[b, :1])
+        predictions = [(1.0, net.v(s), None, net.p(s))]
+        for a in actions[b, :K]:
+            x = torch.cat([s, torch.nn.functional.one_hot(a, A).double()[None]], -1)
+            s, r = net.g(x), net.r(x)
+            predictions.append((1.0 / K, net.v(s), r, net.p(s)))
+            s = scale_gradient(s, 0.5)
+        for k, (gradient_scale, v, r, p) in enumerate(predictions):
+            l = (v[0, 0] - z[b, k]) ** 2 - (pi[b, k].double() * torch.log_softmax(p[0], -1)).sum()
+            if k > 0:
+                l = l + (r[0, 0] - u[b, k]) ** 2
+            loss = loss + scale_gradient(l, gradient_scale)
+    loss = loss / B
+    expected = torch.autograd.grad(loss, list(net.parameters()))
+
+    agent.update({"vector": obs.numpy(), "action": actions.numpy()})
+    for (name, param), want in zip(net.named_parameters(), expected):
+        torch.testing.assert_close(param.grad, want, rtol=1e-5, atol=1e-8, msg=name)
 
 
 def test_default_preset_learns_cartpole_settings():

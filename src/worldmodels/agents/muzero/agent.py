@@ -322,15 +322,16 @@ class MuZeroAgent(AgentBase):
 
     def unroll(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """o_0 [B, obs...], a^1..a^K [B, K] -> value [B, K+1, 2S+1], policy [B, K+1, A] and
-        reward [B, K, 2S+1] logits; the gradient entering g is scaled by
-        ``train.dynamics_gradient_scale`` at every step (MuZero pseudocode: 1/2)."""
+        reward [B, K, 2S+1] logits. The hidden state g passes on to the next g has its gradient
+        scaled by ``train.dynamics_gradient_scale`` (MuZero pseudocode: 1/2, applied after each
+        recurrent_inference); the root state from h is not scaled, so h gets the step-k losses'
+        gradient times scale^(k-1)."""
         inf = self.net.initial_inference(obs)
         hidden = inf.hidden
         values, policies, rewards = [inf.value_logits], [inf.policy_logits], []
         for k in range(actions.shape[1]):
-            hidden = scale_gradient(hidden, self.config.train.dynamics_gradient_scale)
             inf = self.net.recurrent_inference(hidden, actions[:, k])
-            hidden = inf.hidden
+            hidden = scale_gradient(inf.hidden, self.config.train.dynamics_gradient_scale)
             values.append(inf.value_logits)
             policies.append(inf.policy_logits)
             rewards.append(inf.reward_logits)
@@ -341,8 +342,8 @@ class MuZeroAgent(AgentBase):
         sampled by priority (it has ``index``).
 
         l = sum_k scale_k (l^p(pi_k, p^k) + w_v l^v(z_k, v^k) + l^r(u_k, r^k)), scale_0 = 1,
-        scale_k = 1/K, the gradient into g halved every step, each sample weighted by its
-        importance weight (MuZero Appendix G).
+        scale_k = 1/K, the gradient between consecutive g steps halved (not the one from the first
+        g into h), each sample weighted by its importance weight (MuZero Appendix G).
         """
         t, eps = self.config.train, self.config.model.h_eps
         source = self.augment(batch) if self._symmetries is not None else batch

@@ -119,7 +119,9 @@ class MuZeroTrainConfig:
     value_loss_weight: float = 1.0
     """Weight of the value loss (paper pseudocode: 1; the paper's Reanalyze runs use 0.25)."""
     dynamics_gradient_scale: float = 0.5
-    """Gradient scale at the dynamics input each unroll step (paper: 1/2)."""
+    """Gradient scale on the hidden state each dynamics step passes to the next (paper: 1/2,
+    pseudocode ``scale_gradient(hidden_state, 0.5)`` after each recurrent_inference); the
+    representation's output s^0 is not scaled."""
     priority_alpha: float = 1.0
     """Prioritised replay exponent alpha (paper: 1); 0 = uniform."""
     priority_beta: float = 1.0
@@ -217,7 +219,7 @@ PRESETS: dict[str, Preset] = {
             },
             f"{_MUZERO}: K=5, gamma 0.997 (1 in board games), h eps 0.001, value weight 1 (the "
             "pseudocode's; 0.25 is the Reanalyze setting), pUCT 1.25/19652, Dirichlet 0.25/0.25, "
-            "gradient 1/2 at the dynamics input, losses 1/K. Deviations, for CartPole on 2 CPU "
+            "gradient 1/2 between dynamics steps, losses 1/K. Deviations, for CartPole on 2 CPU "
             "cores (docs/deviations.md, MuZero): MLP 2x64 bodies and a 64-d hidden state instead "
             "of the paper's ResNets; 25 simulations (muzero-general and LightZero use 25-50 for "
             "CartPole / tic-tac-toe); support 20 (41 points, covers h(x) of returns up to ~420; "
