@@ -1,6 +1,6 @@
 """TD-MPC2: builds, plans and updates at debug size for continuous and discrete actions; the
 consistency target gets no gradient; windows are cut at episode starts; save -> load plans the
-same actions; the CLI trains end to end."""
+same actions; the CLI trains end to end; 20+ action dimensions plan 2 more MPPI iterations."""
 
 import json
 
@@ -14,6 +14,7 @@ from worldmodels.agents.tdmpc2.agent import heuristic_discount, rollout_weights
 from worldmodels.checkpoint import load_checkpoint, save_checkpoint
 from worldmodels.cli import main
 from worldmodels.envs import make_env
+from worldmodels.envs.base import ActionSpace
 from worldmodels.replay import random_replay
 from worldmodels.train.run import new_run
 
@@ -226,3 +227,30 @@ def test_discount_from_the_env_time_limit(tmp_path):
     assert info.config.loss.episode_length is None
     env = make_env("toy:reach")
     assert TDMPC2Agent(info.config, env.obs_space, env.act_space).gamma == pytest.approx(0.99)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("action_dim", [4, 19, 20, 21])
+def test_large_action_spaces_plan_two_more_iterations(action_dim, discrete):
+    """Reference `TDMPC2.__init__`: ``cfg.iterations += 2*int(cfg.action_dim >= 20)`` ("Heuristic
+    for large action spaces"; in its discrete variant action_dim is the number of actions).
+    Counted as the sequence scorings of one plan (one per MPPI iteration), and the config keeps
+    the value given (building twice from the same config does not add 4)."""
+    env = make_env("toy:reach")
+    cfg, _ = build_config("tdmpc2", ["debug"], {"plan.iterations": 3})
+    expected = cfg.plan.iterations + 2 * int(action_dim >= 20)
+    space = ActionSpace(discrete=discrete, n=action_dim)
+    for _ in range(2):
+        torch.manual_seed(0)
+        agent = TDMPC2Agent(cfg, env.obs_space, space)
+        calls: list[torch.Size] = []
+
+        def counted(z, actions, score=agent._score, calls=calls):
+            calls.append(actions.shape)
+            return score(z, actions)
+
+        agent._score = counted
+        agent.act(agent.init_state(2), _obs(env), "explore")
+        assert len(calls) == expected, (len(calls), expected)
+        assert calls[0][-1] == action_dim
+        assert cfg.plan.iterations == 3

@@ -16,6 +16,7 @@ moves by EMA (tau). Windows that cross an episode start are cut from that step o
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,19 @@ def heuristic_discount(episode_length: int, denom: float, low: float, high: floa
     """gamma = clip((L/denom - 1) / (L/denom), low, high) (TD-MPC2 reference `_get_discount`)."""
     frac = episode_length / denom
     return float(min(max((frac - 1) / frac, low), high))
+
+
+LARGE_ACTION_DIM = 20
+"""Action dimension from which MPPI runs LARGE_ACTION_EXTRA_ITERATIONS more iterations."""
+LARGE_ACTION_EXTRA_ITERATIONS = 2
+
+
+def plan_iterations(iterations: int, action_dim: int) -> int:
+    """MPPI iterations the planner runs: ``plan.iterations``, plus 2 where the action dimension
+    is 20 or more (reference `TDMPC2.__init__`: ``cfg.iterations += 2*int(cfg.action_dim >= 20)
+    # Heuristic for large action spaces``). ``action_dim`` is the one-hot width (the number of
+    actions) for discrete spaces, as the reference's discrete variant sets it."""
+    return iterations + LARGE_ACTION_EXTRA_ITERATIONS * int(action_dim >= LARGE_ACTION_DIM)
 
 
 def rollout_weights(is_first: Tensor, rho: float) -> tuple[Tensor, Tensor]:
@@ -106,7 +120,13 @@ class TDMPC2Agent(AgentBase):
                 lc.episode_length or 500, lc.discount_denom, lc.discount_min, lc.discount_max
             )
         )
-        self.planner = DiscreteMPPI(p) if self.discrete else MPPI(p)  # PlanConfig is an MPPIConfig
+        # Decided once from the action dimension; config.plan keeps the user's value, so a saved
+        # config does not add the extra iterations twice when it is loaded.
+        self.plan_config = dataclasses.replace(
+            p, iterations=plan_iterations(p.iterations, self.act_dim)
+        )
+        planner_cls = DiscreteMPPI if self.discrete else MPPI
+        self.planner = planner_cls(self.plan_config)  # PlanConfig is an MPPIConfig
         self._score = MaybeCompiled(self._score_eager, config.compile)
         self.updates = 0
 

@@ -25,7 +25,12 @@ def _run() -> RunConfig:
 @dataclass
 class PlanConfig(MPPIConfig):
     """MPPI in latent space with policy-prior samples (reference `_plan`, Sec. 3.2): the
-    planner's own settings (planners/mppi.py, the reference defaults) plus ``mpc``."""
+    planner's own settings (planners/mppi.py, the reference defaults) plus ``mpc``.
+
+    ``iterations`` is raised by 2 for action spaces of 20 or more dimensions (discrete: 20 or
+    more actions), once, when the agent is built (reference `TDMPC2.__init__`, "Heuristic for
+    large action spaces"; `agent.plan_iterations`); the config keeps the value given, the
+    planner's config (``TDMPC2Agent.plan_config``) has the one used."""
 
     mpc: bool = True
     """Plan with MPPI; false acts with the policy prior alone (much cheaper)."""
