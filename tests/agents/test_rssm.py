@@ -46,3 +46,19 @@ def test_latent_is_one_hot_with_unimix_floor():
     probs = out["stats"].exp()
     assert probs.min() >= 0.01 / 4 - 1e-6
     torch.testing.assert_close(probs.sum(-1), torch.ones(3, 4))
+
+
+def test_block_gru_init_uses_the_reference_fans():
+    """dreamerv3 ``Initializer``: a ``(G, I, O)`` block kernel has fan_in G * I, and the
+    weights are truncated normal with std 1 / sqrt(fan_in). The first block layer reads
+    [deter_g, x0, x1, x2] per block: G * (deter / G + 3 * hidden); the gates read deter."""
+    torch.manual_seed(0)
+    deter, hidden, g = 512, 64, 8
+    rssm = RSSM(action_dim=2, embed_dim=16, deter=deter, hidden=hidden, blocks=g)
+    first = g * (deter // g + 3 * hidden)
+    for weight, fan in [
+        (rssm.dyn_deter.weight, first),
+        (rssm.dyn_shared.weight, first),
+        (rssm.gates.weight, deter),
+    ]:
+        assert abs(weight.std().item() * fan**0.5 - 1.0) < 0.03, (weight.shape, fan)

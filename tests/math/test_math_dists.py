@@ -1,8 +1,16 @@
 """Tests for worldmodels.math.dists: unimix, straight-through categoricals, bounded normal."""
 
+import math
+
 import torch
 
-from worldmodels.math import BoundedNormal, MultiOneHotST, OneHotCategoricalST, unimix_logits
+from worldmodels.math import (
+    BoundedNormal,
+    MultiOneHotST,
+    OneHotCategoricalST,
+    clip_action,
+    unimix_logits,
+)
 
 
 def test_unimix_logits():
@@ -77,18 +85,45 @@ def test_bounded_normal():
     assert torch.all(dist.std >= 0.1) and torch.all(dist.std <= 1.0)
     sample = dist.sample()
     assert sample.shape == (64, 3)
-    assert torch.all(sample >= -1.0) and torch.all(sample <= 1.0)
     sample.sum().backward()
     assert mean_raw.grad is not None and torch.all(mean_raw.grad != 0)
     assert std_raw.grad is not None and std_raw.grad.abs().sum() > 0
 
 
-def test_bounded_normal_straight_through_clip():
-    dist = BoundedNormal(torch.full((1000, 1), 5.0, requires_grad=True), torch.zeros(1000, 1))
-    sample = dist.sample()
-    assert sample.max() == 1.0  # mean tanh(5) ~ 0.9999 with std ~0.89: many samples clip
-    (grad,) = torch.autograd.grad(sample.sum(), dist.mean)
-    torch.testing.assert_close(grad, torch.ones_like(grad))
+def test_clip_action_is_the_reference_rescaling():
+    """DreamerV3 rssm.py: ``action /= sg(max(1, |action|))``: the value is the clipped action,
+    the gradient 1 / max(1, |a|) (hand-worked at a = -3, -0.5, 0, 0.7, 2)."""
+    a = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.0], requires_grad=True)
+    out = clip_action(a)
+    torch.testing.assert_close(out, torch.tensor([-1.0, -0.5, 0.0, 0.7, 1.0]))
+    (grad,) = torch.autograd.grad(out.sum(), a)
+    torch.testing.assert_close(grad, torch.tensor([1 / 3, 1.0, 1.0, 1.0, 0.5]))
+
+
+def test_bounded_normal_score_function_is_unbiased_for_a_clipping_env():
+    """REINFORCE on the raw sample: for a ~ N(m, s) and a reward clip(a) (what the env
+    receives), d/dm E[clip(a)] = P(-1 < a < 1) = Phi((1 - m) / s) - Phi((-1 - m) / s) in closed
+    form (0.655 at m = 0.8, s = 0.5). The score function at the raw sample matches it; scoring
+    the clipped sample instead is biased low (0.19 here)."""
+    m, s = 0.8, 0.5
+    mean_raw = torch.tensor([math.atanh(m)], dtype=torch.float64, requires_grad=True)
+    std_raw = torch.tensor([math.log((s - 0.1) / (1.0 - s)) - 2.0], dtype=torch.float64)
+    dist = BoundedNormal(mean_raw.expand(400_000, 1), std_raw.expand(400_000, 1))
+    torch.testing.assert_close(dist.std[0, 0].item(), s)
+    torch.manual_seed(0)
+    raw = dist.sample().detach()
+    reward = raw.clamp(-1.0, 1.0)[:, 0]
+    phi = torch.distributions.Normal(0.0, 1.0).cdf
+    exact = (phi(torch.tensor((1 - m) / s)) - phi(torch.tensor((-1 - m) / s))).item()
+    dtanh = 1.0 - m**2  # d mean / d mean_raw
+
+    def score_grad(action):
+        obj = (dist.log_prob(action) * reward).mean()
+        (g,) = torch.autograd.grad(obj, mean_raw, retain_graph=True)
+        return g.item() / dtanh
+
+    assert abs(score_grad(raw) - exact) < 0.02
+    assert score_grad(raw.clamp(-1.0, 1.0)) < 0.9 * exact
 
 
 def test_bounded_normal_log_prob_entropy():

@@ -137,11 +137,18 @@ class MultiOneHotST:
         return self.dist.entropy().sum(-1)
 
 
+def clip_action(x: Tensor) -> Tensor:
+    """[...] x / sg(max(1, |x|)): the value clipped to [-1, 1], the gradient scaled by
+    1 / max(1, |x|) (DreamerV3 ``rssm.py``: ``action /= sg(jnp.maximum(1, jnp.abs(action)))``)."""
+    return x / x.detach().abs().clamp(min=1.0)
+
+
 class BoundedNormal:
     """DreamerV3 continuous actor: Normal(tanh(mean_raw), std in [min_std, max_std]) over [..., D].
 
     std = (max_std - min_std) * sigmoid(std_raw + 2) + min_std. Samples are reparameterised and
-    clipped to [-1, 1] with a straight-through gradient.
+    not clipped, as in the reference (the env and, through :func:`clip_action`, the model clip
+    them): the score function of REINFORCE must be taken at the raw sample to be unbiased.
     """
 
     def __init__(
@@ -157,10 +164,8 @@ class BoundedNormal:
         self.max_std = max_std
 
     def sample(self) -> Tensor:
-        """[..., D] reparameterised sample, clipped to [-1, 1] with identity gradient."""
-        x = self.mean + self.std * torch.randn_like(self.mean)
-        # x - x.detach() is exactly zero: the forward value is exactly the clipped sample.
-        return x.detach().clamp(-1.0, 1.0) + (x - x.detach())
+        """[..., D] reparameterised sample (unbounded)."""
+        return self.mean + self.std * torch.randn_like(self.mean)
 
     def mode(self) -> Tensor:
         """[..., D] the mean tanh(mean_raw)."""

@@ -9,11 +9,13 @@ from torch import Tensor, nn
 class PercentileNormalizer(nn.Module):
     """DreamerV3 return scale S = max(floor, Per(R, high) - Per(R, low)), with EMA'd percentiles.
 
-    The buffers `lo` and `hi` hold the debiased EMA of the batch `low` and `high` quantiles: like
-    the reference, the EMA starts at zero and is divided by (1 - decay^n) after n updates, which
-    this module folds into the update itself (lo <- lo + w_n (q - lo), w_n = (1 - decay) /
-    (1 - decay^n)), so `lo` and `hi` always read as the debiased values. The first update
-    therefore sets them to that batch's quantiles. Before any update, offset() = 0, scale() = floor.
+    The buffers `lo` and `hi` hold the EMA of the batch `low` and `high` quantiles, started at
+    zero: lo <- decay * lo + (1 - decay) * q. As in the reference (`retnorm: {impl: perc, rate:
+    0.01, limit: 1.0, debias: False}`), the EMA is not debiased by default, so the scale starts
+    at `floor` and grows over the first few hundred updates. With ``debias=True`` the EMA is
+    divided by (1 - decay^n) after n updates, folded into the update itself (w_n = (1 - decay) /
+    (1 - decay^n)), and the first update sets `lo` and `hi` to that batch's quantiles. Before any
+    update, offset() = 0, scale() = floor.
     """
 
     lo: Tensor
@@ -22,7 +24,12 @@ class PercentileNormalizer(nn.Module):
     levels: Tensor
 
     def __init__(
-        self, low: float = 0.05, high: float = 0.95, decay: float = 0.99, floor: float = 1.0
+        self,
+        low: float = 0.05,
+        high: float = 0.95,
+        decay: float = 0.99,
+        floor: float = 1.0,
+        debias: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= decay < 1.0:
@@ -33,6 +40,7 @@ class PercentileNormalizer(nn.Module):
         self.high = high
         self.decay = decay
         self.floor = floor
+        self.debias = debias
         self.register_buffer("lo", torch.zeros(()))
         self.register_buffer("hi", torch.zeros(()))
         self.register_buffer("count", torch.zeros(()))
@@ -44,7 +52,9 @@ class PercentileNormalizer(nn.Module):
         flat = x.detach().reshape(-1).to(self.lo.dtype)
         q = torch.quantile(flat, self.levels.to(flat.dtype))  # no host copy (CUDA graphs)
         self.count.add_(1.0)
-        weight = (1.0 - self.decay) / (1.0 - self.decay**self.count)
+        weight = 1.0 - self.decay
+        if self.debias:
+            weight = weight / (1.0 - self.decay**self.count)
         self.lo.lerp_(q[0], weight)
         self.hi.lerp_(q[1], weight)
 
@@ -58,4 +68,7 @@ class PercentileNormalizer(nn.Module):
 
     def extra_repr(self) -> str:
         """Hyperparameters for print(module)."""
-        return f"low={self.low}, high={self.high}, decay={self.decay}, floor={self.floor}"
+        return (
+            f"low={self.low}, high={self.high}, decay={self.decay}, floor={self.floor}, "
+            f"debias={self.debias}"
+        )

@@ -44,15 +44,21 @@ class DiagNormal:
 
 
 class BlockLinear(nn.Module):
-    """``blocks`` independent linear maps over equal slices: ``[..., G*I] -> [..., G*O]``."""
+    """``blocks`` independent linear maps over equal slices: ``[..., G*I] -> [..., G*O]``.
 
-    def __init__(self, inp: int, out: int, blocks: int, bias: bool = True):
+    Weights are truncated-normal with std 1 / sqrt(fan_in), fan_in the whole input width by
+    default: the reference initialiser's fans of a ``(G, I, O)`` kernel are ``(G*I, G*O)``
+    (dreamerv3 ``embodied/jax/nets.py`` ``Initializer.compute_fans``), not the block's ``I``."""
+
+    def __init__(
+        self, inp: int, out: int, blocks: int, bias: bool = True, fan_in: int | None = None
+    ):
         super().__init__()
         if inp % blocks or out % blocks:
             raise ValueError(f"sizes {inp}, {out} must divide into {blocks} blocks")
         self.blocks = blocks
         self.weight = nn.Parameter(torch.empty(blocks, inp // blocks, out // blocks))
-        std = (1.0 / (inp // blocks)) ** 0.5 / 0.87962566103423978
+        std = (1.0 / (fan_in or inp)) ** 0.5 / 0.87962566103423978
         nn.init.trunc_normal_(self.weight, 0.0, std, -2 * std, 2 * std)
         self.bias = nn.Parameter(torch.zeros(out)) if bias else None
 
@@ -117,7 +123,8 @@ class RSSM(nn.Module):
             # First block layer over [deter_g, x0, x1, x2] for each block g, split into its
             # block-diagonal part on deter and a dense part on the shared embeddings (the same
             # map, without materialising the shared inputs once per block).
-            self.dyn_deter = BlockLinear(deter, deter, g, bias=norm == "none")
+            fan = deter + 3 * hidden * g  # the reference's flat input width G * (deter/G + 3H)
+            self.dyn_deter = BlockLinear(deter, deter, g, bias=norm == "none", fan_in=fan)
             self.dyn_shared = nn.Linear(3 * hidden, deter, bias=False)
             layers: list[nn.Module] = [make_norm(norm, deter), make_act(act)]
             for _ in range(dyn_layers - 1):
@@ -126,7 +133,7 @@ class RSSM(nn.Module):
             self.dyn_hid = nn.Sequential(*layers)
             self.gates = BlockLinear(deter, 3 * deter, g)
             trunc_normal_init_(self.dyn_in)
-            std = (1.0 / (deter // blocks + 3 * hidden)) ** 0.5 / 0.87962566103423978
+            std = (1.0 / fan) ** 0.5 / 0.87962566103423978
             nn.init.trunc_normal_(self.dyn_shared.weight, 0.0, std, -2 * std, 2 * std)
         self.prior_net = nn.Sequential(
             *[Dense(deter if i == 0 else hidden, hidden, norm, act) for i in range(img_layers)],

@@ -14,6 +14,7 @@ from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math import (
     PercentileNormalizer,
+    clip_action,
     discount_weights,
     ema_update,
     hard_update,
@@ -66,7 +67,7 @@ class DreamerAgent(AgentBase):
         ).to(self.device)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = PercentileNormalizer(
-            b.retnorm_low, b.retnorm_high, b.retnorm_decay, b.retnorm_limit
+            b.retnorm_low, b.retnorm_high, b.retnorm_decay, b.retnorm_limit, b.retnorm_debias
         ).to(self.device)
         if o.optimizer == "laprop":
             laprop = dict(lr=o.lr, agc=o.agc, eps=o.laprop_eps, warmup=o.warmup)
@@ -117,11 +118,16 @@ class DreamerAgent(AgentBase):
         return reward, cont, critic(feat).pred()
 
     def _imag_step_eager(self, deter: Tensor, stoch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One imagined step: a_t ~ pi(s_t), then s_{t+1} ~ p(. | s_t, a_t) -> a_t, h, z."""
+        """One imagined step: a_t ~ pi(sg(s_t)), then s_{t+1} ~ p(. | s_t, clip(a_t)) -> a_t, h, z.
+
+        The actor sees the state without its gradient (every reference: V1 ``self._actor(
+        tf.stop_gradient(feat))``, V2, V3 ``self.actor(sg(s))``): dynamics gradients reach the
+        actor through the actions only. The returned action is the raw sample, which REINFORCE
+        scores; the model receives it clipped to [-1, 1] (``clip_action``, as V3's RSSM)."""
         rssm = self.wm.rssm
         state = {"deter": deter, "stoch": stoch}
-        action = self.actor(rssm.feat(state)).sample()
-        nxt = rssm.img_step(state, action)
+        action = self.actor(rssm.feat(state).detach()).sample()
+        nxt = rssm.img_step(state, clip_action(action))
         return action, nxt["deter"], nxt["stoch"]
 
     # Acting
@@ -147,8 +153,10 @@ class DreamerAgent(AgentBase):
             dist = self.actor(self.wm.rssm.feat(latent))
             action = dist.sample() if mode == "explore" else dist.mode()
             noise = self.config.behavior.expl_noise
-            if mode == "explore" and noise > 0 and not self.act_space.discrete:
-                action = (action + noise * torch.randn_like(action)).clamp(-1.0, 1.0)
+            if not self.act_space.discrete:
+                if mode == "explore" and noise > 0:
+                    action = action + noise * torch.randn_like(action)
+                action = action.clamp(-1.0, 1.0)
         new_state = {"deter": latent["deter"], "stoch": latent["stoch"], "action": action}
         if self.act_space.discrete:
             out = action.argmax(-1).cpu().numpy().astype(np.int64)
@@ -229,7 +237,7 @@ class DreamerAgent(AgentBase):
                 deters.append(deter)
                 stochs.append(stoch)
             feat = rssm.feat({"deter": torch.stack(deters, 1), "stoch": torch.stack(stochs, 1)})
-            actions.append(self.actor(feat[:, -1]).sample())
+            actions.append(self.actor(feat[:, -1].detach()).sample())
         return feat, torch.stack(actions, 1)
 
     def _train_behavior(
@@ -265,13 +273,15 @@ class DreamerAgent(AgentBase):
         policy = self.actor(before)
         objs = {}
         if self.actor_grad in ("dynamics", "mix"):
-            objs["dynamics"] = (ret - offset) / scale
+            # V3 2023: (ret - lo) / S - (v(s_t) - lo) / S, v keeping its gradient through s_t
+            base = value[:, :-1] if b.dynamics_baseline else offset
+            objs["dynamics"] = (ret - base) / scale
         if self.actor_grad in ("reinforce", "mix"):
             adv = (ret - value[:, :-1]).detach() / scale
             objs["reinforce"] = policy.log_prob(action[:, :-1].detach()) * adv
-        if self.actor_grad == "mix":
-            rho = b.actor_grad_mix
-            actor_obj = rho * objs["reinforce"] + (1 - rho) * objs["dynamics"]
+        if self.actor_grad == "mix":  # dreamerv2/agent.py: mix * dynamics + (1 - mix) * reinforce
+            mix = b.actor_grad_mix
+            actor_obj = mix * objs["dynamics"] + (1 - mix) * objs["reinforce"]
         else:
             actor_obj = objs[self.actor_grad]
         entropy = policy.entropy()

@@ -113,10 +113,16 @@ class BehaviorConfig:
     layers: int = 3
     actor_grad: Literal["auto", "reinforce", "dynamics", "mix"] = "auto"
     """Actor gradient: REINFORCE, dynamics backprop through the imagined rollout (straight-through
-    for discrete actions), ``mix`` = actor_grad_mix * REINFORCE + (1 - actor_grad_mix) * dynamics
-    (DreamerV2's rho), or auto = REINFORCE for discrete, actor_grad_cont for continuous."""
+    for discrete actions), ``mix`` = actor_grad_mix * dynamics + (1 - actor_grad_mix) * REINFORCE
+    (DreamerV2 ``actor_grad: both``), or auto = REINFORCE for discrete, actor_grad_cont for
+    continuous."""
     actor_grad_mix: float = 0.1
-    """rho of ``actor_grad=mix``."""
+    """Weight of the dynamics objective under ``actor_grad=mix`` (dreamerv2/agent.py: ``mix *
+    target + (1 - mix) * reinforce``, configs.yaml 0.1); the paper's rho is 1 - actor_grad_mix."""
+    dynamics_baseline: bool = True
+    """Dynamics gradients maximise the normalised return minus the normalised critic v(s_t),
+    which keeps its gradient through s_t (DreamerV3 2023 reference, ``adv = normed_ret -
+    normed_base``); False maximises the returns alone (V1, V2)."""
     actor_grad_cont: Literal["reinforce", "dynamics"] = "dynamics"
     """Gradient for continuous actions when actor_grad=auto. 2023 reference: dynamics (backprop
     through the imagined rollout); Nature 2025: reinforce, which had not started learning
@@ -157,6 +163,9 @@ class BehaviorConfig:
     retnorm_low: float = 0.05
     retnorm_high: float = 0.95
     retnorm_limit: float = 1.0
+    retnorm_debias: bool = False
+    """Debias the percentile EMAs (divide by 1 - decay^n); the reference does not (``retnorm:
+    {debias: False}``), so the return scale starts at ``retnorm_limit`` and grows."""
 
     CHECKS: ClassVar[dict[str, str]] = {  # config.validate; layers 0 = linear heads
         "horizon": ">= 1",
@@ -317,6 +326,7 @@ PRESETS: dict[str, Preset] = {
                 "behavior.units": 400,
                 "behavior.layers": 3,
                 "behavior.actor_grad": "dynamics",
+                "behavior.dynamics_baseline": False,
                 "behavior.actor_dist_cont": "tanh_normal",
                 "behavior.unimix": 0.0,
                 "behavior.entropy": 0.0,
@@ -372,6 +382,7 @@ PRESETS: dict[str, Preset] = {
                 "behavior.actor_grad": "auto",
                 "behavior.actor_grad_cont": "dynamics",
                 "behavior.actor_grad_mix": 0.1,
+                "behavior.dynamics_baseline": False,
                 "behavior.unimix": 0.0,
                 "behavior.entropy": 1e-3,
                 "behavior.entropy_cont": 1e-4,

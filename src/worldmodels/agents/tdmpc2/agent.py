@@ -99,7 +99,7 @@ class TDMPC2Agent(AgentBase):
         self.model.to(self.device).eval()
         self.target_q = copy.deepcopy(self.model.Qs).requires_grad_(False).eval()
         self.scale = PercentileNormalizer(
-            lc.scale_low, lc.scale_high, 1.0 - lc.scale_rate, floor=1.0
+            lc.scale_low, lc.scale_high, 1.0 - lc.scale_rate, floor=1.0, debias=True
         ).to(self.device)
         m = self.model
         self.optim = torch.optim.Adam(
