@@ -98,6 +98,26 @@ def test_resume_continues_stopped_jobs_skips_done_ones_and_queues_the_rest(tmp_p
     assert res["a"]["final_eval"] == final
 
 
+def test_progress_keeps_the_progress_bar_for_the_log(tmp_path, monkeypatch):
+    started = []
+
+    class Exited:  # a training process that has already ended, without a checkpoint
+        returncode = 0
+
+        def __init__(self, cmd, **kwargs):
+            started.append(cmd)
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(launcher.subprocess, "Popen", Exited)
+    monkeypatch.setattr(launcher.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(launcher, "hardware", lambda: "a test box")
+    for progress in (False, True):
+        launcher.run_jobs([("a", ["dreamerv3"])], tmp_path / str(progress), progress=progress)
+    assert ["--no-progress" in cmd for cmd in started] == [True, False]
+
+
 def test_there_are_benchmark_job_files():
     assert JOB_FILES, "benchmarks/jobs_*.txt: none found"
 

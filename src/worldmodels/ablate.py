@@ -3,17 +3,21 @@
     worldmodels ablate dreamer --env gym:CartPole-v1 --preset dreamerv3 \
         --axis kl=balanced --axis latent=gaussian --axis heads=mse --axis retnorm=none --seeds 3
 
-Every variant x seed is one ordinary run directory under ``--out`` (trained by the same code as
-``worldmodels train``, then evaluated greedily). A variant whose runs already finished is not
-trained again, so an interrupted ablation continues where it stopped; ``--jobs N`` trains N runs
-at once in separate processes. The result is written as
-``ablation.csv`` and ``ablation.md`` (median, min and max of the final eval return per variant).
+Every variant x seed is one job of the library's launcher (:func:`worldmodels.bench.jobs.run_jobs`,
+the code of ``benchmarks/parallel.py``): ``worldmodels train`` into the run directory
+``OUT/VARIANT-seedS`` with its output in ``OUT/VARIANT-seedS.log``, then one final greedy eval
+kept in ``OUT/VARIANT-seedS.final.json``. ``--jobs N`` trains N runs at once (the rest queue);
+``--budget SECONDS`` stops the runs still training then, each saving a checkpoint. The same
+command again continues an interrupted, killed or stopped ablation: finished runs are skipped and
+keep their eval, the others resume from their latest checkpoint. Once every run has its eval,
+the result is written as ``ablation.csv`` and ``ablation.md`` (median, min and max of the final
+eval return per variant); the launcher's ``summary.md`` / ``summary.json`` list the jobs.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,10 +99,6 @@ def parse_axes(specs: list[str]) -> list[Variant]:
     return variants
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
 def run_ablation(
     agent: str,
     env: str,
@@ -112,88 +112,59 @@ def run_ablation(
     extra: dict[str, Any] | None = None,
     progress: bool = False,
     jobs: int = 1,
-) -> list[dict[str, Any]]:
-    """Train and evaluate every variant x seed (skipping finished ones); write the tables.
+    budget: float = math.inf,
+) -> list[dict[str, Any]] | None:
+    """Train and evaluate every variant x seed through :func:`~worldmodels.bench.jobs.run_jobs`
+    (continuing an earlier call's runs in ``out``), then write the tables and return their rows;
+    None, with the unfinished runs printed, while some run has no final eval yet.
 
-    ``jobs`` > 1 trains that many runs at once, each in its own process (give each
-    ``run.threads`` = cores / jobs through ``extra``); the runs and the table are the same.
-    """
+    ``extra``: overrides of every run, before the variant's own. ``jobs``: runs trained at once.
+    ``progress``: each run's progress bar goes into its log."""
+    from .bench.jobs import run_jobs
+
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1 (got {jobs})")
     variants = parse_axes(axes)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    base = dict(extra or {})
-    if steps is not None:
-        base["run.steps"] = steps
-    todo = []  # (variant name, seed, run kwargs) of the runs without a result yet
-    results: dict[tuple[str, int], float] = {}
-    for variant in variants:
-        for seed in range(seeds):
-            run_dir = out / f"{_slug(variant.name)}-seed{seed}"
-            result_path = run_dir / "ablation_eval.json"
-            if result_path.exists():
-                results[variant.name, seed] = json.loads(result_path.read_text())["return_mean"]
-                continue
-            kwargs = dict(
-                agent=agent,
-                env=env,
-                seed=seed,
-                presets=presets,
-                overrides={**base, **variant.overrides},
-                run_dir=str(run_dir),
-                episodes=episodes,
-                progress=progress and jobs == 1,
-            )
-            todo.append((variant.name, seed, kwargs))
-
-    def done(name: str, seed: int, result: dict[str, Any]) -> None:
-        results[name, seed] = result["return_mean"]
-        print(f"{name} seed {seed}: eval return {result['return_mean']:.1f}", flush=True)
-
-    if jobs == 1:
-        for name, seed, kwargs in todo:
-            done(name, seed, _train_and_eval(**kwargs))
-    elif todo:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        # spawn: a forked torch process may deadlock in its thread pools
-        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=mp.get_context("spawn")) as ex:
-            futures = {ex.submit(_train_and_eval, **kw): (name, seed) for name, seed, kw in todo}
-            for future in as_completed(futures):
-                done(*futures[future], future.result())
-    rows = [_row(v, [results[v.name, s] for s in range(seeds)]) for v in variants]
+    common = [agent, "--env", env, *(a for p in presets for a in ("--preset", p))]
+    common += ["--steps", str(steps)] if steps is not None else []
+    job_list = []
+    for v in variants:
+        sets = [
+            a for k, x in {**(extra or {}), **v.overrides}.items() for a in ("--set", f"{k}={x}")
+        ]
+        job_list += [(_job_name(v, s), [*common, "--seed", str(s), *sets]) for s in range(seeds)]
+    results = run_jobs(
+        job_list,
+        out,
+        budget=budget,
+        episodes=episodes,
+        max_parallel=jobs,
+        resume=True,
+        progress=progress,
+    )
+    unfinished = [n for n, _ in job_list if "return_mean" not in results[n].get("final_eval", {})]
+    if unfinished:
+        listed = ", ".join(f"{n} ({results[n]['status']})" for n in unfinished)
+        print(
+            f"no ablation table yet: {len(unfinished)} of {len(job_list)} runs have no final eval: "
+            f"{listed}; logs in {out}/NAME.log; the same command continues them",
+            flush=True,
+        )
+        return None
+    rows = [
+        _row(v, [results[_job_name(v, s)]["final_eval"]["return_mean"] for s in range(seeds)])
+        for v in variants
+    ]
     meta = dict(agent=agent, env=env, presets=presets, seeds=seeds, steps=steps, episodes=episodes)
     _write_tables(out, rows, **meta)
     return rows
 
 
-def _train_and_eval(
-    *,
-    agent: str,
-    env: str,
-    seed: int,
-    presets: list[str],
-    overrides: dict[str, Any],
-    run_dir: str,
-    episodes: int,
-    progress: bool,
-) -> dict[str, Any]:
-    """One variant x seed: train (or resume an interrupted run), evaluate, write the result."""
-    from .train.loop import Trainer, evaluate_run
-    from .train.run import load_run, new_run
-
-    path = Path(run_dir)
-    if (path / "checkpoints" / "latest.json").exists():
-        trainer = Trainer(load_run(path), resume=True, progress=progress)
-    else:
-        info = new_run(agent, env, seed=seed, presets=presets, overrides=overrides, run_dir=path)
-        trainer = Trainer(info, progress=progress)
-    trainer.train()
-    _, result = evaluate_run(path, episodes)
-    (path / "ablation_eval.json").write_text(json.dumps(result))
-    return result
+def _job_name(variant: Variant, seed: int) -> str:
+    """The job and run directory name: the variant with path-safe characters, and the seed."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in variant.name)
+    return f"{slug}-seed{seed}"
 
 
 def _row(variant: Variant, returns: list[float]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -106,13 +107,19 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--episodes", type=int, default=10, help="final eval episodes per run")
     a.add_argument("--out", help="output directory (default runs/ablate-<agent>-<env>)")
     a.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    a.add_argument("--progress", action="store_true", help="show a progress bar per run")
     a.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        help="runs trained at once, one process each (pair with --set run.threads=1 on a box "
-        "with as many cores)",
+        "--progress", action="store_true", help="write each run's progress bar into its log"
+    )
+    a.add_argument(
+        "--jobs", type=int, default=1, help="runs trained at once, one process each; the rest queue"
+    )
+    a.add_argument(
+        "--budget",
+        type=float,
+        default=math.inf,
+        metavar="SECONDS",
+        help="stop the runs still training after this long (they save a checkpoint; the same "
+        "command continues them)",
     )
 
     pl = sub.add_parser("plot", help="learning curves of run directories, grouped over seeds")
@@ -315,7 +322,7 @@ def _cmd_ablate(args) -> int:
     if args.seeds < 1:
         raise UserError(f"--seeds must be at least 1 (got {args.seeds})")
     out = args.out or f"runs/ablate-{args.agent}-{args.env.replace(':', '_')}"
-    run_ablation(
+    rows = run_ablation(
         args.agent,
         args.env,
         args.axis,
@@ -327,7 +334,10 @@ def _cmd_ablate(args) -> int:
         extra=parse_set_args(args.set),
         progress=args.progress,
         jobs=args.jobs,
+        budget=args.budget,
     )
+    if rows is None:
+        return 1
     print(Path(out, "ablation.md").read_text())
     return 0
 

@@ -22,7 +22,7 @@ done run gets one final greedy eval (``worldmodels eval --episodes N``), kept in
 ``OUT/NAME.final.json``. ``OUT/summary.md`` and ``OUT/summary.json`` list per job: status, env
 steps reached, wall time and env steps per second of this call, the in-training eval curve and
 the final eval. :func:`run_jobs` is the same launcher as a function (``benchmarks/learning.py``
-runs its seeds through it).
+runs its seeds through it, ``worldmodels ablate`` its variants).
 """
 
 from __future__ import annotations
@@ -141,13 +141,15 @@ def run_jobs(
     resume: bool = False,
     min_start: float = 120.0,
     command: str | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Train ``jobs`` side by side (at most ``max_parallel`` at once, 0 = all) until they end or
     ``budget`` seconds pass, give each finished run one final greedy eval of ``episodes``
     episodes, write ``out/summary.json`` and ``out/summary.md``, and return the per-job results
     (the summary's ``results``). ``resume``: continue the jobs whose ``out/NAME`` holds a
     checkpoint and skip the ones already done. SIGTERM or SIGINT ends the budget early (the
-    running jobs get SIGTERM and save a checkpoint)."""
+    running jobs get SIGTERM and save a checkpoint). ``progress``: each job writes its progress
+    bar into its log (one line per redraw), not only its evals."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -170,6 +172,7 @@ def run_jobs(
             max_parallel,
             resume,
             min_start,
+            [] if progress else ["--no-progress"],
         )
     finally:
         for sig, handler in previous.items():
@@ -220,6 +223,7 @@ def _run(
     max_parallel: int,
     resume: bool,
     min_start: float,
+    quiet: list[str],
 ) -> tuple[dict[str, dict[str, Any]], float]:
     """:func:`run_jobs` without the signal handlers and the summary: (results, total seconds)."""
     procs: dict[str, subprocess.Popen] = {}
@@ -231,7 +235,7 @@ def _run(
     queue: list[tuple[str, list[str]]] = []
     for name, targs in jobs:
         run = out / name
-        cmd = [*py, "train", *targs, "--run-dir", str(run), "--no-progress"]
+        cmd = [*py, "train", *targs, "--run-dir", str(run), *quiet]
         if resume and run.exists():
             rows = read_metrics(run)
             if run_done(run, rows, target_steps(targs)):
@@ -245,7 +249,7 @@ def _run(
             else:
                 steps_before[name] = checkpoint_step(run)
                 steps = target_steps(targs)
-                cmd = [*py, "train", "--resume", str(run), "--no-progress"]
+                cmd = [*py, "train", "--resume", str(run), *quiet]
                 cmd += ["--steps", str(steps)] if steps is not None else []
         queue.append((name, cmd))
 
