@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup setup-dev demo test lint format bench-cartpole bench-pendulum bench-tdmpc2-pendulum \
-	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-regression bench-mcts bench-replay bench-resume clean
+	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-fidelity bench-regression bench-mcts bench-replay bench-resume clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,10 @@ BUDGET ?= 36000
 bench-dreamer-v1-v2-planet: setup
 	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_dreamer_v1_v2_planet.txt \
 		--out runs/bench/dreamer-v1-v2-planet --resume --max-parallel 2 --budget $(BUDGET)
+
+bench-fidelity: setup
+	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_fidelity.txt \
+		--out runs/bench/fidelity --resume --max-parallel 2 --budget $(BUDGET)
 
 bench-regression: setup
 	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_spine_regression.txt \
