@@ -70,16 +70,21 @@ def test_agent_contract(name):
     if s.prioritized:
         assert out.priorities.shape == (4,) and (out.priorities > 0).all()
         rb.update_priorities(batch["index"], out.priorities)
-    # report: open-loop predictions next to the truth, for agents with a decoder
+    # report: open-loop predictions next to the truth (a latent probe without a decoder)
     if isinstance(agent, Reporter):
         report = agent.report(batch, context=3)
         T = cfg.run.batch_length
-        for kind in {k.split("/")[0] for k in report}:
-            real, model, error = (report[f"{kind}/{x}"] for x in ("real", "model", "error"))
-            assert real.shape == model.shape == error.shape and real.shape[:2] == (4, T)
-            np.testing.assert_allclose(error, np.abs(real.astype(float) - model), atol=1)
-        if "vector" in agent.obs_space:
-            np.testing.assert_array_equal(report["vector/real"], batch["vector"])
+        if "latent/distance" in report:
+            dist = report["latent/distance"]
+            assert report.keys() == {"latent/distance"} and dist.shape == (4, T)
+            assert np.isfinite(dist).all() and (dist >= 0).all() and not dist[:, :3].any()
+        else:
+            for kind in {k.split("/")[0] for k in report}:
+                real, model, error = (report[f"{kind}/{x}"] for x in ("real", "model", "error"))
+                assert real.shape == model.shape == error.shape and real.shape[:2] == (4, T)
+                np.testing.assert_allclose(error, np.abs(real.astype(float) - model), atol=1)
+            if "vector" in agent.obs_space:
+                np.testing.assert_array_equal(report["vector/real"], batch["vector"])
     # save -> load -> the same greedy action under a fixed seed
     loaded, _, _ = _build(name, seed=1)
     loaded.load_state_dict(agent.state_dict())

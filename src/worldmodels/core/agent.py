@@ -108,12 +108,14 @@ class Agent(Protocol):
 
 @runtime_checkable
 class Reporter(Protocol):
-    """Optional: agents with a decoder show their open-loop predictions."""
+    """Optional: agents show their open-loop predictions (``worldmodels dream``)."""
 
     def report(self, batch: dict[str, np.ndarray], context: int = 5) -> dict[str, np.ndarray]:
         """Observe ``context`` steps of each window, then imagine the rest under the recorded
-        actions: ``{"<key>/real", "<key>/model", "<key>/error"}`` arrays ``[B, T, ...]``
-        (uint8 ``[B, T, H, W, C]`` for images)."""
+        actions. Agents with a decoder: ``{"<kind>/real", "<kind>/model", "<kind>/error"}``
+        arrays ``[B, T, ...]`` for kind ``vector`` (float32) and ``image`` (uint8
+        ``[B, T, H, W, C]``). Decoder-free agents: ``{"latent/distance"}`` ``[B, T]``, a probe
+        of the latent dynamics (``core.probe.latent_distance``), zero over the context."""
 
 
 class AgentBase:

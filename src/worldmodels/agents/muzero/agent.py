@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ...core import AgentBase, Sampling, Step, Traits, Update
+from ...core.probe import latent_distance
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math.returns import n_step_value_targets
@@ -416,6 +417,34 @@ class MuZeroAgent(AgentBase):
         o = self.config.optim
         steps = o.lr_decay_steps or run_updates(self.config.run)
         return o.lr * o.lr_decay_rate ** (self.updates / steps)
+
+    # Report
+    @torch.no_grad()
+    def report(self, batch: dict[str, np.ndarray], context: int = 5) -> dict[str, np.ndarray]:
+        """A latent probe, not a prediction of observations (MuZero has no decoder):
+        ``latent/distance`` ``[B, T]``, the normalised distance (``core.probe.latent_distance``:
+        mean squared difference over the hidden state's elements / mean squared element of the
+        represented states) between s_t rolled open loop from h(o_{context-1}) with the
+        recorded actions, s_{t+1} = g(s_t, a_t), and h(o_t) of the true observation; zero over
+        the context. MuZero never trains g's states to match h of later observations (only
+        reward, value and policy), so a large distance does not mean a bad model."""
+        T = batch["action"].shape[1]
+        if not 0 < context < T:
+            raise ValueError(f"report needs 0 < context < window length {T}, got {context}")
+        obs = torch.as_tensor(batch[self.key], device=self.device)
+        action = torch.as_tensor(batch["action"], device=self.device).long()
+        B = obs.shape[0]
+        encoded = self.net.represent(obs.flatten(0, 1)).reshape(B, T, -1)
+        states, s = [encoded[:, :context]], self.net.represent(obs[:, context - 1])
+        for t in range(context, T):
+            s = self.net.dynamics(s, action[:, t - 1])[0]
+            states.append(s.reshape(B, 1, -1))
+        rolled = torch.cat(states, 1)
+        return {
+            "latent/distance": latent_distance(
+                rolled.float().cpu().numpy(), encoded.float().cpu().numpy(), context
+            )
+        }
 
     # Persistence
     def state_dict(self) -> dict:

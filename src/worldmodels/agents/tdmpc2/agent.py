@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...core import AgentBase, Step, Update
+from ...core.probe import latent_distance
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math import PercentileNormalizer, ema_update, twohot_nll
@@ -346,6 +347,33 @@ class TDMPC2Agent(AgentBase):
             "pi_entropy": policy.entropy.detach().mean(),
             "q_scale": self.scale.scale().detach(),
             "q_mean": first.mean(),
+        }
+
+    # Report
+    @torch.no_grad()
+    def report(self, batch: dict[str, np.ndarray], context: int = 5) -> dict[str, np.ndarray]:
+        """A latent probe, not a prediction of observations (TD-MPC2 has no decoder):
+        ``latent/distance`` ``[B, T]``, the normalised distance (``core.probe.latent_distance``:
+        mean squared difference over the latent's elements / mean squared element of the
+        encoded latents) between z_t rolled open loop from the encoding of step
+        ``context - 1`` with the recorded actions, z_{t+1} = d(z_t, a_t), and h(o_t) of the
+        true observation; zero over the context. The consistency loss trains this distance."""
+        T = batch["action"].shape[1]
+        if not 0 < context < T:
+            raise ValueError(f"report needs 0 < context < window length {T}, got {context}")
+        m = self.model
+        obs = {k: torch.as_tensor(batch[k], device=self.device) for k in self.obs_space}
+        action = self._action_tensor(batch["action"])
+        encoded = m.encode(obs)  # [B, T, L]
+        zs, z = [encoded[:, :context]], encoded[:, context - 1]
+        for t in range(context, T):
+            z = m.next(z, action[:, t - 1])
+            zs.append(z[:, None])
+        rolled = torch.cat(zs, 1)
+        return {
+            "latent/distance": latent_distance(
+                rolled.float().cpu().numpy(), encoded.float().cpu().numpy(), context
+            )
         }
 
     # Persistence
