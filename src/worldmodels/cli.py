@@ -1,4 +1,4 @@
-"""Command line: ``worldmodels train|collect|eval|play|ablate|plot|list``.
+"""Command line: ``worldmodels train|collect|eval|play|ablate|plot|dream|list``.
 
 Bad input: one line, exit code 2."""
 
@@ -128,6 +128,18 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--metric", default="eval/return_mean", help="a key of metrics.jsonl")
     pl.add_argument("--target", type=float, help="draw a dashed line at this value")
     pl.add_argument("--title")
+
+    d = sub.add_parser(
+        "dream", help="open-loop predictions of a run's model next to the truth (video, plots)"
+    )
+    d.add_argument("run_dir")
+    d.add_argument("--sequences", type=int, default=6, help="windows shown (video columns)")
+    d.add_argument("--context", type=int, default=5, help="observed steps of each window")
+    d.add_argument("--horizon", type=int, default=45, help="imagined steps after the context")
+    d.add_argument("--out", metavar="DIR", help="output directory (default RUN/dream)")
+    d.add_argument(
+        "--dataset", metavar="DIR", help="draw windows from this dataset instead of the replay"
+    )
 
     sub.add_parser("list", help="agents, presets, env suites and installed extras")
     return p
@@ -357,6 +369,15 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_dream(args) -> int:
+    from .viz.dream import dream_media, write_media
+
+    media = dream_media(args.run_dir, args.sequences, args.context, args.horizon, args.dataset)
+    for path in write_media(media, args.out or Path(args.run_dir) / "dream"):
+        print(path)
+    return 0
+
+
 def _cmd_list(args) -> int:
     from .agents import AGENTS
     from .envs import list_suites
@@ -396,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ablate(args)
         if args.command == "plot":
             return _cmd_plot(args)
+        if args.command == "dream":
+            return _cmd_dream(args)
         return _cmd_list(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
