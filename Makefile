@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup setup-dev demo test lint format bench-cartpole bench-pendulum bench-tdmpc2-pendulum \
+.PHONY: setup setup-dev demo test lint format browser bench-cartpole bench-pendulum bench-tdmpc2-pendulum \
 	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-fidelity bench-regression bench-mcts bench-replay bench-resume clean
 
 $(BIN)/python:
@@ -32,7 +32,20 @@ format: setup-dev
 	$(BIN)/ruff format src tests benchmarks tools
 	$(BIN)/ruff check --fix src tests benchmarks tools
 
-test: setup-dev lint
+# Debian's chromium for the real-browser tests of `worldmodels report` (tests/viz/test_report.py):
+# installed when missing and make runs as root (about a minute); otherwise those tests are skipped
+# and say how to install it.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the browser tests: apt-get install -y chromium"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			>/dev/null) || echo "could not install chromium: the browser tests will be skipped"; \
+	else \
+		echo "chromium is missing: the browser tests will be skipped (install: apt-get install -y chromium)"; \
+	fi
+
+test: setup-dev lint browser
 	$(BIN)/python -m pytest -q
 
 bench-cartpole: setup

@@ -1,4 +1,4 @@
-"""Command line: ``worldmodels train|collect|eval|play|ablate|plot|dream|list``.
+"""Command line: ``worldmodels train|collect|eval|play|ablate|plot|dream|report|list``.
 
 Bad input: one line, exit code 2."""
 
@@ -140,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--dataset", metavar="DIR", help="draw windows from this dataset instead of the replay"
     )
+
+    r = sub.add_parser(
+        "report",
+        help="one self-contained HTML page on runs: config, evals, curves, throughput, "
+        "imagined-vs-real gap, open-loop media",
+    )
+    r.add_argument("runs", nargs="+", help="run directories, or a directory holding them")
+    r.add_argument("--out", default="report.html", help="the HTML file (default report.html)")
 
     sub.add_parser("list", help="agents, presets, env suites and installed extras")
     return p
@@ -378,6 +386,14 @@ def _cmd_dream(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .viz.report import write_report
+
+    path, size = write_report(args.runs, args.out)
+    print(f"wrote {path} ({size / 1e6:.1f} MB)")
+    return 0
+
+
 def _cmd_list(args) -> int:
     from .agents import AGENTS
     from .envs import list_suites
@@ -419,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_plot(args)
         if args.command == "dream":
             return _cmd_dream(args)
+        if args.command == "report":
+            return _cmd_report(args)
         return _cmd_list(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

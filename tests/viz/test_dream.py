@@ -18,24 +18,6 @@ pytest.importorskip("matplotlib")
 WINDOW = ["--context", "3", "--horizon", "7"]  # toy episodes have 11 rows: 10 can be imagined
 
 
-def _train(root: Path, name: str, agent: str, env: str, steps: int = 300) -> Path:
-    run = root / name
-    args = ["train", agent, "--env", env, "--steps", str(steps), "--run-dir", str(run)]
-    assert main([*args, "--preset", "debug", "--no-progress"]) == 0
-    return run
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dream")
-    return {
-        "pixels": _train(root, "pixels", "dreamerv3", "toy:image_target"),
-        "vector": _train(root, "vector", "dreamerv3", "toy:target"),
-        "tdmpc2": _train(root, "tdmpc2", "tdmpc2", "toy:reach", 200),
-        "muzero": _train(root, "muzero", "muzero", "toy:target", 200),
-    }
-
-
 def _snapshot(path: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 

@@ -173,12 +173,35 @@ def plot_runs(
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UserError(f"--out {out}: give a .png, .pdf or .svg file")
     groups = group_curves(load_curves(paths, metric))
+    fig = curves_figure(groups, metric=metric, target=target, title=title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    try:
+        fig.savefig(tmp)
+        tmp.replace(out)  # a crash mid-write never leaves a half-written figure behind
+    finally:
+        tmp.unlink(missing_ok=True)
+    return [g.summary() for g in groups]
+
+
+def curves_figure(
+    groups: list[Group],
+    *,
+    metric: str = "eval/return_mean",
+    target: float | None = None,
+    title: str | None = None,
+    size: tuple[float, float] = (7.0, 4.2),
+    dpi: int = 120,
+):
+    """A matplotlib ``Figure`` of ``groups``: per group the median over its seeds (thick), the
+    min-max band, each seed as a thin line; ``target`` as a dashed line. Uses no pyplot, so the
+    caller's backend stays as it is."""
     try:
         from matplotlib import rcParams
-        from matplotlib.figure import Figure  # no pyplot: the caller's backend stays as it is
+        from matplotlib.figure import Figure
     except ImportError:
         raise UserError("plot needs matplotlib; fix: pip install 'worldmodels[plot]'") from None
-    fig = Figure(figsize=(7.0, 4.2), dpi=120)
+    fig = Figure(figsize=size, dpi=dpi)
     ax = fig.subplots()
     colors = rcParams["axes.prop_cycle"].by_key().get("color") or ["C0"]
     for i, g in enumerate(groups):
@@ -188,7 +211,9 @@ def plot_runs(
             ax.plot(s, v, color=color, alpha=0.3, linewidth=0.8)
         steps, med, lo, hi = g.aggregate()
         n = len(g.curves)
-        ax.plot(steps, med, color=color, linewidth=2.0, label=f"{g.label} ({n} seed{'s'[: n > 1]})")
+        marker = "o" if len(steps) <= 30 else None  # a curve of one point is a dot
+        label = f"{g.label} ({n} seed{'s'[: n > 1]})"
+        ax.plot(steps, med, color=color, linewidth=2.0, marker=marker, markersize=4, label=label)
         if n > 1:
             ax.fill_between(steps, lo, hi, color=color, alpha=0.15, linewidth=0)
     if target is not None:
@@ -199,11 +224,4 @@ def plot_runs(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    try:
-        fig.savefig(tmp)
-        tmp.replace(out)  # a crash mid-write never leaves a half-written figure behind
-    finally:
-        tmp.unlink(missing_ok=True)
-    return [g.summary() for g in groups]
+    return fig

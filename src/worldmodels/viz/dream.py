@@ -180,9 +180,7 @@ def sample_windows(
     files, what = source
     length = context + horizon
     streams = _streams(files)
-    firsts = [
-        np.concatenate([_read(p, n_, ("is_first",))["is_first"] for p, n_ in s]) for s in streams
-    ]
+    firsts = _firsts(streams)
     starts, ids = [], []
     for i, first in enumerate(firsts):
         if len(first) < length:
@@ -223,6 +221,26 @@ def sample_windows(
             pos += n_
         windows.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     return {k: np.stack([w[k] for w in windows]) for k in windows[0]}
+
+
+def longest_horizon(
+    run_dir: str | Path, context: int = 5, dataset: str | Path | None = None
+) -> int:
+    """The longest ``horizon`` :func:`dream_media` can imagine after ``context`` observed steps
+    in the run's replay (or ``dataset``): 0 when no window fits (episodes too short for the
+    context, or no replay yet). Bad input (not a run, no replay): ``UserError``."""
+    from ..train.run import load_run
+
+    run_dir = Path(run_dir)
+    files, _ = _source(run_dir, load_run(run_dir), dataset)
+    return max((_longest_imagination(f, context) for f in _firsts(_streams(files))), default=0)
+
+
+def _firsts(streams: list[list[tuple[Path, int]]]) -> list[np.ndarray]:
+    """The ``is_first`` flags of each stream, its chunks concatenated."""
+    return [
+        np.concatenate([_read(p, n_, ("is_first",))["is_first"] for p, n_ in s]) for s in streams
+    ]
 
 
 def _longest_imagination(first: np.ndarray, context: int) -> int:
