@@ -286,6 +286,7 @@ def _cmd_eval(args) -> int:
     from .config import parse_set_args
     from .train.games import board_evaluation, board_summary, plays_board
     from .train.loop import evaluate_run
+    from .train.parts import gap_summary
 
     if args.episodes < 1:
         raise UserError(f"--episodes must be at least 1 (got {args.episodes})")
@@ -308,6 +309,8 @@ def _cmd_eval(args) -> int:
             f"(min {result['return_min']:.1f}, max {result['return_max']:.1f}) "
             f"over {args.episodes} episodes"
         )
+        if "return_gap" in result:
+            print(gap_summary(result, info.config.run.gap_horizon))
         if board:
             print(f"board games ({args.games} per opponent and seat): {board_summary(result)}")
     return 0

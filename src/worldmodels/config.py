@@ -72,6 +72,14 @@ class RunConfig:
     eval_every: int = 5_000
     """Env steps between evaluations; 0 = off (only the final evaluation)."""
     eval_episodes: int = 5
+    gap_horizon: int = 50
+    """Model exploitation, measured at every evaluation by agents that imagine or plan: the
+    return their model predicts for their own greedy behaviour over this many steps from the
+    start of an eval episode, next to the real return of the same steps (``eval/imagined_return``,
+    ``eval/real_return``, ``eval/return_gap``); 0 = off. Each imagined step runs the agent's
+    acting computation once (a full plan or search for PlaNet, TD-MPC2 and MuZero)."""
+    gap_episodes: int = 1
+    """How many eval episodes (the first ones) ``gap_horizon`` measures."""
     board_eval_games: int = 20
     """board: envs, agents that respect legal masks: games per opponent and seat at every eval
     (vs random and vs the perfect / negamax player, moving first and second); 0 = off."""
@@ -106,6 +114,8 @@ class RunConfig:
         "replay_chunk": ">= 1",
         "eval_every": ">= 0",
         "eval_episodes": ">= 1",
+        "gap_horizon": ">= 0",
+        "gap_episodes": ">= 1",
         "board_eval_games": ">= 0",
         "stop_at_return": "any",
         "log_every": ">= 1",
@@ -125,6 +135,8 @@ RESUME_SETTINGS = (
     "run.stop_at_return",
     "run.eval_every",
     "run.eval_episodes",
+    "run.gap_horizon",
+    "run.gap_episodes",
     "run.log_every",
     "run.save_every_s",
     "run.tensorboard",

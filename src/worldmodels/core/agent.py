@@ -118,6 +118,18 @@ class Reporter(Protocol):
         of the latent dynamics (``core.probe.latent_distance``), zero over the context."""
 
 
+@runtime_checkable
+class Imaginer(Protocol):
+    """Optional: agents that imagine or plan with a model predict the return of their own
+    greedy behaviour (the eval's ``imagined_return`` next to ``real_return``)."""
+
+    def imagine_return(self, state: Any, obs: dict[str, np.ndarray], horizon: int) -> np.ndarray:
+        """From the observations ``{key: [N, ...]}`` (and ``state`` as ``act`` takes it), act
+        as ``act(mode="eval")`` would for ``horizon`` steps inside the model only: ``[N]`` sums
+        of the predicted rewards, undiscounted, each weighted by the predicted probability that
+        the episode has not ended before it (where the model predicts termination)."""
+
+
 class AgentBase:
     """Defaults of the contract; agents subclass it and override what they need."""
 

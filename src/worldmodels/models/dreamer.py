@@ -113,6 +113,22 @@ class WorldModel(nn.Module):
             out["image"] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
         return out
 
+    def imagined_return(self, start: dict[str, Tensor], policy, horizon: int) -> Tensor:
+        """Sum of the rewards predicted over ``horizon`` imagined steps from the latent ``start``
+        under ``policy`` (latent state -> float action ``[N, A]``), the reward of step t weighted
+        by the continue probabilities of the states before it: ``[N]``, undiscounted."""
+        state, total, alive = (
+            start,
+            torch.zeros(len(start["deter"]), device=start["deter"].device),
+            1.0,
+        )
+        for _ in range(horizon):
+            state = self.rssm.img_step(state, policy(state))
+            feat = self.rssm.feat(state)
+            total = total + alive * self.reward(feat).pred().float()
+            alive = alive * self.cont(feat).pred().float()
+        return total
+
     def report(self, data: dict[str, Tensor], action: Tensor, context: int) -> dict[str, Any]:
         """:meth:`open_loop` next to the truth as numpy: ``{kind}/real``, ``{kind}/model`` and
         ``{kind}/error`` (absolute difference) for ``kind`` in vector (float32 ``[B, T, D]``)

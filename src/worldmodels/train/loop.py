@@ -29,6 +29,7 @@ from .parts import (
     Learner,
     StageContext,
     evaluate,
+    gap_summary,
 )
 from .run import (
     RunInfo,
@@ -57,10 +58,12 @@ def evaluate_run(
     run's thread count (1 is fastest at small batch): (agent, :func:`evaluate`'s result)."""
     agent = load_agent(run_dir, device=device, overrides=overrides)
     info = agent.run_info
-    set_threads(info.config.run.threads)
+    run = info.config.run
+    set_threads(run.threads)
     env = eval_envs(info, episodes)
     try:
-        return agent, evaluate(agent, env, episodes, seed=seed)
+        gap = dict(gap_horizon=run.gap_horizon, gap_episodes=run.gap_episodes)
+        return agent, evaluate(agent, env, episodes, seed=seed, **gap)
     finally:
         env.close()
 
@@ -385,6 +388,8 @@ class Trainer:
                 run.eval_episodes,
                 seed=self.info.seed + 10_000 + position,
                 should_stop=lambda: self._stop_signal is not None,
+                gap_horizon=run.gap_horizon,
+                gap_episodes=run.gap_episodes,
             )
         except EvalInterrupted:
             self._save_and_exit()
@@ -399,9 +404,11 @@ class Trainer:
             result.update(games)
             board = "; " + board_summary(games)
         self.logger.write(position, {f"eval/{k}": v for k, v in result.items()})
+        gap = gap_summary(result, run.gap_horizon)
         self.progress.write(
             f"step {position}: eval return {result['return_mean']:.1f} "
             f"± {result['return_std']:.1f} over {result['episodes']} episodes{board}"
+            + (f"; {gap}" if gap else "")
         )
         self.save()
         return result

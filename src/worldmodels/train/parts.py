@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..core import Agent
+from ..core import Agent, Imaginer
 from ..errors import UserError
 from ..replay import ReplayBuffer
 
@@ -138,7 +139,13 @@ class EvalInterrupted(Exception):
 
 
 def evaluate(
-    agent: Agent, env, episodes: int, seed: int, should_stop: Callable[[], bool] | None = None
+    agent: Agent,
+    env,
+    episodes: int,
+    seed: int,
+    should_stop: Callable[[], bool] | None = None,
+    gap_horizon: int = 0,
+    gap_episodes: int = 1,
 ) -> dict[str, float]:
     """Run ``episodes`` greedy episodes on the ``n`` envs of ``env``, acting for all of them in
     one batch. Env ``i`` (reset with ``seed + i``) plays episodes ``i, i + n, i + 2n, ...``: each
@@ -146,22 +153,46 @@ def evaluate(
     result does not depend on which env finishes first. Agents reset their per-env state on
     ``is_first``, as in training. ``should_stop`` is asked before every step; when it answers
     True the evaluation raises :class:`EvalInterrupted` (a long eval, e.g. PlaNet's 10 episodes
-    of CEM plans, must not outlast the few seconds a stop signal leaves to save)."""
+    of CEM plans, must not outlast the few seconds a stop signal leaves to save).
+
+    Model exploitation: for an :class:`~worldmodels.core.Imaginer` and ``gap_horizon > 0``, the
+    first ``gap_episodes`` episodes start with ``agent.imagine_return(init_state, obs,
+    gap_horizon)`` (under a forked torch RNG, so the returns are those of an eval without it),
+    and their real return over the same first ``gap_horizon`` steps (the whole episode if
+    shorter) is kept: the result adds the means ``imagined_return``, ``real_return`` and
+    ``return_gap`` (imagined - real)."""
     n = env.num_envs
     if episodes < 1:
         raise UserError(f"evaluation needs at least 1 episode, got {episodes}; fix: --episodes 1")
     share = [len(range(i, episodes, n)) for i in range(n)]
     done: list[list[tuple[float, int]]] = [[] for _ in range(n)]
+    gap = gap_horizon > 0 and isinstance(agent, Imaginer)
+    imagined, real = {}, {}  # episode k -> imagined return; real return over gap_horizon steps
+    measuring = np.full(n, -1)  # the episode whose real return env i adds up, else -1
     obs = env.reset(seed=seed)
     state = agent.init_state(n)
     ret, length = np.zeros(n), np.zeros(n, dtype=np.int64)
     while any(len(d) < s for d, s in zip(done, share)):
         if should_stop is not None and should_stop():
             raise EvalInterrupted
+        if gap:  # envs starting one of the first gap_episodes episodes
+            first = np.asarray(obs["is_first"], dtype=bool)
+            k = np.asarray([i + n * len(done[i]) for i in range(n)])
+            rows = np.flatnonzero(first & (k < min(gap_episodes, episodes)))
+            if len(rows):
+                with torch.random.fork_rng():
+                    sub = {key: np.asarray(v)[rows] for key, v in obs.items()}
+                    pred = agent.imagine_return(agent.init_state(len(rows)), sub, gap_horizon)
+                for i, p in zip(rows, pred):
+                    imagined[k[i]], real[k[i]], measuring[i] = float(p), 0.0, k[i]
         state, action, _ = agent.act(state, obs, mode="eval")
         obs = env.step(action)  # an env whose episode ended resets on this step (autoreset)
         ret += obs["reward"]  # 0 on a reset step
         length += ~np.asarray(obs["is_first"], dtype=bool)
+        for i in np.flatnonzero(measuring >= 0):
+            real[measuring[i]] += float(obs["reward"][i])
+            if length[i] >= gap_horizon or obs["is_last"][i]:
+                measuring[i] = -1
         for i in np.flatnonzero(obs["is_last"]):
             if len(done[i]) < share[i]:
                 done[i].append((float(ret[i]), int(length[i])))
@@ -169,7 +200,7 @@ def evaluate(
     # Episode order: i, i + n, ... as assigned above
     episodes_done = [done[k % n][k // n] for k in range(episodes)]
     r = np.asarray([e[0] for e in episodes_done])
-    return {
+    out = {
         "return_mean": float(r.mean()),
         "return_std": float(r.std()),
         "return_min": float(r.min()),
@@ -177,3 +208,18 @@ def evaluate(
         "length_mean": float(np.mean([e[1] for e in episodes_done])),
         "episodes": episodes,
     }
+    if imagined:
+        out["imagined_return"] = float(np.mean(list(imagined.values())))
+        out["real_return"] = float(np.mean([real[k] for k in imagined]))
+        out["return_gap"] = out["imagined_return"] - out["real_return"]
+    return out
+
+
+def gap_summary(result: dict[str, float], horizon: int) -> str:
+    """:func:`evaluate`'s model-exploitation keys in words; empty without them."""
+    if "return_gap" not in result:
+        return ""
+    return (
+        f"first {horizon} steps: the model predicted {result['imagined_return']:.1f}, the env gave "
+        f"{result['real_return']:.1f} (gap {result['return_gap']:+.1f})"
+    )

@@ -140,6 +140,12 @@ class DreamerAgent(AgentBase):
     def _obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:
         return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
 
+    def _posterior(self, state: dict[str, Tensor], obs: dict[str, np.ndarray]) -> dict:
+        """One filtering step: the posterior latent of each env after ``obs``."""
+        embed = self.wm.encode(self._obs_tensors(obs))
+        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        return self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+
     @torch.no_grad()
     def act(self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str) -> Step:
         """One filtering step and an action per env: obs ``[N, ...]`` -> actions ``[N, ...]``.
@@ -147,9 +153,7 @@ class DreamerAgent(AgentBase):
         ``mode='explore'`` samples the actor, ``'eval'`` takes its mode (greedy).
         """
         with self.precision():
-            embed = self.wm.encode(self._obs_tensors(obs))
-            is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-            latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+            latent = self._posterior(state, obs)
             dist = self.actor(self.wm.rssm.feat(latent))
             action = dist.sample() if mode == "explore" else dist.mode()
             noise = self.config.behavior.expl_noise
@@ -163,6 +167,23 @@ class DreamerAgent(AgentBase):
         else:
             out = action.cpu().numpy().astype(np.float32)
         return Step(new_state, out, {})
+
+    @torch.no_grad()
+    def imagine_return(
+        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], horizon: int
+    ) -> np.ndarray:
+        """The return the model predicts for the greedy actor from ``obs`` (``Imaginer``):
+        filter ``obs`` as ``act`` does, then imagine ``horizon`` steps under the actor's mode,
+        rewards weighted by the continue head's probabilities: ``[N]``."""
+
+        def policy(latent: dict[str, Tensor]) -> Tensor:
+            action = self.actor(self.wm.rssm.feat(latent)).mode()
+            return action if self.act_space.discrete else action.clamp(-1.0, 1.0)
+
+        with self.precision():
+            latent = self._posterior(state, obs)
+            start = {"deter": latent["deter"], "stoch": latent["stoch"]}
+            return self.wm.imagined_return(start, policy, horizon).cpu().numpy()
 
     def _action_tensor(self, action: np.ndarray | Tensor) -> Tensor:
         action = torch.as_tensor(action, device=self.device)

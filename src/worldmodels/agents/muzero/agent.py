@@ -23,7 +23,7 @@ from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math.returns import n_step_value_targets
 from ...math.support import scale_gradient, support_loss
-from ...models.muzero import MuZeroNetwork
+from ...models.muzero import Inference, MuZeroNetwork
 from ...nn.optim import step_if_finite
 from ...planners.mcts import (
     GumbelMCTSConfig,
@@ -202,8 +202,11 @@ class MuZeroAgent(AgentBase):
     @torch.no_grad()
     def search(self, obs: Tensor, legal: Tensor, explore: bool) -> MCTSOutput:
         """[N, obs...] observations, [N, A] bool legal -> MCTSOutput of N batched searches."""
+        return self._search(self.net.initial_inference(obs), legal, explore)
+
+    def _search(self, root_inf: Inference, legal: Tensor, explore: bool) -> MCTSOutput:
+        """:meth:`search` from the network's outputs at the N roots."""
         s = self.config.search
-        root_inf = self.net.initial_inference(obs)
         value = self.net.scalar(root_inf.value_logits, self.config.model.h_eps)
         root = RootOutput(root_inf.policy_logits, value, root_inf.hidden)
         # A finished game has no legal move (its action is ignored): search it unmasked.
@@ -271,6 +274,23 @@ class MuZeroAgent(AgentBase):
         root_value = out.root_value.float().cpu().numpy()
         extras = {"policy": policy, "root_value": root_value}
         return Step({**state, "moves": moves + 1}, action.cpu().numpy().astype(np.int64), extras)
+
+    @torch.no_grad()
+    def imagine_return(self, state: dict, obs: dict[str, np.ndarray], horizon: int) -> np.ndarray:
+        """The return the model predicts for the agent's eval behaviour from ``obs``
+        (``Imaginer``): for ``horizon`` steps search from the imagined hidden state as
+        ``act(mode="eval")`` does, take the greedy action and add the predicted reward of
+        g(s, a); no termination is predicted, and past the first step every move is legal (the
+        model predicts no legal masks): ``[N]``."""
+        x = torch.as_tensor(np.asarray(obs[self.key]), device=self.device)
+        inf, legal = self.net.initial_inference(x), self._legal(obs, x.shape[0])
+        total = torch.zeros(x.shape[0], device=self.device)
+        for _ in range(horizon):
+            action = self._search(inf, legal, explore=False).action
+            inf = self.net.recurrent_inference(inf.hidden, action)
+            total = total + self.net.scalar(inf.reward_logits, self.config.model.h_eps).float()
+            legal = torch.ones_like(legal)
+        return total.cpu().numpy()
 
     # Learning
     def _reanalyse(self, data: dict[str, Tensor], policy: Tensor, root_value: Tensor) -> None:

@@ -84,23 +84,51 @@ class PlaNetAgent(AgentBase):
     def _obs_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:
         return {k: torch.as_tensor(np.asarray(obs[k]), device=self.device) for k in self.obs_space}
 
+    def _posterior(self, state: dict, obs: dict[str, np.ndarray], is_first: Tensor) -> dict:
+        """One filtering step: the posterior ``{deter, stoch}`` of each env after ``obs``."""
+        embed = self.wm.encode(self._obs_tensors(obs))
+        latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
+        return {"deter": latent["deter"], "stoch": latent["stoch"]}
+
+    def _plan(self, start: dict[str, Tensor], warm: Tensor):
+        """CEM from the latents ``start`` with the warm start ``warm`` [B, H, A] (used only
+        with ``planner.warm_start``)."""
+        init = warm if self.config.planner.warm_start else torch.zeros_like(warm)
+        B = warm.shape[0]
+        return self.cem.plan(
+            self._objective(start), B, self.act_dim, self.device, init_mean=init, mode="eval"
+        )
+
+    @torch.no_grad()
+    def imagine_return(
+        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], horizon: int
+    ) -> np.ndarray:
+        """The return the model predicts for the agent's greedy behaviour from ``obs``
+        (``Imaginer``): filter ``obs`` as ``act`` does, then for ``horizon`` imagined steps plan
+        with CEM at each imagined latent and take its action; the predicted rewards are weighted
+        by the continue head's probabilities (PlaNet's planner itself ignores them): ``[N]``."""
+        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        warm = state["plan"] * (~is_first).float().view(-1, 1, 1)
+
+        def policy(latent: dict[str, Tensor]) -> Tensor:
+            nonlocal warm
+            plan = self._plan({"deter": latent["deter"], "stoch": latent["stoch"]}, warm)
+            warm = shift(plan.mean, 0.0)
+            return plan.action
+
+        with self.precision():
+            start = self._posterior(state, obs, is_first)
+            return self.wm.imagined_return(start, policy, horizon).cpu().numpy()
+
     @torch.no_grad()
     def act(self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str) -> Step:
         """Filter the observation, plan with CEM from the posterior, return the first action.
         The warm start is zeroed where an episode starts, and always without warm_start."""
         with self.precision():
             is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-            embed = self.wm.encode(self._obs_tensors(obs))
-            latent = self.wm.rssm.obs_step(state, state["action"], embed, is_first)
-            start = {"deter": latent["deter"], "stoch": latent["stoch"]}
+            start = self._posterior(state, obs, is_first)
             keep = (~is_first).float().view(-1, 1, 1)
-            if not self.config.planner.warm_start:
-                keep = torch.zeros_like(keep)
-            init = state["plan"] * keep
-            B = is_first.shape[0]
-            plan = self.cem.plan(
-                self._objective(start), B, self.act_dim, self.device, init_mean=init, mode="eval"
-            )
+            plan = self._plan(start, state["plan"] * keep)
             action = plan.action
             if mode == "explore" and self.config.planner.expl_noise > 0:
                 noise = self.config.planner.expl_noise * torch.randn_like(action)

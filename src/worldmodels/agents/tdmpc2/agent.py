@@ -186,17 +186,15 @@ class TDMPC2Agent(AgentBase):
     def act(self, state: dict[str, Tensor], obs: dict[str, np.ndarray], mode: str) -> Step:
         """Encode obs ``[N, ...]``, plan with MPPI (or sample the prior): actions ``[N, ...]``."""
         is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
-        out = self._plan(self._obs_tensors(obs), is_first, state["plan"], mode)
+        z = self.model.encode(self._obs_tensors(obs))
+        out = self._plan(z, is_first, state["plan"], mode)
         action = out.pop("action").cpu().numpy()
         return Step(out, action.astype(np.int64 if self.discrete else np.float32), {})
 
-    def _plan(
-        self, obs: dict[str, Tensor], is_first: Tensor, warm: Tensor, mode: str
-    ) -> dict[str, Tensor]:
-        """Plan from device tensors: ``{action, plan}``. The warm start ``warm`` is reset where
-        an episode starts (zeros; uniform for discrete MPPI, which mixes warm_start_mix of
-        uniform into the shifted probabilities)."""
-        z = self.model.encode(obs)
+    def _plan(self, z: Tensor, is_first: Tensor, warm: Tensor, mode: str) -> dict[str, Tensor]:
+        """Plan from latents ``z`` ``[B, L]``: ``{action, plan}``. The warm start ``warm`` is
+        reset where an episode starts (zeros; uniform for discrete MPPI, which mixes
+        warm_start_mix of uniform into the shifted probabilities)."""
         p = self.config.plan
         if not p.mpc:
             policy = self.model.pi(z)
@@ -220,6 +218,29 @@ class TDMPC2Agent(AgentBase):
             score, B, self.act_dim, self.device, init_mean=init, prior_actions=prior, mode=mode
         )
         return {"action": plan.action, "plan": shift(plan.mean, 0.0)}
+
+    @torch.no_grad()
+    def imagine_return(
+        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], horizon: int
+    ) -> np.ndarray:
+        """The return the model predicts for the agent's eval behaviour from ``obs``
+        (``Imaginer``): for ``horizon`` steps plan at the imagined latent as ``act(mode="eval")``
+        does (warm start carried), add R(z, a) and step z = d(z, a); when ``loss.episodic``,
+        the rewards after a latent the termination head calls terminal (P > 0.5) are dropped.
+        ``[N]``."""
+        m = self.model
+        is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
+        z, warm = m.encode(self._obs_tensors(obs)), state["plan"]
+        total, alive = torch.zeros(len(z), device=z.device), torch.ones(len(z), device=z.device)
+        for _ in range(horizon):
+            out = self._plan(z, is_first, warm, "eval")
+            action, warm = self._action_tensor(out["action"]), out["plan"]
+            is_first = torch.zeros_like(is_first)
+            total = total + alive * m.decode(m.reward(z, action))
+            z = m.next(z, action)
+            if self.config.loss.episodic:
+                alive = alive * (m.termination(z) <= 0.0).float()
+        return total.float().cpu().numpy()
 
     # Learning
     def _windows(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
