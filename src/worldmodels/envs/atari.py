@@ -141,6 +141,7 @@ class AtariEnv(Env):
         self._actions = list(actions)
         self._noop = ale_py.Action.NOOP
         self.act_space = ActionSpace(discrete=True, n=len(self._actions))
+        self.action_names = tuple(a.name for a in self._actions)
         channels = 1 if self._grayscale else 3
         self.obs_space = {"image": Spec((*self._size, channels), np.uint8)}
         self.episode_length = -(-self._max_frames // self._repeat)

@@ -87,6 +87,9 @@ class Env:
     """Transformations under which the env's rules, rewards and legal moves are invariant (the
     board's rotations and reflections), identity included; empty if none are known. Agents may
     train on transformed copies of their data (MuZero's ``train.augment_symmetries``)."""
+    action_names: tuple[str, ...] | None = None
+    """Names of the discrete actions in index order (Atari's ``'NOOP'``, ``'LEFT'``, ...), or None
+    when the env gives none (Gymnasium's classic control, the toy envs, continuous actions)."""
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         raise NotImplementedError

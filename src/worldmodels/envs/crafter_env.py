@@ -153,6 +153,7 @@ class CrafterEnv(Env):
         self.episode_length = int(length)
         self.obs_space = {"image": Spec((h, w, 3), np.uint8)}
         self.act_space = ActionSpace(discrete=True, n=int(self._env.action_space.n))
+        self.action_names = ACTIONS[: self.act_space.n]
         self._frame: np.ndarray | None = None
 
     def _step_dict(

@@ -109,6 +109,10 @@ class GymEnv(Env):
         if isinstance(aspace, spaces.Discrete):
             self.act_space = ActionSpace(discrete=True, n=int(aspace.n))
             self._act_start = int(aspace.start)
+            meanings = getattr(env.unwrapped, "get_action_meanings", None)  # ALE's envs
+            if callable(meanings):
+                names = tuple(str(m) for m in meanings())
+                self.action_names = names if len(names) == self.act_space.n else None
         elif isinstance(aspace, spaces.Box):
             dim = int(np.prod(aspace.shape, dtype=np.int64))
             self.act_space = ActionSpace(discrete=False, n=dim)

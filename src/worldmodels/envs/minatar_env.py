@@ -46,6 +46,8 @@ OPTIONS = ("repeat_action_probability", "difficulty_ramping", "max_episode_steps
 """Keyword arguments ``minatar:`` envs take (besides ``obs``, ``seed`` and ``size``)."""
 
 GRID = 10
+ACTIONS = ("no-op", "left", "up", "right", "down", "fire")
+"""MinAtar's six actions in its order; a game's minimal set indexes into it."""
 
 
 def upscale_nearest(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -111,6 +113,7 @@ class MinAtarEnv(Env):
         )
         self._actions = list(self._game.minimal_action_set())
         self.act_space = ActionSpace(discrete=True, n=len(self._actions))
+        self.action_names = tuple(ACTIONS[int(a)] for a in self._actions)
         self._channels = int(self._game.state_shape()[2])
         self._pixels = obs == "pixels"
         self._size = (int(size[0]), int(size[1]))
