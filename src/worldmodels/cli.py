@@ -1,4 +1,4 @@
-"""Command line: ``worldmodels train|collect|eval|play|ablate|plot|dream|report|list``.
+"""Command line: ``worldmodels train|collect|eval|play|ablate|plot|dream|play-dream|report|list``.
 
 Bad input: one line, exit code 2."""
 
@@ -139,6 +139,19 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", metavar="DIR", help="output directory (default RUN/dream)")
     d.add_argument(
         "--dataset", metavar="DIR", help="draw windows from this dataset instead of the replay"
+    )
+
+    pd = sub.add_parser(
+        "play-dream",
+        help="drive a Dreamer pixel run's world model with the keyboard in a local web page",
+    )
+    pd.add_argument("run_dir")
+    pd.add_argument("--port", type=int, default=8765, help="default 8765; 0 picks a free port")
+    pd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    pd.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
+    pd.add_argument("--device", default="auto")
+    pd.add_argument(
+        "--threads", type=int, default=1, help="torch threads on CPU (default 1; 0 = all cores)"
     )
 
     r = sub.add_parser(
@@ -389,6 +402,13 @@ def _cmd_dream(args) -> int:
     return 0
 
 
+def _cmd_play_dream(args) -> int:
+    from .viz.play_dream import play_dream
+
+    play_dream(args.run_dir, args.host, args.port, args.fps, args.device, args.threads)
+    return 0
+
+
 def _cmd_report(args) -> int:
     from .viz.report import write_report
 
@@ -438,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_plot(args)
         if args.command == "dream":
             return _cmd_dream(args)
+        if args.command == "play-dream":
+            return _cmd_play_dream(args)
         if args.command == "report":
             return _cmd_report(args)
         return _cmd_list(args)

@@ -1,5 +1,6 @@
 """Fixtures of the viz tests: tiny debug runs trained once per test session, and headless
-Chromium driven over the DevTools protocol (CDP) for the real-browser tests of the report."""
+Chromium driven over the DevTools protocol (CDP) for the real-browser tests of the report and
+of play-dream (pages loaded and closed, or tabs kept open to press keys and read the page)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,23 @@ def train_run(root: Path, name: str, agent: str, env: str, steps: int = 300) -> 
 
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory):
+def runs_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def pixel_run(runs_root):
+    """The Dreamer debug run on images (toy:image_target); tests that need only this run do
+    not train the others."""
+    return train_run(runs_root, "pixels", "dreamerv3", "toy:image_target")
+
+
+@pytest.fixture(scope="session")
+def runs(runs_root, pixel_run):
     """Debug runs on the toy envs: Dreamer on images and on vectors, TD-MPC2, MuZero."""
-    root = tmp_path_factory.mktemp("runs")
+    root = runs_root
     return {
-        "pixels": train_run(root, "pixels", "dreamerv3", "toy:image_target"),
+        "pixels": pixel_run,
         "vector": train_run(root, "vector", "dreamerv3", "toy:target"),
         "tdmpc2": train_run(root, "tdmpc2", "tdmpc2", "toy:reach", 200),
         "muzero": train_run(root, "muzero", "muzero", "toy:target", 200),
@@ -144,20 +157,12 @@ class Browser:
         page = json.loads(result["result"]["value"])
         shot = self.call("Page.captureScreenshot", {"format": "png"}, session=s)
         self.call("Target.closeTarget", {"targetId": target})
-        errors, requests = [], []
+        errors, requests = console_errors(self.events, s), []
         for e in self.events:
             if e.get("sessionId") != s:
                 continue
             method, p = e.get("method"), e.get("params", {})
-            if method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                errors.append(
-                    " ".join(str(a.get("value", a.get("description"))) for a in p["args"])
-                )
-            elif method == "Runtime.exceptionThrown":
-                errors.append(p["exceptionDetails"].get("text", "exception"))
-            elif method == "Log.entryAdded" and p["entry"].get("level") == "error":
-                errors.append(p["entry"].get("text", ""))
-            elif method == "Network.requestWillBeSent":
+            if method == "Network.requestWillBeSent":
                 req = p["request"]["url"]
                 if not req.startswith("data:") and req != url:
                     requests.append(req)
@@ -169,6 +174,19 @@ class Browser:
             "screenshot": base64.b64decode(shot["data"]),
         }
 
+    def open(self, url: str, width: int = 1280, height: int = 1000) -> Tab:
+        """Open ``url`` in a new tab and wait for its load event; the tab stays open."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        s = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            self.call(f"{domain}.enable", session=s)
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        self.call("Emulation.setDeviceMetricsOverride", metrics, session=s)
+        self.call("Page.navigate", {"url": url}, session=s)
+        self.wait_event("Page.loadEventFired", s)
+        self.call("Page.bringToFront", session=s)
+        return Tab(self, target, s, url)
+
     def close(self) -> None:
         self._stack.close()  # the websocket
         if self.proc.poll() is None:
@@ -178,6 +196,90 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+KEYS = {  # DevTools key events: code -> (key, Windows virtual key code, text)
+    "ArrowLeft": ("ArrowLeft", 37, ""),
+    "ArrowUp": ("ArrowUp", 38, ""),
+    "ArrowRight": ("ArrowRight", 39, ""),
+    "ArrowDown": ("ArrowDown", 40, ""),
+    "Space": (" ", 32, " "),
+    "Period": (".", 190, "."),
+    **{f"Digit{d}": (str(d), 48 + d, str(d)) for d in range(10)},
+    **{f"Key{c}": (c.lower(), ord(c), c.lower()) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+}
+
+
+class Tab:
+    """An open page of :class:`Browser`: evaluate script, press keys, read console errors."""
+
+    def __init__(self, browser: Browser, target: str, session: str, url: str):
+        self.browser, self.target, self.session, self.url = browser, target, session, url
+
+    def eval(self, expression: str, timeout: float = 60.0):
+        """The value of ``expression`` (JSON-able; a promise is awaited)."""
+        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
+        result = self.browser.call("Runtime.evaluate", params, self.session, timeout)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('text')}")
+        return result["result"].get("value")
+
+    def wait(self, expression: str, timeout: float = 30.0):
+        """Poll ``expression`` until it is truthy; its value (fails after ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.eval(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {expression}")
+            time.sleep(0.05)
+
+    def key(self, code: str, down: bool = True, up: bool = True) -> None:
+        """Press (``down``) and release (``up``) the key of ``code`` (``KEYS``)."""
+        key, vk, text = KEYS[code]
+        event = {"key": key, "code": code, "windowsVirtualKeyCode": vk}
+        if down:
+            kind = "keyDown" if text else "rawKeyDown"
+            params = {"type": kind, **event, **({"text": text} if text else {})}
+            self.browser.call("Input.dispatchKeyEvent", params, self.session)
+        if up:
+            self.browser.call("Input.dispatchKeyEvent", {"type": "keyUp", **event}, self.session)
+
+    def errors(self) -> list[str]:
+        """Console errors, uncaught exceptions and error log entries of this tab so far."""
+        return console_errors(self.browser.events, self.session)
+
+    def requests(self) -> list[str]:
+        """Every URL this tab requested other than ``data:`` and the page itself."""
+        out = []
+        for e in self.browser.events:
+            if e.get("sessionId") != self.session:
+                continue
+            if e.get("method") == "Network.requestWillBeSent":
+                req = e["params"]["request"]["url"]
+                if not req.startswith("data:") and req != self.url:
+                    out.append(req)
+        return out
+
+    def close(self) -> None:
+        self.browser.call("Target.closeTarget", {"targetId": self.target})
+
+
+def console_errors(events: list[dict], session: str) -> list[str]:
+    """Console errors, uncaught exceptions and error log entries among a tab's events."""
+    errors = []
+    for e in events:
+        if e.get("sessionId") != session:
+            continue
+        method, p = e.get("method"), e.get("params", {})
+        if method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            errors.append(" ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
+        elif method == "Runtime.exceptionThrown":
+            errors.append(p["exceptionDetails"].get("text", "exception"))
+        elif method == "Log.entryAdded" and p["entry"].get("level") == "error":
+            errors.append(p["entry"].get("text", ""))
+    return errors
 
 
 @pytest.fixture(scope="session")

@@ -1,2 +1,4 @@
 """Looking at a trained model: ``worldmodels dream`` (:mod:`.dream`) and its videos
-(:mod:`.video`). Needs the ``viz`` extra (matplotlib, imageio, imageio-ffmpeg)."""
+(:mod:`.video`), ``worldmodels report`` (:mod:`.report`) and ``worldmodels play-dream``
+(:mod:`.play_dream`). Needs the ``viz`` extra (matplotlib, imageio, imageio-ffmpeg,
+websockets)."""
