@@ -345,3 +345,23 @@ def test_validate_checks_values_set_in_code():
     cfg.model.norm = "rms"
     cfg.run.stop_at_return = None  # None where the type allows it
     validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "agent, expect", [("dreamerv3", {"compile": True, "precision": "bf16"}), ("muzero", {})]
+)
+def test_config_json_with_moved_keys_loads(agent, expect):
+    """run.compile and run.precision moved into the agents that honour them: a run that wrote
+    them loads with the values at their new place, and an agent without them drops them."""
+    from worldmodels.agents import build_config
+    from worldmodels.config import load_config, to_dict
+
+    cls = type(build_config(agent)[0])
+    config = to_dict(cls())
+    for key in expect:
+        config.pop(key, None)
+    config["run"].update({"compile": True, "precision": "bf16"})
+    cfg = load_config(cls, {"config": config, "seed": 0, "version": "0.2.0"}, "run/config.json")
+    for key, value in expect.items():
+        assert getattr(cfg, key) == value
+    assert not hasattr(cfg.run, "compile") and not hasattr(cfg.run, "precision")

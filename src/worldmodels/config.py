@@ -36,6 +36,7 @@ of ``train --resume`` and ``eval``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -612,10 +613,38 @@ def unknown_keys(cls: type, data: dict) -> list[str]:
     return out
 
 
+#: Keys that moved within the config since they were written: old dotted key -> new dotted key.
+#: A run that wrote the old key loads with its value under the new one; an agent without the new
+#: field never honoured the setting, so the key is dropped.
+MOVED: dict[str, str] = {"run.compile": "compile", "run.precision": "precision"}
+
+
+def _move_keys(cls: type, config: dict) -> dict:
+    """``config`` (nested ``to_dict`` output) with the :data:`MOVED` keys at their new place."""
+    known = set(field_names(cls()))
+    config = copy.deepcopy(config)
+    for old, new in MOVED.items():
+        *path, leaf = old.split(".")
+        section = config
+        for part in path:
+            section = section.get(part) if isinstance(section, dict) else None
+        if not isinstance(section, dict) or leaf not in section:
+            continue
+        value = section.pop(leaf)
+        if new in known:
+            *npath, nleaf = new.split(".")
+            target = config
+            for part in npath:
+                target = target.setdefault(part, {})
+            target.setdefault(nleaf, value)
+    return config
+
+
 def load_config(cls: type, data: dict, where: str | Path) -> Any:
     """The config of a run's config.json (``data``: the whole file, ``where``: its path).
 
-    Keys this version does not know are refused with the version that wrote the file; a key
+    Keys that moved (:data:`MOVED`) are read at their new place. Keys this version does not
+    know are refused with the version that wrote the file; a key
     absent from it takes the class default or its ``ABSENT_MEANS`` value (:func:`from_dict`);
     the seed and every value are then checked (:func:`check_seed`, :func:`validate`)."""
     from . import __version__
@@ -624,6 +653,7 @@ def load_config(cls: type, data: dict, where: str | Path) -> Any:
     if not isinstance(config, dict):
         raise TypeError(f"'config' is a {type(config).__name__}, not an object")
     run = Path(where).parent
+    config = _move_keys(cls, config)
     unknown = unknown_keys(cls, config)
     if unknown:
         written = data.get("version")
