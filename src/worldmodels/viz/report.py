@@ -234,7 +234,13 @@ def _grouped(runs: list[Path]) -> str:
             "the seed, the median over seeds (thick), the min-max band and each seed (thin).",
         )
     )
-    head = ["group", "seeds", "last step", "last (median [min, max])", "best (median [min, max])"]
+    head = [
+        "group",
+        "seed values",
+        "last step",
+        "last (median [min, max])",
+        "best (median [min, max])",
+    ]
     rows = []
     for g in groups:
         s = g.summary()
