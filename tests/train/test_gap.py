@@ -13,7 +13,7 @@ from torch import nn
 
 from worldmodels.agents import build_config, get_agent_spec
 from worldmodels.cli import main
-from worldmodels.core import Imaginer
+from worldmodels.core import EvalInterrupted, Imaginer
 from worldmodels.envs import ActionSpace, Env, Spec, VectorEnv, make_env, make_step
 from worldmodels.train.loop import evaluate
 
@@ -51,6 +51,42 @@ def test_imagine_return_is_finite_per_env(name):
     pred = agent.imagine_return(agent.init_state(2), env.reset(seed=1), 6)
     env.close()
     assert pred.shape == (2,) and np.isfinite(pred).all()
+
+
+def _stop_at(call: int):
+    """A ``should_stop`` that answers True at its ``call``-th question; ``.asked`` counts."""
+
+    def should_stop():
+        should_stop.asked += 1
+        return should_stop.asked >= call
+
+    should_stop.asked = 0
+    return should_stop
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_imagine_return_stops_when_asked(name):
+    """should_stop is asked before each imagined step; True raises EvalInterrupted at once."""
+    agent, env = _build(name), _venv(name, 1)
+    stop = _stop_at(3)
+    with pytest.raises(EvalInterrupted):
+        agent.imagine_return(agent.init_state(1), env.reset(seed=1), 6, should_stop=stop)
+    env.close()
+    assert stop.asked == 3
+
+
+def test_evaluate_passes_should_stop_to_the_imagined_return():
+    """A signal during the imagined return of the first eval episode stops the eval before its
+    first real step (PlaNet's default horizon of plans takes half a minute)."""
+    agent, env = _build("planet"), _venv("planet", 1)
+    acted = []
+    act = agent.act
+    agent.act = lambda *a, **k: acted.append(1) or act(*a, **k)
+    stop = _stop_at(3)  # 1: evaluate's check before the step; 2, 3: imagined steps
+    with pytest.raises(EvalInterrupted):
+        evaluate(agent, env, 1, seed=0, should_stop=stop, gap_horizon=10)
+    env.close()
+    assert stop.asked == 3 and acted == []
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
@@ -125,7 +161,7 @@ class RandomImaginer:
         self.draws.append(float(torch.rand(())))
         return state, np.zeros(len(obs["is_first"]), np.int64), {}
 
-    def imagine_return(self, state, obs, horizon):
+    def imagine_return(self, state, obs, horizon, should_stop=None):
         assert np.all(obs["is_first"])
         self.calls.append(len(obs["is_first"]))
         torch.rand(100)

@@ -1,10 +1,23 @@
 """The agent contract: what the training modes may ask of an agent, and what it gives back."""
 
-from .agent import Agent, AgentBase, Imaginer, Reporter, Sampling, Stage, Step, Traits, Update
+from .agent import (
+    Agent,
+    AgentBase,
+    EvalInterrupted,
+    Imaginer,
+    Reporter,
+    Sampling,
+    Stage,
+    Step,
+    Traits,
+    Update,
+    check_stop,
+)
 
 __all__ = [
     "Agent",
     "AgentBase",
+    "EvalInterrupted",
     "Imaginer",
     "Reporter",
     "Sampling",
@@ -12,4 +25,5 @@ __all__ = [
     "Step",
     "Traits",
     "Update",
+    "check_stop",
 ]

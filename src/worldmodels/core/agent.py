@@ -9,6 +9,7 @@ never write into their inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -123,11 +124,31 @@ class Imaginer(Protocol):
     """Optional: agents that imagine or plan with a model predict the return of their own
     greedy behaviour (the eval's ``imagined_return`` next to ``real_return``)."""
 
-    def imagine_return(self, state: Any, obs: dict[str, np.ndarray], horizon: int) -> np.ndarray:
+    def imagine_return(
+        self,
+        state: Any,
+        obs: dict[str, np.ndarray],
+        horizon: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """From the observations ``{key: [N, ...]}`` (and ``state`` as ``act`` takes it), act
         as ``act(mode="eval")`` would for ``horizon`` steps inside the model only: ``[N]`` sums
         of the predicted rewards, undiscounted, each weighted by the predicted probability that
-        the episode has not ended before it (where the model predicts termination)."""
+        the episode has not ended before it (where the model predicts termination).
+        ``should_stop`` is asked before every imagined step (:func:`check_stop`): when it
+        answers True, raise :class:`EvalInterrupted` (a horizon of plans can take half a
+        minute, longer than a stop signal leaves to save)."""
+
+
+class EvalInterrupted(Exception):
+    """An evaluation, or an imagined return inside it, stopped part-way because its
+    ``should_stop`` said so (a stop signal arrived)."""
+
+
+def check_stop(should_stop: Callable[[], bool] | None) -> None:
+    """Raise :class:`EvalInterrupted` when ``should_stop`` is given and answers True."""
+    if should_stop is not None and should_stop():
+        raise EvalInterrupted
 
 
 class AgentBase:

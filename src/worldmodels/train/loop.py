@@ -16,7 +16,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..core import Stage
+from ..core import EvalInterrupted, Stage
 from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
 from ..replay import ReplayBuffer
@@ -25,7 +25,6 @@ from .parts import (
     MAX_NONFINITE,
     Collector,
     Counters,
-    EvalInterrupted,
     Learner,
     StageContext,
     evaluate,

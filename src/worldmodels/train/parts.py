@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core import Agent, Imaginer
+from ..core import Agent, Imaginer, check_stop
 from ..errors import UserError
 from ..replay import ReplayBuffer
 
@@ -134,10 +134,6 @@ class Learner:
         return row
 
 
-class EvalInterrupted(Exception):
-    """An evaluation stopped part-way because ``should_stop`` said so (a signal arrived)."""
-
-
 def evaluate(
     agent: Agent,
     env,
@@ -152,15 +148,17 @@ def evaluate(
     env's share is fixed before the first step, so short episodes are not over-counted, and the
     result does not depend on which env finishes first. Agents reset their per-env state on
     ``is_first``, as in training. ``should_stop`` is asked before every step; when it answers
-    True the evaluation raises :class:`EvalInterrupted` (a long eval, e.g. PlaNet's 10 episodes
-    of CEM plans, must not outlast the few seconds a stop signal leaves to save).
+    True the evaluation raises :class:`~worldmodels.core.EvalInterrupted` (a long eval, e.g.
+    PlaNet's 10 episodes of CEM plans, must not outlast the few seconds a stop signal leaves to
+    save).
 
     Model exploitation: for an :class:`~worldmodels.core.Imaginer` and ``gap_horizon > 0``, the
     first ``gap_episodes`` episodes start with ``agent.imagine_return(init_state, obs,
-    gap_horizon)`` (under a forked torch RNG, so the returns are those of an eval without it),
-    and their real return over the same first ``gap_horizon`` steps (the whole episode if
-    shorter) is kept: the result adds the means ``imagined_return``, ``real_return`` and
-    ``return_gap`` (imagined - real)."""
+    gap_horizon, should_stop)`` (under a forked torch RNG, so the returns are those of an eval
+    without it; ``should_stop`` is asked at every imagined step too), and their real return
+    over the same first ``gap_horizon`` steps (the whole episode if shorter) is kept: the
+    result adds the means ``imagined_return``, ``real_return`` and ``return_gap`` (imagined -
+    real)."""
     n = env.num_envs
     if episodes < 1:
         raise UserError(f"evaluation needs at least 1 episode, got {episodes}; fix: --episodes 1")
@@ -173,8 +171,7 @@ def evaluate(
     state = agent.init_state(n)
     ret, length = np.zeros(n), np.zeros(n, dtype=np.int64)
     while any(len(d) < s for d, s in zip(done, share)):
-        if should_stop is not None and should_stop():
-            raise EvalInterrupted
+        check_stop(should_stop)
         if gap:  # envs starting one of the first gap_episodes episodes
             first = np.asarray(obs["is_first"], dtype=bool)
             k = np.asarray([i + n * len(done[i]) for i in range(n)])
@@ -182,7 +179,8 @@ def evaluate(
             if len(rows):
                 with torch.random.fork_rng():
                     sub = {key: np.asarray(v)[rows] for key, v in obs.items()}
-                    pred = agent.imagine_return(agent.init_state(len(rows)), sub, gap_horizon)
+                    init = agent.init_state(len(rows))
+                    pred = agent.imagine_return(init, sub, gap_horizon, should_stop)
                 for i, p in zip(rows, pred):
                     imagined[k[i]], real[k[i]], measuring[i] = float(p), 0.0, k[i]
         state, action, _ = agent.act(state, obs, mode="eval")

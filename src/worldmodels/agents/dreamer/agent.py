@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...core import AgentBase, Step, Update
+from ...core import AgentBase, Step, Update, check_stop
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...math import (
@@ -170,13 +171,19 @@ class DreamerAgent(AgentBase):
 
     @torch.no_grad()
     def imagine_return(
-        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], horizon: int
+        self,
+        state: dict[str, Tensor],
+        obs: dict[str, np.ndarray],
+        horizon: int,
+        should_stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
         """The return the model predicts for the greedy actor from ``obs`` (``Imaginer``):
         filter ``obs`` as ``act`` does, then imagine ``horizon`` steps under the actor's mode,
-        rewards weighted by the continue head's probabilities: ``[N]``."""
+        rewards weighted by the continue head's probabilities: ``[N]``. ``should_stop`` is
+        asked before each imagined step (``EvalInterrupted`` when it answers True)."""
 
         def policy(latent: dict[str, Tensor]) -> Tensor:
+            check_stop(should_stop)
             action = self.actor(self.wm.rssm.feat(latent)).mode()
             return action if self.act_space.discrete else action.clamp(-1.0, 1.0)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...core import AgentBase, Sampling, Step, Traits, Update
+from ...core import AgentBase, Sampling, Step, Traits, Update, check_stop
 from ...core.probe import latent_distance
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
@@ -276,16 +277,24 @@ class MuZeroAgent(AgentBase):
         return Step({**state, "moves": moves + 1}, action.cpu().numpy().astype(np.int64), extras)
 
     @torch.no_grad()
-    def imagine_return(self, state: dict, obs: dict[str, np.ndarray], horizon: int) -> np.ndarray:
+    def imagine_return(
+        self,
+        state: dict,
+        obs: dict[str, np.ndarray],
+        horizon: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """The return the model predicts for the agent's eval behaviour from ``obs``
         (``Imaginer``): for ``horizon`` steps search from the imagined hidden state as
         ``act(mode="eval")`` does, take the greedy action and add the predicted reward of
         g(s, a); no termination is predicted, and past the first step every move is legal (the
-        model predicts no legal masks): ``[N]``."""
+        model predicts no legal masks): ``[N]``. ``should_stop`` is asked before each search
+        (``EvalInterrupted`` when it answers True)."""
         x = torch.as_tensor(np.asarray(obs[self.key]), device=self.device)
         inf, legal = self.net.initial_inference(x), self._legal(obs, x.shape[0])
         total = torch.zeros(x.shape[0], device=self.device)
         for _ in range(horizon):
+            check_stop(should_stop)
             action = self._search(inf, legal, explore=False).action
             inf = self.net.recurrent_inference(inf.hidden, action)
             total = total + self.net.scalar(inf.reward_logits, self.config.model.h_eps).float()

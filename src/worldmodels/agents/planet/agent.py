@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ...core import AgentBase, Step, Update
+from ...core import AgentBase, Step, Update, check_stop
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
 from ...models.dreamer import WorldModel, kl_loss
@@ -101,17 +103,23 @@ class PlaNetAgent(AgentBase):
 
     @torch.no_grad()
     def imagine_return(
-        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], horizon: int
+        self,
+        state: dict[str, Tensor],
+        obs: dict[str, np.ndarray],
+        horizon: int,
+        should_stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
         """The return the model predicts for the agent's greedy behaviour from ``obs``
         (``Imaginer``): filter ``obs`` as ``act`` does, then for ``horizon`` imagined steps plan
         with CEM at each imagined latent and take its action; the predicted rewards are weighted
-        by the continue head's probabilities (PlaNet's planner itself ignores them): ``[N]``."""
+        by the continue head's probabilities (PlaNet's planner itself ignores them): ``[N]``.
+        ``should_stop`` is asked before each plan (``EvalInterrupted`` when it answers True)."""
         is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
         warm = state["plan"] * (~is_first).float().view(-1, 1, 1)
 
         def policy(latent: dict[str, Tensor]) -> Tensor:
             nonlocal warm
+            check_stop(should_stop)
             plan = self._plan({"deter": latent["deter"], "stoch": latent["stoch"]}, warm)
             warm = shift(plan.mean, 0.0)
             return plan.action

@@ -99,8 +99,9 @@ class PlaNetOptimConfig:
 class PlaNetConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(gap_horizon=20))
     """``gap_horizon`` 20: each imagined step is a whole CEM plan (about 1.4 s on one CPU core at
-    the default size), so 20 cost about 4 % of a default eval on Pendulum at action repeat 2 and
-    keep the eval responsive to a stop signal (50 would cost about 10 %, 70 s in one call)."""
+    the default size), so 20 cost about 4 % of a default eval on Pendulum at action repeat 2
+    (50 would cost about 10 %, 70 s in one call); a stop signal is answered after the plan in
+    progress."""
     model: WorldModelConfig = field(default_factory=_planet_model)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     loss: LossConfig = field(default_factory=LossConfig)

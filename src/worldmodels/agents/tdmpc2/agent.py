@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...core import AgentBase, Step, Update
+from ...core import AgentBase, Step, Update, check_stop
 from ...core.probe import latent_distance
 from ...envs.base import ActionSpace, Spec
 from ...errors import UserError
@@ -221,18 +222,24 @@ class TDMPC2Agent(AgentBase):
 
     @torch.no_grad()
     def imagine_return(
-        self, state: dict[str, Tensor], obs: dict[str, np.ndarray], horizon: int
+        self,
+        state: dict[str, Tensor],
+        obs: dict[str, np.ndarray],
+        horizon: int,
+        should_stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
         """The return the model predicts for the agent's eval behaviour from ``obs``
         (``Imaginer``): for ``horizon`` steps plan at the imagined latent as ``act(mode="eval")``
         does (warm start carried), add R(z, a) and step z = d(z, a); when ``loss.episodic``,
         the rewards after a latent the termination head calls terminal (P > 0.5) are dropped.
-        ``[N]``."""
+        ``[N]``. ``should_stop`` is asked before each plan (``EvalInterrupted`` when it answers
+        True)."""
         m = self.model
         is_first = torch.as_tensor(np.asarray(obs["is_first"]), device=self.device).bool()
         z, warm = m.encode(self._obs_tensors(obs)), state["plan"]
         total, alive = torch.zeros(len(z), device=z.device), torch.ones(len(z), device=z.device)
         for _ in range(horizon):
+            check_stop(should_stop)
             out = self._plan(z, is_first, warm, "eval")
             action, warm = self._action_tensor(out["action"]), out["plan"]
             is_first = torch.zeros_like(is_first)
