@@ -43,13 +43,16 @@ def pixel_run(runs_root):
 
 @pytest.fixture(scope="session")
 def runs(runs_root, pixel_run):
-    """Debug runs on the toy envs: Dreamer on images and on vectors, TD-MPC2, MuZero."""
+    """Debug runs on the toy envs: Dreamer on images and on vectors, TD-MPC2, MuZero, PlaNet
+    (100 steps, its random prefill: one update, then the final eval of CEM plans; a checkpoint
+    and five 20-step episodes in the replay)."""
     root = runs_root
     return {
         "pixels": pixel_run,
         "vector": train_run(root, "vector", "dreamerv3", "toy:target"),
         "tdmpc2": train_run(root, "tdmpc2", "tdmpc2", "toy:reach", 200),
         "muzero": train_run(root, "muzero", "muzero", "toy:target", 200),
+        "planet": train_run(root, "planet", "planet", "toy:reach", 100),
     }
 
 

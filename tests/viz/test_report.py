@@ -1,7 +1,7 @@
 """``worldmodels report``: one self-contained HTML page on tiny debug runs (a Dreamer pixel run, a
-Dreamer vector run over three seeds, TD-MPC2), checked as text and in headless Chromium (zero
-console errors, no request, the MP4 plays, a screenshot that is not blank); bad input is one
-line and exit code 2."""
+Dreamer vector run over three seeds, TD-MPC2, MuZero, PlaNet), checked as text and in headless
+Chromium (zero console errors, no request, the MP4 plays, a screenshot that is not blank); bad
+input is one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -50,12 +50,14 @@ def _seed_copy(run: Path, dest: Path, seed: int, gap: bool, checkpoint: bool) ->
 @pytest.fixture(scope="module")
 def report(runs, tmp_path_factory):
     """The report of the pixel run, the vector run and two more seeds of it (seed 1 with gap
-    metrics, seed 2 without them and without a checkpoint), and the TD-MPC2 run."""
+    metrics, seed 2 without them and without a checkpoint), and the TD-MPC2, MuZero and PlaNet
+    runs."""
     root = tmp_path_factory.mktemp("report")
     seed1 = _seed_copy(runs["vector"], root / "vector-s1", 1, gap=True, checkpoint=True)
     seed2 = _seed_copy(runs["vector"], root / "vector-s2", 2, gap=False, checkpoint=False)
     out = root / "report.html"
-    paths = [runs["pixels"], runs["vector"], seed1, seed2, runs["tdmpc2"]]
+    paths = [runs["pixels"], runs["vector"], seed1, seed2, runs["tdmpc2"], runs["muzero"]]
+    paths.append(runs["planet"])
     assert main(["report", *map(str, paths), "--out", str(out)]) == 0
     return out
 
@@ -68,19 +70,20 @@ def test_report_is_self_contained_and_complete(report, capsys):
     refs = re.findall(r'\b(?:src|href)="([^"]*)"', text)
     assert refs and all(r.startswith(("data:", "#")) for r in refs), {r[:40] for r in refs}
     assert "<script" not in text and "http://" not in text and "https://" not in text
-    assert text.count("<section>") == 5
+    assert text.count("<section>") == 7
     assert text.count("<video controls") == 1 and text.count("data:video/mp4;base64,") == 1
     assert text.count("data:image/gif;base64,") == 1
     # Grouped curves: the vector run's three seeds form one group.
     assert "dreamerv3 toy:target [debug]</td><td>0, 1, 2</td>" in text
     # The open-loop media: the pixel run's horizon shortened to its 10-step episodes, dims for
-    # the vector run, the latent probe with its caption for TD-MPC2, the one-line reason for the
-    # run without a checkpoint.
+    # the vector runs and PlaNet, the latent probe with its caption for TD-MPC2 and MuZero, the
+    # one-line reason for the run without a checkpoint (and no other).
     assert "imagines 10 steps from the recorded actions alone (the horizon is shortened" in text
-    assert "Each observation dimension over the window" in text
     assert "Latent probe, not a prediction of observations" in text
     assert "consistency loss trains the dynamics" in text
-    assert "No open-loop media:" in text and "has no checkpoint yet" in text
+    assert "hidden state is not trained to match the representation" in text  # MuZero's
+    assert text.count("<figcaption>Each observation dimension over") == 3  # 2 vector, PlaNet
+    assert text.count("No open-loop media:") == 1 and "has no checkpoint yet" in text
     # The imagined-vs-real gap: plotted where logged, a note where not.
     assert "logged no eval/imagined_return, eval/real_return or eval/return_gap" in text
     assert "The return the agent predicts for its own greedy behaviour" in text
