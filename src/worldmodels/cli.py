@@ -189,6 +189,17 @@ def _resume_overrides(info, args) -> None:
         atomic_write_text(Path(info.run_dir) / "config.json", text)
 
 
+def _reporter(info):
+    """``viz.report.write_run_report`` for a run with ``run.report_every`` (the ``viz`` extra
+    checked before the first step), else None."""
+    if not info.config.run.report_every:
+        return None
+    from .viz.report import check_extras, write_run_report
+
+    check_extras("run.report_every")
+    return write_run_report
+
+
 def _cmd_train(args) -> int:
     from .train.loop import Trainer
     from .train.run import load_run, lock_run_dir, new_run, unlock_run_dir
@@ -212,7 +223,9 @@ def _cmd_train(args) -> int:
         lock_run_dir(args.resume)  # before config.json is rewritten
         try:
             _resume_overrides(info, args)
-            trainer = Trainer(info, resume=True, progress=not args.no_progress)
+            trainer = Trainer(
+                info, resume=True, progress=not args.no_progress, reporter=_reporter(info)
+            )
         except BaseException:
             unlock_run_dir(args.resume)  # a refused resume leaves the run free
             raise
@@ -237,7 +250,7 @@ def _cmd_train(args) -> int:
             dataset=args.dataset,
         )
         print(f"run directory: {info.run_dir}", file=sys.stderr)
-        trainer = Trainer(info, progress=not args.no_progress)
+        trainer = Trainer(info, progress=not args.no_progress, reporter=_reporter(info))
     try:
         result = trainer.train()
     except KeyboardInterrupt:

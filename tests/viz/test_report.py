@@ -1,7 +1,8 @@
 """``worldmodels report``: one self-contained HTML page on tiny debug runs (a Dreamer pixel run, a
 Dreamer vector run over three seeds, TD-MPC2, MuZero, PlaNet), checked as text and in headless
 Chromium (zero console errors, no request, the MP4 plays, a screenshot that is not blank); bad
-input is one line and exit code 2."""
+input is one line and exit code 2. ``run.report_every``: a run writes its own report and
+open-loop media while it trains, and again after a resume."""
 
 from __future__ import annotations
 
@@ -160,3 +161,57 @@ def test_gifs_beyond_the_budget_are_left_out(runs, monkeypatch):
     text = report.build_report([runs["pixels"]])
     assert "data:image/gif" not in text and "data:video/mp4" in text
     assert "GIFs are capped at 0.0 MB in all" in text
+
+
+def _no_temp_files(run: Path) -> bool:
+    return not [p for p in run.rglob(".*.tmp")]
+
+
+def test_report_every_writes_the_run_report_while_training_and_after_a_resume(tmp_path):
+    """An eval and a report at step 20, from the replay in memory (nothing on disk yet; none
+    again at the end: nothing changed since), then a resume to step 30 writes the report of
+    the finished run."""
+    run = tmp_path / "run"
+    args = ["train", "dreamerv3", "--env", "toy:target", "--preset", "debug", "--no-progress",
+            "--steps", "20", "--run-dir", str(run), "--set", "run.eval_every=20",
+            "--set", "run.report_every=20", "--set", "run.gap_horizon=0"]  # fmt: skip
+    assert main(args) == 0
+    assert {p.name for p in (run / "dream").iterdir()} == {"error.png", "dims.png"}
+    text = (run / "report.html").read_text()
+    assert "imagines 8 steps from the recorded actions alone" in text  # rows 12-19 of episode 2
+    reached = '<b>steps reached (last log row)</b></td><td class="l">{}</td>'
+    assert reached.format(20) in text and _no_temp_files(run)
+    assert main(["train", "--resume", str(run), "--steps", "30", "--no-progress"]) == 0
+    text = (run / "report.html").read_text()
+    assert reached.format(30) in text and text.count("<section>") == 1
+    assert _no_temp_files(run)
+
+
+def test_report_every_waits_for_a_window_and_says_so_once(tmp_path, capsys):
+    """Five steps of toy:target hold no window of 5 observed and 1 imagined steps: the reports
+    at step 5 and at the end write nothing, and the log says why once."""
+    from worldmodels.replay import ReplayBuffer
+    from worldmodels.viz.report import write_run_report
+
+    run = tmp_path / "run"
+    args = ["train", "dreamerv3", "--env", "toy:target", "--preset", "debug", "--no-progress",
+            "--steps", "5", "--run-dir", str(run), "--set", "run.report_every=5",
+            "--set", "run.gap_horizon=0"]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("no report written yet: the replay holds no window") == 1, err
+    assert not (run / "report.html").exists() and not (run / "dream").exists()
+    empty = ReplayBuffer(10)
+    assert "holds no window" in write_run_report(run, None, empty, "nothing")
+
+
+def test_a_trainer_without_a_reporter_refuses_report_every(tmp_path):
+    from worldmodels.errors import UserError
+    from worldmodels.train.loop import Trainer
+    from worldmodels.train.run import new_run
+
+    overrides = {"run.report_every": 5}
+    info = new_run("dreamerv3", "toy:target", presets=["debug"], overrides=overrides,
+                   run_dir=tmp_path / "run")  # fmt: skip
+    with pytest.raises(UserError, match="run.report_every needs a reporter"):
+        Trainer(info, progress=False)

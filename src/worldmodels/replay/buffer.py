@@ -347,6 +347,17 @@ class ReplayBuffer:
         starts = [inc.starts[0] + int(o) for inc, o in zip(incs, offsets)]
         return self._gather(incs, starts, length)
 
+    def segments(self) -> list[list[dict[str, np.ndarray]]]:
+        """The steps held, one list per incarnation (an unbroken run of one stream) in sampling
+        order, holding its chunks' arrays ``{key: [length, ...]}`` oldest first (the partial
+        chunk last). The arrays are views of the buffer's memory, nothing is copied: read them,
+        never write. Later :meth:`add` calls fill rows after a view's end, never inside it."""
+        return [
+            [{k: v[: c.length] for k, v in c.data.items()} for c in inc.chunks if c.length]
+            for inc in self._sampling_order()
+            if inc.length()
+        ]
+
     def update_priorities(self, index: np.ndarray, priority: np.ndarray) -> None:
         """Set the priority of the window starts ``index`` ([B, 2] from :meth:`sample`) to
         ``priority`` ([B], > 0); starts evicted since the sample are skipped. O(B log N): the

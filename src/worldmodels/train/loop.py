@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,17 +68,38 @@ def evaluate_run(
         env.close()
 
 
+RunReporter = Callable[[Path, Any, ReplayBuffer, str], str | None]
+"""Writes a run's report from its agent and replay in memory: (run directory, agent, replay,
+what the plots show) -> None once written, else why nothing was written
+(``viz.report.write_run_report``)."""
+
+
 class Trainer:
     """Trains one agent in one run directory, online or (``info.dataset``) offline; ``resume``
     continues from the latest checkpoint, or starts over in place (keeping the replay) when the
-    run was stopped before its first one."""
+    run was stopped before its first one. ``reporter`` writes the run's report every
+    ``run.report_every`` steps (the CLI passes ``viz.report.write_run_report``; a run with
+    ``run.report_every`` and no reporter is refused)."""
 
-    def __init__(self, info: RunInfo, *, resume: bool = False, progress: bool = True):
+    def __init__(
+        self,
+        info: RunInfo,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        reporter: RunReporter | None = None,
+    ):
         self.info = info
         self.cfg = info.config
         run = self.cfg.run
         self.run_dir = Path(info.run_dir)
         self.offline = info.dataset is not None
+        if run.report_every and reporter is None:
+            raise UserError(
+                "run.report_every needs a reporter; fix: Trainer(..., reporter="
+                "worldmodels.viz.report.write_run_report), or train with the CLI"
+            )
+        self.reporter = reporter
         lock_run_dir(self.run_dir)  # before anything in it is read or written
         try:
             self._setup(info, run, resume, progress)
@@ -120,6 +142,8 @@ class Trainer:
         )
         self.progress = Progress(run.steps, self._position(), disable=None if progress else True)
         self._stop_signal: int | None = None
+        self._reported: tuple[int, int] | None = None  # (position, last_eval) of the last report
+        self._report_waits = False  # said why no report was written yet
 
     def _position(self) -> int:
         """What ``run.steps`` counts: env steps online, updates offline."""
@@ -239,10 +263,12 @@ class Trainer:
                 self._log(extra)
                 train_returns.clear()
             final_eval, stop = self._maybe_evaluate()
+            self._maybe_report(n)
             if stop:
                 break
         if final_eval is None or self.c.last_eval != self.c.env_steps:
             final_eval = self._evaluate()
+        self._final_report()
         self.replay.flush()
         return final_eval
 
@@ -256,13 +282,16 @@ class Trainer:
             if self.c.updates - self.c.last_log >= run.log_every:
                 self._log({})
             final_eval, stop = self._maybe_evaluate()
+            self._maybe_report(1)
             if stop:
                 break
         if self.info.env is None:
             self.save()
+            self._final_report()
             return final_eval or {}
         if final_eval is None or self.c.last_eval != self.c.updates:
             final_eval = self._evaluate()
+        self._final_report()
         return final_eval
 
     def _train_staged(self, run) -> dict[str, Any]:
@@ -363,6 +392,39 @@ class Trainer:
             self.save()
             self._last_save = time.perf_counter()
         return None, False
+
+    def _maybe_report(self, advanced: int) -> None:
+        """Write the run's report when the position just crossed a multiple of
+        ``run.report_every`` (it moved ``advanced`` on this step)."""
+        every = self.cfg.run.report_every
+        position = self._position()
+        if every and position // every > (position - advanced) // every:
+            self._report()
+
+    def _final_report(self) -> None:
+        """With ``run.report_every``, the report of the finished run, unless the last one was
+        written at this position with the same evaluations."""
+        if self.cfg.run.report_every and self._reported != (self._position(), self.c.last_eval):
+            self._report()
+
+    def _report(self) -> None:
+        """``RUN/dream/`` and ``RUN/report.html`` from the agent and replay in memory (the
+        reporter); until the replay holds a window that fits, nothing is written and the log
+        says why, once."""
+        assert self.reporter is not None
+        position = self._position()
+        unit = "updates" if self.offline else "env steps"
+        what = f"{self.info.agent} on {self.info.env or self.info.dataset} after {position} {unit}"
+        try:
+            why = self.reporter(self.run_dir, self.agent, self.replay, what)
+        except (UserError, OSError) as e:  # the run goes on; the next report may succeed
+            self.progress.write(f"step {position}: report not written: {e}")
+            return
+        if why is None:
+            self._reported = (position, self.c.last_eval)
+        elif not self._report_waits:
+            self._report_waits = True
+            self.progress.write(f"step {position}: no report written yet: {why}")
 
     def _save_and_exit(self) -> NoReturn:
         """A stop signal arrived: checkpoint, flush the replay and leave via KeyboardInterrupt."""

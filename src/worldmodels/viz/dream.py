@@ -3,8 +3,9 @@
 Windows of ``context + horizon`` steps are drawn from the run's replay (or a dataset written by
 ``worldmodels collect``); the agent observes ``context`` steps of each and imagines the rest
 under the recorded actions (``Reporter.report``). Only windows whose imagined steps lie within
-one episode are drawn. :func:`dream_media` returns the media as bytes; :func:`write_media`
-writes them as files.
+one episode are drawn. :func:`dream_media` returns the media as bytes; :func:`agent_media` does
+the same for an agent in memory and windows from its replay in memory (a training run's
+``run.report_every``); :func:`write_media` writes them as files.
 
 * Image observations: the open-loop video (rows truth | model | error, one column per
   sequence, frames green while observed and red while imagined) as MP4 and GIF, and the
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,13 @@ LATENT_NOTES = {
     "observations (only rewards, values and policies), so a large distance is expected.",
 }
 _CHUNK_RE = re.compile(r"^(\d+)-([0-9a-f]{8})-(\d+)-(\d+)-(\d+)\.npz$")  # replay chunk names
+
+Reader = Callable[[tuple[str, ...] | None], dict[str, np.ndarray]]
+"""Reads one chunk: ``{key: [length, ...]}`` of the keys asked for (all with ``None``)."""
+Streams = list[list[tuple[int, Reader]]]
+"""Chunks grouped into streams of consecutive steps: ``(length, reader)`` each, in order."""
+Source = tuple[Streams, str]
+"""Where windows come from: the streams, and what to call them in messages."""
 
 
 def dream_media(
@@ -89,12 +99,45 @@ def dream_media(
                 f"{info.agent} in {run_dir} sees; fix: give a dataset collected on {info.env} "
                 f"with --obs {info.config.run.obs}"
             )
+    steps = int(agent.counters.get("env_steps", 0))
+    what = f"{info.agent} on {info.env or info.dataset} after {steps} env steps"
+    return _windows_media(agent, batch, context, what, get_agent_spec(info.agent).family)
+
+
+def agent_media(
+    agent: Any,
+    source: Source,
+    family: str,
+    what: str,
+    sequences: int = 3,
+    context: int = 5,
+    horizon: int = 45,
+) -> dict[str, Any]:
+    """:func:`dream_media` of an agent in memory (a training run's, so no checkpoint is read)
+    on windows from ``source`` (:func:`replay_source` of its replay in memory). ``family`` is
+    the agent's (``agents.get_agent_spec(name).family``), ``what`` titles the plots. The
+    agent's ``report`` runs under a forked torch RNG, so training goes on with the random
+    numbers it would have drawn without it. Bad input: ``UserError``."""
+    import torch
+
+    from ..core import Reporter
+
+    if not isinstance(agent, Reporter):
+        raise UserError(f"{type(agent).__name__} has no open-loop report")
+    batch = sample_windows(source, sequences, context, horizon)
+    with torch.random.fork_rng():
+        return _windows_media(agent, batch, context, what, family)
+
+
+def _windows_media(
+    agent: Any, batch: dict[str, np.ndarray], context: int, what: str, family: str
+) -> dict[str, Any]:
+    """The media of :func:`dream_media` from the ``Reporter`` agent's open-loop report on the
+    windows ``batch`` ``{key: [B, T, ...]}``."""
+    sequences = len(batch["action"])
     report = agent.report(batch, context)
     kind = "image" if "image/real" in report else "vector" if "vector/real" in report else "latent"
     errors = step_errors(report, kind, context)
-    steps = int(agent.counters.get("env_steps", 0))
-    what = f"{info.agent} on {info.env or info.dataset} after {steps} env steps"
-    family = get_agent_spec(info.agent).family
     out: dict[str, Any] = {"gif": None, "mp4": None, "dims_png": None, "kind": kind}
     out["errors"] = errors
     note = LATENT_NOTES.get(family) if kind == "latent" else None
@@ -113,7 +156,8 @@ FILES = {"mp4": "dream.mp4", "gif": "dream.gif", "error_png": "error.png", "dims
 
 def write_media(media: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Write :func:`dream_media`'s files that exist into ``out_dir`` (created): dream.mp4,
-    dream.gif, error.png, dims.png. Returns their paths."""
+    dream.gif, error.png, dims.png, each to a temp file renamed into place (a crash leaves the
+    previous file or the new one, never half of one). Returns their paths."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} is a file; fix: give a directory")
@@ -122,7 +166,12 @@ def write_media(media: dict[str, Any], out_dir: str | Path) -> list[Path]:
     for key, name in FILES.items():
         if media.get(key) is not None:
             path = out_dir / name
-            path.write_bytes(media[key])
+            tmp = out_dir / f".{name}.tmp"
+            try:
+                tmp.write_bytes(media[key])
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
             paths.append(path)
     return paths
 
@@ -130,8 +179,8 @@ def write_media(media: dict[str, Any], out_dir: str | Path) -> list[Path]:
 # Windows
 
 
-def _source(run_dir: Path, info: Any, dataset: str | Path | None) -> tuple[list[Path], str]:
-    """The chunk files to draw windows from, and what to call them in messages."""
+def _source(run_dir: Path, info: Any, dataset: str | Path | None) -> Source:
+    """The chunk files to draw windows from as streams, and what to call them in messages."""
     if dataset is None and info.dataset is None:
         files = [p for p in (run_dir / "replay").glob("*.npz") if _CHUNK_RE.match(p.name)]
         if not files:
@@ -139,26 +188,39 @@ def _source(run_dir: Path, info: Any, dataset: str | Path | None) -> tuple[list[
                 f"{run_dir} has no replay on disk; fix: pass --dataset DIR (a dataset written "
                 "by worldmodels collect on the same env)"
             )
-        return files, f"the replay of {run_dir}"
+        return _streams(files), f"the replay of {run_dir}"
     from ..replay.dataset import CHUNKS, open_dataset
 
     data = open_dataset(dataset if dataset is not None else info.dataset)
-    return [data.path / CHUNKS / name for name in data.chunks], f"dataset {data.path}"
+    files = [data.path / CHUNKS / name for name in data.chunks]
+    return _streams(files), f"dataset {data.path}"
 
 
-def _streams(files: list[Path]) -> list[list[tuple[Path, int]]]:
-    """Chunk files grouped into streams of consecutive steps: [(path, length), ...] each."""
+def replay_source(replay: Any) -> Source:
+    """The steps a :class:`~worldmodels.replay.ReplayBuffer` holds in memory (those not yet
+    written to disk included) as a source of windows; nothing is copied."""
+    streams: Streams = []
+    for segment in replay.segments():
+        streams.append([])
+        for chunk in segment:
+            n = len(chunk["is_first"])
+            streams[-1].append((n, lambda keys, c=chunk: {k: c[k] for k in (keys or c)}))
+    return streams, "the replay in memory"
+
+
+def _streams(files: list[Path]) -> Streams:
+    """Chunk files grouped into streams of consecutive steps: [(length, reader), ...] each."""
     keyed = []
     for p in files:
         _, uid, stream, seq, length = _CHUNK_RE.match(p.name).groups()
         keyed.append(((uid, int(stream)), int(seq), p, int(length)))
     keyed.sort(key=lambda e: (e[0], e[1]))
-    streams: list[list[tuple[Path, int]]] = []
+    streams: Streams = []
     last = None
     for key, seq, path, length in keyed:
         if last is None or last != (key, seq - 1):
             streams.append([])
-        streams[-1].append((path, length))
+        streams[-1].append((length, lambda keys, p=path, n=length: _read(p, n, keys)))
         last = (key, seq)
     return streams
 
@@ -172,14 +234,13 @@ def _read(path: Path, length: int, keys: tuple[str, ...] | None = None) -> dict[
 
 
 def sample_windows(
-    source: tuple[list[Path], str], n: int, context: int, horizon: int, seed: int = 0
+    source: Source, n: int, context: int, horizon: int, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """``n`` windows ``{key: [n, context + horizon, ...]}`` from the chunk files of
-    ``source`` (files, description), drawn uniformly (seeded) among those whose imagined steps
+    """``n`` windows ``{key: [n, context + horizon, ...]}`` from the chunks of ``source``
+    (streams, description), drawn uniformly (seeded) among those whose imagined steps
     ``context..`` hold no episode start; with fewer such windows than ``n``, some repeat."""
-    files, what = source
+    streams, what = source
     length = context + horizon
-    streams = _streams(files)
     firsts = _firsts(streams)
     starts, ids = [], []
     for i, first in enumerate(firsts):
@@ -207,17 +268,18 @@ def sample_windows(
     ids_all = np.concatenate(ids)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(starts_all), size=n, replace=len(starts_all) < n)
-    cache: dict[Path, dict[str, np.ndarray]] = {}
+    cache: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     windows = []
     for j in pick:
-        stream, start = streams[ids_all[j]], int(starts_all[j])
+        i = int(ids_all[j])
+        start = int(starts_all[j])
         parts, pos = [], 0
-        for path, n_ in stream:
+        for c, (n_, read) in enumerate(streams[i]):
             if pos + n_ > start and pos < start + length:
-                if path not in cache:
-                    cache[path] = _read(path, n_)
+                if (i, c) not in cache:
+                    cache[i, c] = read(None)
                 lo, hi = max(start - pos, 0), min(start + length - pos, n_)
-                parts.append({k: v[lo:hi] for k, v in cache[path].items()})
+                parts.append({k: v[lo:hi] for k, v in cache[i, c].items()})
             pos += n_
         windows.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     return {k: np.stack([w[k] for w in windows]) for k in windows[0]}
@@ -232,15 +294,17 @@ def longest_horizon(
     from ..train.run import load_run
 
     run_dir = Path(run_dir)
-    files, _ = _source(run_dir, load_run(run_dir), dataset)
-    return max((_longest_imagination(f, context) for f in _firsts(_streams(files))), default=0)
+    return source_horizon(_source(run_dir, load_run(run_dir), dataset), context)
 
 
-def _firsts(streams: list[list[tuple[Path, int]]]) -> list[np.ndarray]:
+def source_horizon(source: Source, context: int = 5) -> int:
+    """:func:`longest_horizon` of the windows of ``source`` (e.g. :func:`replay_source`)."""
+    return max((_longest_imagination(f, context) for f in _firsts(source[0])), default=0)
+
+
+def _firsts(streams: Streams) -> list[np.ndarray]:
     """The ``is_first`` flags of each stream, its chunks concatenated."""
-    return [
-        np.concatenate([_read(p, n_, ("is_first",))["is_first"] for p, n_ in s]) for s in streams
-    ]
+    return [np.concatenate([read(("is_first",))["is_first"] for _, read in s]) for s in streams]
 
 
 def _longest_imagination(first: np.ndarray, context: int) -> int:

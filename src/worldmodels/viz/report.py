@@ -7,6 +7,9 @@ throughput, the imagined-vs-real return gap (``eval/imagined_return``, ``eval/re
 Runs of one experiment (same config but the seed) are grouped: their learning curves are drawn
 as the median over seeds with a min-max band (``logging.plot``).
 
+:func:`write_run_report` writes a training run's own report and open-loop media while it trains
+(``run.report_every``), from the agent and replay in memory.
+
 The page loads nothing: figures are PNGs and videos MP4 and GIF, all embedded as ``data:``
 URIs; the styles are inline and there is no script. A Content-Security-Policy forbids any
 request to anything but ``data:``.
@@ -64,17 +67,27 @@ CSP = (
 )
 
 
-def write_report(paths: list[str | Path], out: str | Path = "report.html") -> tuple[Path, int]:
+Dream = tuple[dict | None, int, str | None]
+"""A run's open-loop section: (media of ``dream_media``, horizon, None) or (None, 0, why not)."""
+
+
+def write_report(
+    paths: list[str | Path],
+    out: str | Path = "report.html",
+    dreams: dict[Path, Dream] | None = None,
+) -> tuple[Path, int]:
     """Write the report of the run directories ``paths`` (or directories holding runs, as
-    ``worldmodels plot`` takes them) to ``out``; returns its path and size in bytes. Bad input
-    (not a run, an unwritable ``out``, the ``viz`` extra missing): ``UserError``."""
+    ``worldmodels plot`` takes them) to ``out``; returns its path and size in bytes.
+    ``dreams`` gives the open-loop media of some runs (by directory) instead of
+    ``dream_media`` of their checkpoint. Bad input (not a run, an unwritable ``out``, the
+    ``viz`` extra missing): ``UserError``."""
     out = Path(out)
     _check_writable(out)
-    _check_extras()
+    check_extras()
     from ..logging.plot import expand_runs
 
     runs = expand_runs(paths)
-    text = build_report(runs)
+    text = build_report(runs, dreams)
     data = text.encode("utf-8")
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -111,19 +124,22 @@ def _check_writable(out: Path) -> None:
         ) from None
 
 
-def _check_extras() -> None:
+def check_extras(what: str = "worldmodels report") -> None:
+    """Raise ``MissingExtraError`` (naming ``what``) when a package of the ``viz`` extra that
+    the report needs is missing."""
     for module in ("matplotlib.figure", "imageio.v3", "imageio_ffmpeg"):
         try:
             __import__(module)
         except ImportError:
-            raise MissingExtraError("worldmodels report", "viz", module.split(".")[0]) from None
+            raise MissingExtraError(what, "viz", module.split(".")[0]) from None
 
 
 # The page
 
 
-def build_report(runs: list[Path]) -> str:
-    """The HTML text of the report of the run directories ``runs``."""
+def build_report(runs: list[Path], dreams: dict[Path, Dream] | None = None) -> str:
+    """The HTML text of the report of the run directories ``runs`` (``dreams``: see
+    :func:`write_report`)."""
     from ..logging.metrics import read_metrics
 
     infos = [_RunData(run, read_metrics(run)) for run in runs]
@@ -145,7 +161,7 @@ def build_report(runs: list[Path]) -> str:
     ]
     budget = {"gif": GIF_BUDGET}
     for i, r in enumerate(infos):
-        parts.append(_run_section(i, r, budget))
+        parts.append(_run_section(i, r, budget, (dreams or {}).get(r.run)))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -282,7 +298,7 @@ def _curves_png(groups, metric: str) -> bytes:
     return _png(fig)
 
 
-def _run_section(i: int, r: _RunData, budget: dict[str, int]) -> str:
+def _run_section(i: int, r: _RunData, budget: dict[str, int], dream: Dream | None) -> str:
     out = [f'<h2 id="run{i}">{_e(r.title)}</h2>']
     out.append(_provenance(r))
     out.append("<h3>Evaluation</h3>")
@@ -294,7 +310,7 @@ def _run_section(i: int, r: _RunData, budget: dict[str, int]) -> str:
     out.append("<h3>Imagined against real return</h3>")
     out.append(_gap_block(r))
     out.append("<h3>Open-loop predictions of the model</h3>")
-    out.append(_dream_block(r, budget))
+    out.append(_dream_block(r, budget, dream))
     return "<section>" + "\n".join(out) + "</section>"
 
 
@@ -488,12 +504,12 @@ def _gap_block(r: _RunData) -> str:
     )
 
 
-def _dream_block(r: _RunData, budget: dict[str, int]) -> str:
+def _dream_block(r: _RunData, budget: dict[str, int], dream: Dream | None = None) -> str:
     """The open-loop media of the run; ``budget["gif"]``: bytes of GIF still allowed (spent
     here)."""
     from .dream import LATENT_NOTES
 
-    media, horizon, error = _dream(r.run)
+    media, horizon, error = dream if dream is not None else _dream(r.run)
     if error:
         return _note(f"No open-loop media: {error}")
     assert media is not None
@@ -593,6 +609,41 @@ def _dream(run: Path) -> tuple[dict | None, int, str | None]:
     except UserError as e:
         return None, 0, str(e)
     return None, 0, first
+
+
+def write_run_report(run_dir: str | Path, agent: Any, replay: Any, what: str) -> str | None:
+    """A training run's report of itself (``run.report_every``): the open-loop media of the
+    agent in memory on windows of its replay in memory (no checkpoint is read, nothing is
+    flushed), :data:`SEQUENCES` windows of :data:`CONTEXT` observed steps and the report's
+    horizon (:data:`HORIZON`, or the longest that fits the episodes held), written to
+    ``RUN/dream/`` (:func:`~worldmodels.viz.dream.write_media`), then ``RUN/report.html`` with
+    those media. Every file goes to a temp file renamed into place. ``what`` titles the plots
+    (e.g. ``dreamerv3 on gym:CartPole-v1 after 5000 env steps``). Returns None once written,
+    or, writing nothing, why not: the replay holds no window that fits yet."""
+    from ..agents import get_agent_spec
+    from ..train.run import load_run
+    from .dream import agent_media, replay_source, source_horizon, write_media
+
+    run_dir = Path(run_dir)
+    source = replay_source(replay)
+    horizon = min(HORIZON, source_horizon(source, CONTEXT))
+    if horizon < 1:
+        return (
+            f"the replay holds no window of {CONTEXT} observed and 1 imagined steps within one "
+            f"episode yet ({len(replay)} steps)"
+        )
+    family = get_agent_spec(load_run(run_dir).agent).family
+    try:
+        media = agent_media(agent, source, family, what, SEQUENCES, CONTEXT, horizon)
+    except MissingExtraError:
+        raise
+    except UserError as e:
+        dream: Dream = (None, 0, str(e))
+    else:
+        write_media(media, run_dir / "dream")
+        dream = (media, horizon, None)
+    write_report([run_dir], run_dir / "report.html", {run_dir: dream})
+    return None
 
 
 # HTML pieces
