@@ -94,9 +94,10 @@ class RunConfig:
     held. Until the replay holds a window that fits, nothing is written (the log says why,
     once). Each file is written to a temp file and renamed, so a crash never leaves half of
     one, and a resumed run goes on at the next multiple; the training itself is the same as
-    without reports. Needs the ``viz`` extra; settable on a resume. A report costs 1.5 s (``--preset debug``) to
-    2 s (default size) for DreamerV3 on CartPole pixels on a busy 2-core CPU, mostly plots and
-    video encoding: 0.5 % and 0.14 % of the training time of 5000 steps (docs/viz.md)."""
+    without reports. Needs the ``viz`` extra; settable on a resume. A report costs 1.5 s
+    (``--preset debug``) to 2 s (default size) for DreamerV3 on CartPole pixels on a busy
+    2-core CPU, mostly plots and video encoding: 0.5 % and 0.14 % of the training time of
+    5000 steps (docs/viz.md)."""
     board_eval_games: int = 20
     """board: envs, agents that respect legal masks: games per opponent and seat at every eval
     (vs random and vs the perfect / negamax player, moving first and second); 0 = off."""
