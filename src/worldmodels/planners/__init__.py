@@ -1,5 +1,6 @@
 from worldmodels.planners.base import Objective, PlanResult, shift
 from worldmodels.planners.cem import CEM, CEMConfig
+from worldmodels.planners.cmaes import CMAES, evolve
 from worldmodels.planners.mcts import (
     GumbelMCTSConfig,
     MCTSConfig,
@@ -23,6 +24,7 @@ from worldmodels.planners.mppi import (
 __all__ = [
     "CEM",
     "CEMConfig",
+    "CMAES",
     "DiscreteMPPI",
     "DiscretePlanResult",
     "MPPI",
@@ -31,6 +33,7 @@ __all__ = [
     "PlanResult",
     "mppi_weights",
     "shift",
+    "evolve",
     "GumbelMCTSConfig",
     "MCTSConfig",
     "MCTSOutput",
