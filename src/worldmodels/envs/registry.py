@@ -18,7 +18,7 @@ from worldmodels.envs.base import Env
 from worldmodels.errors import MissingExtraError, UserError
 
 OBS_MODES = ("vector", "pixels")
-REPEAT_SUITES = ("gym", "dmc", "atari")
+REPEAT_SUITES = ("gym", "dmc", "atari", "doom")
 """Suites whose factory takes ``action_repeat`` (the others take only 1)."""
 
 #: factory(name, *, obs, seed, size, **kwargs) -> Env, where name is the part after the colon.
@@ -86,10 +86,11 @@ def make_env(
     Atari has 1 channel and MinAtar one per object kind).
     ``seed`` seeds the env's first reset. Extra keyword arguments go to the suite's factory
     (for ``gym:`` they go to ``gymnasium.make``, e.g. ``max_episode_steps=100``).
-    ``action_repeat=R`` (``gym:``, ``dmc:`` and ``atari:``, where it is the frame skip) repeats
-    each action R simulator steps and sums the rewards; other suites accept only 1. The other
-    settings of ``atari:``, ``minatar:`` and ``crafter:`` envs are listed in the docstrings of
-    ``worldmodels.envs.atari``, ``.minatar_env`` and ``.crafter_env``.
+    ``action_repeat=R`` (``gym:``, ``dmc:``, ``atari:`` and ``doom:``, where it is the frame
+    skip) repeats each action R simulator steps and sums the rewards; other suites accept only
+    1. The other settings of ``atari:``, ``minatar:``, ``crafter:`` and ``doom:`` envs are
+    listed in the docstrings of ``worldmodels.envs.atari``, ``.minatar_env``, ``.crafter_env``
+    and ``.doom``.
     Bad input raises :class:`UserError` with a one-line message naming the fix.
     """
     suite_name, name = _split_id(env_id)
@@ -308,6 +309,13 @@ def _make_crafter(name: str, *, obs: str, seed: int, size: tuple[int, int], **kw
     return CrafterEnv(name, obs=obs, seed=seed, size=size, **kwargs)
 
 
+def _make_doom(name: str, *, obs: str, seed: int, size: tuple[int, int], **kwargs: Any) -> Env:
+    from worldmodels.envs.doom import OPTIONS, DoomEnv
+
+    _check_options(f"doom:{name}", kwargs, OPTIONS)
+    return DoomEnv(name, obs=obs, seed=seed, size=size, **kwargs)
+
+
 # -- suites ----------------------------------------------------------------------------------
 
 register_suite("gym", "any Gymnasium id, e.g. gym:CartPole-v1", factory=_make_gym)
@@ -339,6 +347,13 @@ register_suite(
     extra="crafter",
     module="crafter",
     factory=_make_crafter,
+)
+register_suite(
+    "doom",
+    "ViZDoom from pixels, World Models' frames and 2100-tic cap, e.g. doom:take_cover",
+    extra="doom",
+    module="vizdoom",
+    factory=_make_doom,
 )
 register_suite(
     "board",
