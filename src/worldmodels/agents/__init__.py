@@ -42,12 +42,22 @@ class AgentSpec:
             from .muzero import PRESETS, MuZeroAgent, MuZeroConfig
 
             return MuZeroConfig, PRESETS, MuZeroAgent
+        if self.family == "worldmodels":
+            from .worldmodels import PRESETS, WorldModelsAgent, WorldModelsConfig
+
+            return WorldModelsConfig, PRESETS, WorldModelsAgent
         raise AssertionError(self.family)
 
 
 AGENTS: dict[str, AgentSpec] = {
     s.name: s
     for s in [
+        AgentSpec(
+            "worldmodels",
+            "worldmodels",
+            "World Models, NeurIPS 2018: VAE + MDN-RNN + a controller evolved in the dream",
+            ("worldmodels",),
+        ),
         AgentSpec("planet", "planet", "PlaNet, ICML 2019: RSSM + CEM planning", ("planet",)),
         AgentSpec(
             "muzero",

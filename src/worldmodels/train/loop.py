@@ -306,6 +306,7 @@ class Trainer:
             lambda seed: run_env(self.info, seed),
             lambda: self._stop_signal is not None,
             lambda row: self.logger.write(self._position(), row),
+            self.save,
         )
         while self.c.stage < len(stages):
             stage = stages[self.c.stage]

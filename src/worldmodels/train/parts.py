@@ -60,6 +60,9 @@ class StageContext:
     """True once a stop signal arrived: return early; the run saves and resumes this stage."""
     log: Callable[[dict[str, float]], None]
     """Write a metrics row (at the run's current position)."""
+    save: Callable[[], None] = lambda: None
+    """Checkpoint the run now (agent included): a long stage calls it now and then so that a
+    run killed inside it resumes from its last checkpoint, not from the stage's start."""
 
 
 class Collector:

@@ -1,0 +1,630 @@
+"""World Models (Ha & Schmidhuber 2018): V (a convolutional VAE) compresses each frame to z, M (an
+MDN-RNN) predicts the next z, the reward and the episode's end, and C (a linear controller on
+[z, h]) is evolved by CMA-ES on returns of rollouts run entirely inside M.
+
+The run is a pipeline of declared stages (``Traits.stages``), each resumable: ``data`` collects
+random rollouts, ``vae`` fits V on their frames, ``encode`` writes every frame's (mu, logvar)
+to ``encode/series.npz``, ``mdnrnn`` fits M on those sequences, ``controller`` evolves C in the
+dream; the staged mode then evaluates C in the real env.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...core import AgentBase, Stage, Step, Traits, Update
+from ...envs.base import ActionSpace, Spec
+from ...errors import UserError
+from ...models.mdnrnn import MDNRNN, done_loss, mdn_nll, sample_z
+from ...models.vae import ConvVAE, frames_to_input, output_to_frames, vae_loss
+from ...planners.cmaes import CMAES
+from .config import WorldModelsConfig
+
+THRESHOLD = 1.0 / 3.0
+"""doomreal.py: a tanh output below -1/3 moves left, above 1/3 right, else nothing."""
+
+
+def image_key(obs_space: dict[str, Spec]) -> str | None:
+    """The observation key holding ``[H, W, C]`` uint8 frames, if any."""
+    for k, s in obs_space.items():
+        if len(s.shape) == 3 and np.dtype(s.dtype) == np.uint8:
+            return k
+    return None
+
+
+class WorldModelsAgent(AgentBase):
+    """V + M + C of Ha & Schmidhuber (2018), trained as a staged pipeline."""
+
+    name = "worldmodels"
+
+    @classmethod
+    def prepare(cls, config: WorldModelsConfig, env) -> None:
+        """Refuse envs without 64x64 frames (V is the reference's 64x64 conv VAE)."""
+        key = image_key(env.obs_space)
+        if key is None:
+            raise UserError(
+                "worldmodels learns from pixels; this env has no image observation. "
+                "fix: use a pixel env (e.g. doom:take_cover) or --obs pixels"
+            )
+        shape = tuple(env.obs_space[key].shape)
+        if shape[:2] != (64, 64):
+            raise UserError(
+                f"worldmodels' VAE takes 64x64 frames; this env's '{key}' is {shape}. "
+                "fix: use an env that renders 64x64 frames (doom:, or --obs pixels)"
+            )
+        c, space = config.controller, env.act_space
+        names = [n.lower() for n in (getattr(env, "action_names", None) or ())]
+        lr = sorted(names) == ["left", "none", "right"]
+        if c.discrete == "auto" and space.discrete:
+            c.discrete = "threshold" if lr else "argmax"
+        if lr:
+            c.threshold_actions = tuple(names.index(k) for k in ("none", "left", "right"))
+        if c.discrete == "threshold" and space.discrete and space.n != 3:
+            raise UserError(
+                f"controller.discrete=threshold reads (none, left, right) off one output; this "
+                f"env has {space.n} actions. fix: --set controller.discrete=argmax"
+            )
+
+    def __init__(
+        self,
+        config: WorldModelsConfig,
+        obs_space: dict[str, Spec],
+        act_space: ActionSpace,
+        device: torch.device | str = "cpu",
+    ):
+        self.config, self.obs_space, self.act_space = config, obs_space, act_space
+        self.device = torch.device(device)
+        key = image_key(obs_space)
+        if key is None:
+            raise UserError("worldmodels needs an image observation; fix: use a pixel env")
+        self.key = key
+        channels = int(obs_space[key].shape[-1])
+        self.traits = Traits(
+            prefill="policy",
+            stages=(
+                Stage("data", "collect", episodes=config.data.episodes, policy="agent"),
+                Stage("vae", "fit"),
+                Stage("encode", "fit"),
+                Stage("mdnrnn", "fit"),
+                Stage("controller", "fit"),
+            ),
+        )
+        v, m, c = config.vae, config.mdnrnn, config.controller
+        self.discrete = act_space.discrete
+        self.n_act = act_space.n
+        self.m_act = act_space.n  # M's action input: one-hot (discrete) or the vector
+        self.vae = ConvVAE(v.z_dim, channels, v.depth).to(self.device)
+        self.mdn = MDNRNN(v.z_dim, self.m_act, m.hidden, m.mixtures).to(self.device)
+        self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=v.lr)
+        self.mdn_opt = torch.optim.Adam(self.mdn.parameters(), lr=m.lr)
+        self.threshold = act_space.discrete and c.discrete == "threshold"
+        self.c_in = v.z_dim + m.hidden * (2 if c.inputs == "zch" else 1)
+        self.c_out = 1 if self.threshold else self.n_act
+        self.c_dim = (self.c_in + int(c.bias)) * self.c_out
+        self.controller = torch.zeros(self.c_dim, device=self.device)
+        self.initial_z = torch.zeros(0, 2, v.z_dim)
+        """(mu, logvar) of recorded episodes' first frames: where dreams start."""
+        self.done: list[str] = []
+        """Names of the fit stages finished."""
+        self.progress: dict[str, Any] = {}
+        """Where an unfinished fit stage stands (resumed from it)."""
+        self.seed = int(torch.randint(2**31 - 1, ()).item())
+        """Drawn from the run's seeded torch RNG; seeds the collection policy and CMA-ES."""
+        self.rng = np.random.default_rng(self.seed)
+
+    # Actions
+    def _onehot(self, action: Tensor) -> Tensor:
+        """M's action input ``[..., m_act]`` from env actions (indices or vectors)."""
+        if self.discrete:
+            return torch.nn.functional.one_hot(action.long(), self.n_act).float()
+        return action.float()
+
+    def controller_actions(self, params: Tensor, x: Tensor) -> Tensor:
+        """C's env actions for inputs ``x`` ``[N, c_in]`` under parameters ``[N, c_dim]`` (one
+        controller per row): indices ``[N]`` (discrete) or ``[N, A]`` in [-1, 1]."""
+        c = self.config.controller
+        if c.bias:
+            x = torch.cat([x, torch.ones_like(x[:, :1])], -1)
+        w = params.view(len(params), x.shape[-1], self.c_out)
+        y = torch.einsum("ni,nio->no", x, w)
+        if self.threshold:
+            y = torch.tanh(y[:, 0])
+            none, left, right = self.config.controller.threshold_actions
+            return torch.where(y < -THRESHOLD, left, torch.where(y > THRESHOLD, right, none)).long()
+        if self.discrete:
+            return y.argmax(-1)
+        return torch.tanh(y)
+
+    def _c_input(self, z: Tensor, state: tuple[Tensor, Tensor]) -> Tensor:
+        h, c = state
+        if self.config.controller.inputs == "zch":
+            return torch.cat([z, c, h], -1)
+        return torch.cat([z, h], -1)
+
+    # Acting
+    def init_state(self, n: int) -> dict[str, Any]:
+        """M's memory, the previous step's (z, action, restart) it has yet to consume, and the
+        collection policy's held action and steps left to hold it."""
+        z = self.config.vae.z_dim
+        h, c = self.mdn.initial(n, self.device)
+        return {
+            "h": h,
+            "c": c,
+            "z": torch.zeros(n, z, device=self.device),
+            "a": torch.zeros(n, self.m_act, device=self.device),
+            "restart": torch.ones(n, device=self.device),
+            "held": np.zeros((n, *self._act_shape()), self._act_dtype()),
+            "left": np.zeros(n, np.int64),
+        }
+
+    def _act_shape(self) -> tuple[int, ...]:
+        return () if self.discrete else (self.n_act,)
+
+    def _act_dtype(self):
+        return np.int64 if self.discrete else np.float32
+
+    @property
+    def trained(self) -> bool:
+        return "controller" in self.done
+
+    def _random_actions(self, state: dict, is_first: np.ndarray) -> np.ndarray:
+        """extract.py's collection policy: a uniform random action held for 1..repeat_max
+        steps (drawn anew at every episode start)."""
+        held, left = state["held"].copy(), state["left"].copy()
+        for i in range(len(left)):
+            if is_first[i] or left[i] <= 0:
+                if self.discrete:
+                    held[i] = self.rng.integers(self.n_act)
+                else:
+                    held[i] = self.rng.uniform(-1.0, 1.0, self.n_act).astype(np.float32)
+                left[i] = self.rng.integers(1, self.config.data.repeat_max + 1)
+            left[i] -= 1
+        return held, left
+
+    @torch.no_grad()
+    def act(self, state: dict, obs: dict[str, np.ndarray], mode: str) -> Step:
+        """Before C is evolved (the ``data`` stage): the random collection policy. After: V
+        encodes the frame (z sampled from q(z|x), as doomreal.py), M consumes the previous
+        step's (z, action), and C acts on [z, (c,) h]; M's memory restarts with each episode."""
+        is_first = np.asarray(obs["is_first"], bool)
+        if not self.trained:
+            held, left = self._random_actions(state, is_first)
+            return Step({**state, "held": held, "left": left}, held.copy(), {})
+        first = torch.as_tensor(is_first, device=self.device)
+        _, (h, c) = self.mdn.step(
+            state["z"], state["a"], state["restart"], (state["h"], state["c"])
+        )
+        keep = (~first).float().unsqueeze(-1)
+        h, c = h * keep, c * keep
+        mu, logvar = self.vae.encode(frames_to_input(obs[self.key]).to(self.device))
+        z = mu + torch.exp(logvar / 2) * torch.randn_like(mu)
+        n = len(is_first)
+        action = self.controller_actions(self.controller.expand(n, -1), self._c_input(z, (h, c)))
+        new = {
+            **state,
+            "h": h,
+            "c": c,
+            "z": z,
+            "a": self._onehot(action),
+            "restart": first.float(),
+        }
+        return Step(new, action.cpu().numpy().astype(self._act_dtype()), {})
+
+    def update(self, batch: dict[str, np.ndarray]) -> Update:
+        raise UserError("worldmodels trains in stages (worldmodels train runs them); no updates")
+
+    # Stages
+    def run_stage(self, stage: Stage, context: Any) -> dict[str, float]:
+        fit = {
+            "vae": self._fit_vae,
+            "encode": self._encode,
+            "mdnrnn": self._fit_mdnrnn,
+            "controller": self._evolve,
+        }
+        if stage.name not in fit:
+            return super().run_stage(stage, context)
+        metrics = fit[stage.name](context)
+        if not context.should_stop():
+            self.done.append(stage.name)
+            self.progress.pop(stage.name, None)
+        return metrics
+
+    def _saver(self, context: Any) -> Callable[[bool], None]:
+        """Checkpoint through the staged mode every ``save_every_s`` (or at once when forced)."""
+        last = [time.perf_counter()]
+
+        def maybe_save(force: bool = False) -> None:
+            if force or time.perf_counter() - last[0] >= self.config.save_every_s:
+                context.save()
+                last[0] = time.perf_counter()
+
+        return maybe_save
+
+    # V
+    @staticmethod
+    def _frame_chunks(replay, key: str) -> list[np.ndarray]:
+        """The frames held, chunk by chunk (views, nothing copied)."""
+        return [chunk[key] for seg in replay.segments() for chunk in seg]
+
+    def _fit_vae(self, context: Any) -> dict[str, float]:
+        """V on every collected frame, ``vae.epochs`` passes in a fresh random order each."""
+        v = self.config.vae
+        chunks = self._frame_chunks(context.replay, self.key)
+        sizes = np.array([len(c) for c in chunks])
+        total = int(sizes.sum())
+        if total == 0:
+            raise UserError("the vae stage found no frames; fix: run the data stage first")
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        p = self.progress.setdefault("vae", {"epoch": 0, "batch": 0})
+        per_epoch = math.ceil(total / v.batch_size)
+        saver = self._saver(context)
+        sums: dict[str, float] = {}
+        count = 0
+        while p["epoch"] < v.epochs:
+            order = np.random.default_rng([p["epoch"], 17]).permutation(total)
+            while p["batch"] < per_epoch:
+                if context.should_stop():
+                    return {}
+                idx = np.sort(order[p["batch"] * v.batch_size : (p["batch"] + 1) * v.batch_size])
+                which = np.searchsorted(offsets, idx, side="right") - 1
+                frames = np.stack([chunks[w][i - offsets[w]] for w, i in zip(which, idx)])
+                x = frames_to_input(frames).to(self.device)
+                x_hat, mu, logvar, _ = self.vae(x)
+                loss, parts = vae_loss(x, x_hat, mu, logvar, v.kl_tolerance)
+                self.vae_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.vae_opt.step()
+                for k, val in {"loss": loss, **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + float(val.detach())
+                count += 1
+                p["batch"] += 1
+                if count % 50 == 0:
+                    context.log({f"vae/{k}": s / count for k, s in sums.items()})
+                saver()
+            p["epoch"] += 1
+            p["batch"] = 0
+        return {k: s / max(count, 1) for k, s in sums.items()}
+
+    # Encode
+    def series_path(self, run_dir: Path) -> Path:
+        return Path(run_dir) / "encode" / "series.npz"
+
+    @torch.no_grad()
+    def _encode(self, context: Any) -> dict[str, float]:
+        """(mu, logvar) of every frame under the trained V, with the actions, rewards and
+        episode flags, one array per stream: ``encode/series.npz`` (M's training data); the
+        first frames' (mu, logvar) are where dreams start."""
+        v = self.config.vae
+        out: dict[str, list[np.ndarray]] = {}
+        keys = ("action", "reward", "is_first", "is_last", "is_terminal")
+        for s, seg in enumerate(context.replay.segments()):
+            parts: dict[str, list[np.ndarray]] = {"mu": [], "logvar": [], **{k: [] for k in keys}}
+            for chunk in seg:
+                frames = chunk[self.key]
+                for i in range(0, len(frames), 256):
+                    mu, logvar = self.vae.encode(
+                        frames_to_input(frames[i : i + 256]).to(self.device)
+                    )
+                    parts["mu"].append(mu.cpu().numpy().astype(np.float16))
+                    parts["logvar"].append(logvar.cpu().numpy().astype(np.float16))
+                for k in keys:
+                    parts[k].append(np.asarray(chunk[k]))
+            for k, arrs in parts.items():
+                out[f"{s}/{k}"] = [np.concatenate(arrs)]
+        if not out:
+            raise UserError("the encode stage found no frames; fix: run the data stage first")
+        path = self.series_path(context.run_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: v_[0] for k, v_ in out.items()})
+        os.replace(tmp, path)
+        series = load_series(path)
+        firsts = [np.stack([s["mu"][s["is_first"]], s["logvar"][s["is_first"]]], 1) for s in series]
+        self.initial_z = torch.as_tensor(np.concatenate(firsts).astype(np.float32))
+        frames = sum(len(s["mu"]) for s in series)
+        return {"frames": float(frames), "episodes": float(len(self.initial_z)), "z_dim": v.z_dim}
+
+    # M
+    def _fit_mdnrnn(self, context: Any) -> dict[str, float]:
+        """M on the encoded episodes (rnn_train.py): each epoch shuffles the episodes, lays them
+        end to end into ``batch_size`` streams and cuts those into sequences of ``seq_len``
+        transitions; the LSTM state is carried along a stream and reset at episode starts; z is
+        sampled from each frame's (mu, logvar) anew for every batch. The transition from an
+        episode's last frame to the next episode's first is not trained on."""
+        m = self.config.mdnrnn
+        path = self.series_path(context.run_dir)
+        if not path.exists():
+            raise UserError(f"the mdnrnn stage needs {path}; fix: run the encode stage first")
+        episodes = split_episodes(load_series(path))
+        p = self.progress.setdefault("mdnrnn", {"epoch": 0, "batch": 0, "updates": 0})
+        saver = self._saver(context)
+        sums: dict[str, float] = {}
+        count = 0
+        while p["epoch"] < m.epochs:
+            rng = np.random.default_rng([p["epoch"], 29])
+            streams = make_streams(episodes, m.batch_size, rng)
+            n_batches = (streams["mu"].shape[1] - 1) // m.seq_len
+            if n_batches == 0:
+                raise UserError(
+                    f"mdnrnn.seq_len {m.seq_len} x batch_size {m.batch_size} exceeds the "
+                    f"{sum(len(e['mu']) for e in episodes)} frames collected; fix: collect more "
+                    "episodes (data.episodes) or lower mdnrnn.seq_len / mdnrnn.batch_size"
+                )
+            state = self.mdn.initial(m.batch_size, self.device)
+            for b in range(n_batches):
+                sl = slice(b * m.seq_len, (b + 1) * m.seq_len + 1)
+                win = {k: torch.as_tensor(v[:, sl], device=self.device) for k, v in streams.items()}
+                if b < p["batch"]:  # resumed mid-epoch: replay the state up to here
+                    with torch.no_grad():
+                        state = self._mdn_forward(win, state, rng)[1]
+                    continue
+                if context.should_stop():
+                    return {}
+                losses, state = self._mdn_forward(win, state, rng)
+                lr = (m.lr - m.lr_min) * m.lr_decay ** p["updates"] + m.lr_min
+                for g in self.mdn_opt.param_groups:
+                    g["lr"] = lr
+                self.mdn_opt.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                torch.nn.utils.clip_grad_value_(self.mdn.parameters(), m.grad_clip)
+                self.mdn_opt.step()
+                state = (state[0].detach(), state[1].detach())
+                for k, val in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(val.detach())
+                count += 1
+                p["batch"] = b + 1
+                p["updates"] += 1
+                saver()
+            context.log({f"mdnrnn/{k}": s / max(count, 1) for k, s in sums.items()})
+            p["epoch"] += 1
+            p["batch"] = 0
+        return {k: s / max(count, 1) for k, s in sums.items()}
+
+    def _mdn_forward(self, win: dict[str, Tensor], state, rng: np.random.Generator):
+        """M's losses on one window ``{key: [B, L + 1, ...]}`` from ``state``."""
+        m = self.config.mdnrnn
+        mu, logvar = win["mu"].float(), win["logvar"].float()
+        eps = torch.as_tensor(rng.standard_normal(mu.shape, dtype=np.float32), device=self.device)
+        z = mu + torch.exp(logvar / 2) * eps
+        a = self._onehot(win["action"][:, :-1])
+        restart = win["is_first"][:, :-1].float()
+        out, state = self.mdn(z[:, :-1], a, restart, state)
+        valid = (~win["is_last"][:, :-1].bool()).float()  # [B, L]
+        n = valid.sum().clamp(min=1.0)
+        z_nll = (mdn_nll(out, z[:, 1:]).mean(-1) * valid).sum() / n
+        done_t = win["is_terminal"][:, 1:].float()
+        d = (done_loss(out.done_logit, done_t, m.done_factor) * valid).sum() / n
+        r = ((out.reward - win["reward"][:, 1:].float()) ** 2 * valid).sum() / n
+        loss = z_nll + d + m.reward_scale * r
+        return {"loss": loss, "z_nll": z_nll, "done": d, "reward": r}, state
+
+    # C
+    @torch.no_grad()
+    def dream(
+        self,
+        params: Tensor,
+        temperature: float,
+        generator: torch.Generator,
+        max_steps: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Roll ``len(params)`` controllers out inside M, all on one tensor, each from a
+        recorded episode's first frame (z sampled from its (mu, logvar)) with M's memory at
+        zero, as an episode starts (doomrnn.py's DoomCoverRNNEnv). Each step C acts on
+        [z, (c,) h], M consumes (z, action), predicts the reward and whether the episode ends,
+        and z is sampled at ``temperature``. A dream ends where M predicts the end, or at
+        ``max_steps`` like the real episode. Returns (returns ``[N]``, lengths ``[N]``)."""
+        c = self.config.controller
+        if len(self.initial_z) == 0:
+            raise UserError("no encoded first frames to dream from; fix: run the encode stage")
+        max_steps = c.max_steps if max_steps is None else max_steps
+        n = len(params)
+        pick = torch.randint(len(self.initial_z), (n,), generator=generator)
+        start = self.initial_z[pick].to(self.device)
+        eps = torch.randn(start[:, 0].shape, generator=generator).to(self.device)
+        z = start[:, 0] + torch.exp(start[:, 1] / 2) * eps
+        state = self.mdn.initial(n, self.device)
+        restart = torch.ones(n, device=self.device)
+        alive = torch.ones(n, dtype=torch.bool, device=self.device)
+        ret = torch.zeros(n, device=self.device)
+        length = torch.zeros(n, dtype=torch.long, device=self.device)
+        for _ in range(max_steps):
+            action = self.controller_actions(params, self._c_input(z, state))
+            out, state = self.mdn.step(z, self._onehot(action), restart, state)
+            ret += alive.float() * out.reward
+            length += alive.long()
+            p_done = torch.sigmoid(out.done_logit)
+            if c.done == "threshold":
+                ended = p_done > 0.5
+            else:
+                u = torch.rand(n, generator=generator).to(self.device)
+                ended = u < p_done
+            alive &= ~ended
+            if not bool(alive.any()):
+                break
+            z = sample_z(out, temperature, generator)
+            restart = torch.zeros(n, device=self.device)
+        return ret, length
+
+    def dream_fitness(
+        self, solutions: np.ndarray, rollouts: int, temperature: float, seed: int
+    ) -> np.ndarray:
+        """Mean dream return of each candidate ``[P, c_dim]`` over ``rollouts`` dreams."""
+        gen = torch.Generator().manual_seed(int(seed))
+        params = torch.as_tensor(solutions, dtype=torch.float32, device=self.device)
+        params = params.repeat_interleave(rollouts, 0)
+        ret, _ = self.dream(params, temperature, gen)
+        return ret.view(len(solutions), rollouts).mean(1).cpu().numpy().astype(np.float64)
+
+    def _evolve(self, context: Any) -> dict[str, float]:
+        """C by CMA-ES inside M (doomrnn/train.py): each generation every candidate's fitness is
+        its mean return over ``rollouts`` dreams; every ``eval_every`` generations the mean of
+        the search distribution is scored on ``eval_rollouts`` fresh dreams and the best scored
+        mean becomes C. Resumes from its last finished generation."""
+        c = self.config.controller
+        if "mdnrnn" not in self.done:
+            raise UserError("the controller stage needs a trained M; fix: run the mdnrnn stage")
+        p = self.progress.get("controller")
+        es = CMAES(self.c_dim, c.popsize, c.sigma0, seed=self.seed)
+        if p is None:
+            p = self.progress["controller"] = {
+                "es": es_to_arrays(es.state_dict()),
+                "best": -math.inf,
+                "best_params": None,
+            }
+        else:
+            es.load_state_dict(es_from_arrays(p["es"]))
+        saver = self._saver(context)
+        last: dict[str, float] = {}
+        while es.generation < c.generations:
+            if context.should_stop():
+                return {}
+            g = es.generation
+            solutions = es.ask()
+            fitness = self.dream_fitness(solutions, c.rollouts, c.temperature, seed=1_000_003 * g)
+            es.tell(solutions, fitness)
+            last = {
+                "fitness_mean": float(fitness.mean()),
+                "fitness_max": float(fitness.max()),
+                "sigma": float(es.sigma),
+            }
+            if c.eval_every and (g + 1) % c.eval_every == 0 or g + 1 == c.generations:
+                mean = np.asarray(es.mean)[None]
+                if c.eval_every:
+                    score = float(
+                        self.dream_fitness(mean, c.eval_rollouts, c.temperature, seed=-1 - g)[0]
+                    )
+                    cand = mean[0]
+                else:
+                    cand, score = es.best
+                last["dream_eval"] = score
+                if score > p["best"]:
+                    p["best"], p["best_params"] = score, np.asarray(cand).copy()
+            context.log({f"controller/{k}": v for k, v in last.items()})
+            p["es"] = es_to_arrays(es.state_dict())
+            saver()
+        if p["best_params"] is None:
+            p["best_params"], p["best"] = np.asarray(es.mean), -math.inf
+        self.controller = torch.as_tensor(p["best_params"], dtype=torch.float32).to(self.device)
+        return {**last, "dream_best": float(p["best"])}
+
+    # Report
+    @torch.no_grad()
+    def report(self, batch: dict[str, np.ndarray], context: int = 5) -> dict[str, np.ndarray]:
+        """Open loop on replay windows ``[B, T]``: V encodes ``context`` frames and M consumes
+        them with the recorded actions; then M alone predicts z under the recorded actions (at
+        ``controller.temperature``) and V decodes every z: ``image/real``, ``image/model``
+        (the decoded z: V's reconstruction over the context) and ``image/error``."""
+        frames = np.asarray(batch[self.key])
+        B, T = frames.shape[:2]
+        gen = torch.Generator().manual_seed(0)
+        x = frames_to_input(frames.reshape(B * T, *frames.shape[2:])).to(self.device)
+        mu, _ = self.vae.encode(x)
+        mu = mu.view(B, T, -1)
+        action = self._onehot(torch.as_tensor(np.asarray(batch["action"]), device=self.device))
+        first = torch.as_tensor(np.asarray(batch["is_first"]), device=self.device).float()
+        state = self.mdn.initial(B, self.device)
+        restart = torch.ones(B, device=self.device)
+        zs, z = [], mu[:, 0]
+        for t in range(T):
+            if t < context:
+                z = mu[:, t]
+            zs.append(z)
+            out, state = self.mdn.step(z, action[:, t], restart, state)
+            restart = first[:, t + 1] if t + 1 < T else restart
+            z = sample_z(out, self.config.controller.temperature, gen)
+        model = self.vae.decode(torch.stack(zs, 1).reshape(B * T, -1))
+        model = output_to_frames(model).cpu().numpy().reshape(frames.shape)
+        error = np.abs(frames.astype(np.int16) - model.astype(np.int16)).astype(np.uint8)
+        return {"image/real": frames, "image/model": model, "image/error": error}
+
+    # Persistence
+    def state_dict(self) -> dict:
+        return {
+            "vae": self.vae.state_dict(),
+            "mdn": self.mdn.state_dict(),
+            "vae_opt": self.vae_opt.state_dict(),
+            "mdn_opt": self.mdn_opt.state_dict(),
+            "controller": self.controller.cpu(),
+            "initial_z": self.initial_z,
+            "done": list(self.done),
+            "progress": self.progress,
+            "rng": self.rng.bit_generator.state,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        self.vae.load_state_dict(d["vae"])
+        self.mdn.load_state_dict(d["mdn"])
+        self.vae_opt.load_state_dict(d["vae_opt"])
+        self.mdn_opt.load_state_dict(d["mdn_opt"])
+        self.controller = torch.as_tensor(d["controller"]).float().to(self.device)
+        self.initial_z = torch.as_tensor(d["initial_z"]).float()
+        self.done = list(d["done"])
+        self.progress = dict(d["progress"])
+        self.rng.bit_generator.state = d["rng"]
+        self.seed = int(d["seed"])
+
+
+def es_to_arrays(state: dict[str, Any]) -> dict[str, Any]:
+    """A :class:`CMAES` state in the checkpoint's types: its pickled strategy as uint8."""
+    return {**state, "es": np.frombuffer(state["es"], np.uint8).copy()}
+
+
+def es_from_arrays(state: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`es_to_arrays`."""
+    return {**state, "es": np.asarray(state["es"], np.uint8).tobytes()}
+
+
+def load_series(path: Path) -> list[dict[str, np.ndarray]]:
+    """``encode/series.npz`` as one dict per stream."""
+    with np.load(path) as f:
+        streams: dict[int, dict[str, np.ndarray]] = {}
+        for name in f.files:
+            s, k = name.split("/", 1)
+            streams.setdefault(int(s), {})[k] = f[name]
+    return [streams[s] for s in sorted(streams)]
+
+
+def split_episodes(series: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The whole episodes of each stream (a stream's partial first or last episode included:
+    its transitions are real)."""
+    out = []
+    for s in series:
+        starts = np.flatnonzero(s["is_first"])
+        bounds = np.concatenate([[0], starts, [len(s["is_first"])]])
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b > a:
+                out.append({k: v[a:b] for k, v in s.items()})
+    return out
+
+
+def make_streams(
+    episodes: list[dict[str, np.ndarray]], batch_size: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Shuffle ``episodes``, lay them end to end and cut the result into ``batch_size`` equal
+    streams ``{key: [batch_size, L, ...]}`` (rnn_train.py's create_batches); a stream that
+    starts mid-episode is marked ``is_first`` there (M's memory starts at zero)."""
+    order = rng.permutation(len(episodes))
+    cat = {k: np.concatenate([episodes[i][k] for i in order]) for k in episodes[0]}
+    length = len(cat["mu"]) // batch_size
+    if length == 0:
+        raise UserError(
+            f"mdnrnn.batch_size {batch_size} exceeds the {len(cat['mu'])} frames collected; "
+            "fix: collect more episodes (data.episodes) or lower mdnrnn.batch_size"
+        )
+    out = {
+        k: v[: length * batch_size].reshape(batch_size, length, *v.shape[1:])
+        for k, v in cat.items()
+    }
+    out["is_first"] = out["is_first"].copy()
+    out["is_first"][:, 0] = True
+    return out

@@ -1,0 +1,239 @@
+"""World Models (Ha & Schmidhuber 2018): the staged pipeline, the dream and its checklist of bugs
+(alignment of rewards and ends, the autoreset transition, the cap, the temperature, the start
+of a dream), resume inside the CMA-ES stage, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.agents import build_config, get_agent_spec
+from worldmodels.checkpoint import load_checkpoint
+from worldmodels.cli import main
+from worldmodels.envs import make_env
+from worldmodels.errors import UserError
+
+ENV = "toy:image_target"
+
+
+def _agent(**overrides):
+    cfg, _ = build_config("worldmodels", ["debug"], overrides)
+    env = make_env(ENV, seed=0)
+    cls = get_agent_spec("worldmodels").load()[2]
+    cls.prepare(cfg, env)
+    torch.manual_seed(0)
+    return cls(cfg, env.obs_space, env.act_space, "cpu")
+
+
+def _train(run, *extra):
+    argv = ["train", "worldmodels", "--env", ENV, "--preset", "debug", "--run-dir", str(run),
+            "--no-progress", *extra]  # fmt: skip
+    return main(argv)
+
+
+def test_pipeline_runs_its_stages_and_writes_their_artefacts(tmp_path):
+    run = tmp_path / "r"
+    assert _train(run) == 0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    for key in ("vae/loss", "encode/frames", "mdnrnn/z_nll", "controller/fitness_mean"):
+        assert any(key in r for r in rows), key
+    assert (run / "encode" / "series.npz").exists()
+    assert any("eval/return_mean" in r for r in rows)
+
+
+def _set_done_bias(agent, bias: float, reward: float = 1.0) -> None:
+    """M's done logit and reward become constants (zero weights, the given biases)."""
+    head = agent.mdn.head
+    with torch.no_grad():
+        head.weight[-2:].zero_()
+        head.bias[-2] = bias
+        head.bias[-1] = reward
+
+
+def _start(agent, n: int = 3, logvar: float = 0.0) -> None:
+    z = agent.config.vae.z_dim
+    mu = torch.randn(n, z)
+    agent.initial_z = torch.stack([mu, torch.full((n, z), logvar)], 1)
+
+
+def test_dream_is_capped_like_the_real_episode_and_sums_the_predicted_rewards():
+    agent = _agent()
+    _start(agent)
+    _set_done_bias(agent, -50.0, reward=0.5)
+    params = torch.randn(4, agent.c_dim)
+    ret, length = agent.dream(params, 1.0, torch.Generator().manual_seed(0), max_steps=7)
+    assert length.tolist() == [7] * 4
+    torch.testing.assert_close(ret, torch.full((4,), 3.5))
+
+
+def test_dream_ends_on_the_step_m_predicts_the_end_and_counts_its_reward():
+    agent = _agent()
+    _start(agent)
+    _set_done_bias(agent, 50.0)
+    ret, length = agent.dream(torch.randn(4, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
+    # the reference pays +1 for the step on which the episode ends (TakeCover's living reward)
+    assert length.tolist() == [1] * 4 and ret.tolist() == [1.0] * 4
+
+
+def test_dream_is_deterministic_for_a_seed_and_respects_the_temperature():
+    agent = _agent(**{"controller.max_steps": 12})
+    _start(agent, n=1, logvar=-40.0)  # one start, sigma ~ 0
+    params = torch.randn(2, agent.c_dim)
+    z_seen: dict[tuple[float, int], list[torch.Tensor]] = {}
+    from worldmodels.agents.worldmodels import agent as mod
+
+    real_sample = mod.sample_z
+
+    for tau in (1e-6, 1.0):
+        for seed in (0, 1):
+            zs = []
+
+            def spy(out, temperature, generator, zs=zs, tau=tau):
+                assert temperature == tau
+                z = real_sample(out, temperature, generator)
+                zs.append(z)
+                return z
+
+            mod.sample_z = spy
+            try:
+                _set_done_bias(agent, -50.0)
+                agent.dream(params, tau, torch.Generator().manual_seed(seed))
+            finally:
+                mod.sample_z = real_sample
+            z_seen[(tau, seed)] = zs
+    pairs = list(zip(z_seen[(1e-6, 0)], z_seen[(1e-6, 1)]))
+    assert len(pairs) == 12  # a near-zero temperature leaves (almost) nothing to chance
+    assert all(torch.allclose(a, b, atol=1e-2) for a, b in pairs)
+    assert not torch.equal(z_seen[(1.0, 0)][-1], z_seen[(1.0, 1)][-1])
+    again = []
+    mod.sample_z = lambda out, t, g: again.append(real_sample(out, t, g)) or again[-1]
+    try:
+        agent.dream(params, 1.0, torch.Generator().manual_seed(0))
+    finally:
+        mod.sample_z = real_sample
+    assert all(torch.equal(a, b) for a, b in zip(again, z_seen[(1.0, 0)]))
+
+
+def test_dream_starts_from_recorded_first_frames_with_empty_memory():
+    agent = _agent(**{"controller.max_steps": 1})
+    z = agent.config.vae.z_dim
+    agent.initial_z = torch.stack([torch.full((1, z), 3.0), torch.full((1, z), -40.0)], 1)
+    seen = {}
+    real_step = agent.mdn.step
+
+    def spy(zt, a, restart, state):
+        seen.update(z=zt.clone(), restart=restart.clone(), h=state[0].clone(), c=state[1].clone())
+        return real_step(zt, a, restart, state)
+
+    agent.mdn.step = spy
+    agent.dream(torch.zeros(2, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(seen["z"], torch.full((2, z), 3.0), atol=1e-6, rtol=0)
+    assert seen["restart"].tolist() == [1.0, 1.0]
+    assert not seen["h"].any() and not seen["c"].any()
+
+
+def test_m_trains_on_aligned_targets_and_never_across_an_autoreset():
+    """Input step t is scored on z_{t+1}, the end flag of t+1 and the reward of t+1; the step
+    from an episode's last frame to the next episode's first is masked out."""
+    agent = _agent()
+    Z = agent.config.vae.z_dim
+    # one stream, two episodes: frames 0..3 (ends by termination at 3), then 4..6
+    T = 7
+    is_first = np.array([1, 0, 0, 0, 1, 0, 0], bool)
+    is_last = np.array([0, 0, 0, 1, 0, 0, 0], bool)
+    is_term = np.array([0, 0, 0, 1, 0, 0, 0], bool)
+    reward = np.arange(T, dtype=np.float32)
+    win = {
+        "mu": torch.zeros(1, T, Z),
+        "logvar": torch.full((1, T, Z), -40.0),
+        "action": torch.zeros(1, T, dtype=torch.long),
+        "reward": torch.as_tensor(reward)[None],
+        "is_first": torch.as_tensor(is_first)[None],
+        "is_last": torch.as_tensor(is_last)[None],
+        "is_terminal": torch.as_tensor(is_term)[None],
+    }
+    from worldmodels.agents.worldmodels import agent as mod
+
+    captured = {}
+    real_done = mod.done_loss
+
+    def spy(logit, target, factor):
+        captured["target"] = target.clone()
+        return real_done(logit, target, factor)
+
+    mod.done_loss = spy
+    try:
+        _set_done_bias(agent, 0.0, reward=0.0)
+        losses, _ = agent._mdn_forward(win, agent.mdn.initial(1), np.random.default_rng(0))
+    finally:
+        mod.done_loss = real_done
+    # done target of input t is the end flag of frame t + 1: only input 2 -> frame 3
+    assert captured["target"][0].tolist() == [0, 0, 1, 0, 0, 0]
+    # reward: zero prediction, targets r_{t+1} = 1..6, input 3 (last -> first) masked
+    expect = np.mean([r**2 for t, r in enumerate(reward[1:]) if t != 3])
+    assert float(losses["reward"].detach()) == pytest.approx(expect, rel=1e-5)
+
+
+def test_threshold_controller_reads_left_none_right_off_one_tanh_output():
+    agent = _agent(**{"controller.inputs": "zh", "controller.threshold_actions": (0, 2, 1)})
+    # toy:image_target has 4 actions: threshold needs 3, so prepare refuses it
+    cfg, _ = build_config("worldmodels", ["debug"], {"controller.discrete": "threshold"})
+    with pytest.raises(UserError, match="argmax"):
+        get_agent_spec("worldmodels").load()[2].prepare(cfg, make_env(ENV, seed=0))
+    agent.threshold, agent.c_out = True, 1
+    x = torch.zeros(3, agent.c_in)
+    x[:, 0] = torch.tensor([-1.0, 0.0, 1.0])
+    w = torch.zeros(3, agent.c_in)
+    w[:, 0] = 1.0  # tanh(-1) < -1/3 -> left; tanh(0) -> none; tanh(1) > 1/3 -> right
+    # as doom:take_cover's (none, right, left): none 0, left 2, right 1
+    assert agent.controller_actions(w, x).tolist() == [2, 0, 1]
+
+
+def test_a_run_stopped_in_the_cma_es_stage_resumes_at_its_generation(tmp_path, monkeypatch):
+    from worldmodels.planners import cmaes
+
+    gens = ["--set", "controller.generations=4", "--set", "controller.eval_every=0"]
+    assert _train(tmp_path / "whole", *gens) == 0
+    whole, _ = load_checkpoint(tmp_path / "whole" / "checkpoints")
+
+    real_tell = cmaes.CMAES.tell
+
+    def tell_then_stop(self, solutions, fitness):
+        real_tell(self, solutions, fitness)
+        if self.generation == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cmaes.CMAES, "tell", tell_then_stop)
+    run = tmp_path / "cut"
+    assert _train(run, *gens) == 130
+    monkeypatch.setattr(cmaes.CMAES, "tell", real_tell)
+    state, _ = load_checkpoint(run / "checkpoints")
+    assert state["agent"]["progress"]["controller"]["es"]["generation"] == 2
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    cut, _ = load_checkpoint(run / "checkpoints")
+    torch.testing.assert_close(cut["agent"]["controller"], whole["agent"]["controller"])
+
+
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys):
+    rc = main(["train", "worldmodels", "--env", "toy:target", "--obs", "vector", "--preset",
+               "debug", "--run-dir", str(tmp_path / "v"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "pixels" in err[-1] and "fix:" in err[-1]
+    agent = _agent()
+
+    class Context:
+        run_dir = tmp_path / "empty"
+
+        @staticmethod
+        def should_stop():
+            return False
+
+    with pytest.raises(UserError, match="encode stage first"):
+        agent._fit_mdnrnn(Context())
+    with pytest.raises(UserError, match="mdnrnn stage"):
+        agent._evolve(Context())
