@@ -172,12 +172,12 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "cpu",
             {
-                "data.episodes": 600,
-                "vae.epochs": 3,
+                "data.episodes": 500,
+                "vae.epochs": 1,
                 "mdnrnn.hidden": 256,
                 "mdnrnn.seq_len": 100,
                 "mdnrnn.batch_size": 50,
-                "mdnrnn.epochs": 40,
+                "mdnrnn.epochs": 60,
                 "controller.popsize": 32,
                 "controller.rollouts": 8,
                 "controller.generations": 60,
@@ -185,7 +185,7 @@ PRESETS: dict[str, Preset] = {
                 "controller.eval_rollouts": 64,
             },
             "worldmodels: the TakeCover pipeline at a size a 2-core CPU trains in about an "
-            "hour (600 rollouts, 3 VAE epochs, LSTM 256, CMA-ES 32 x 8 for 60 generations)",
+            "hour (500 rollouts, one VAE epoch, LSTM 256, CMA-ES 32 x 8 for 60 generations)",
             "cpu",
         ),
         Preset(
