@@ -1,8 +1,8 @@
 """``worldmodels play-dream``: the key map, the session's step logic (human and agent, the
-horizon counter, reset, the real env in step with the dream) without a browser; the server's
-HTTP answers; the page in headless Chromium driven by key presses (frames change, the
-human / agent and real-env toggles, reset, zero console errors); bad input is one line and exit
-code 2."""
+horizon counter, reset, the real env in step with the dream) without a browser, for Dreamer and
+for World Models (V's decoding of M's samples, C in agent mode); the server's HTTP answers; the
+page in headless Chromium driven by key presses (frames change, the human / agent and real-env
+toggles, reset, zero console errors); bad input is one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -12,15 +12,21 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from worldmodels.agents import build_config, get_agent_spec
 from worldmodels.cli import main
+from worldmodels.core import Playable
 from worldmodels.envs import make_env
 from worldmodels.envs.base import ActionSpace
 from worldmodels.envs.crafter_env import ACTIONS as CRAFTER
+from worldmodels.errors import UserError
+from worldmodels.models.mdnrnn import sample_z
+from worldmodels.models.vae import frames_to_input, output_to_frames
 from worldmodels.train.run import load_agent, new_run, run_env
 from worldmodels.viz.play_dream import (
     DreamServer,
@@ -219,6 +225,57 @@ def test_every_dreamer_version_and_continuous_actions(agent, env):
     assert s.message()["action"].startswith("[" if not e.act_space.discrete else "")
 
 
+def _worldmodels_session():
+    cfg, _ = build_config("worldmodels", ["debug"], {})
+    env = make_env("toy:image_target", seed=0)
+    cls = get_agent_spec("worldmodels").load()[2]
+    cls.prepare(cfg, env)
+    torch.manual_seed(0)
+    agent = cls(cfg, env.obs_space, env.act_space, "cpu")
+    agent.controller = torch.randn(agent.c_dim)  # an evolved C, as far as the session can tell
+    return DreamSession(agent, env), agent
+
+
+@torch.no_grad()
+def test_world_models_dream_is_v_decoding_m_samples():
+    s, agent = _worldmodels_session()
+    assert isinstance(agent, Playable) and s.model is agent
+    temperature = agent.config.controller.temperature
+    gen = torch.Generator().manual_seed(agent.seed)  # the agent's stream of dream noise
+    z = agent.vae.encode(frames_to_input(s.real[None]))[0]  # the dream starts at V's mean
+    torch.testing.assert_close(s.latent["z"], z)
+    state, restart = agent.mdn.initial(1), torch.ones(1)
+    for key, action in (("Digit3", 2), ("ArrowLeft", 0), (None, 0)):
+        if key:
+            s.press(key)
+            s.release(key)
+        s.step()
+        assert s.last_action == action and s.last_by == "human"
+        out, state = agent.mdn.step(z, agent._onehot(torch.tensor([action])), restart, state)
+        z, restart = sample_z(out, temperature, gen), torch.zeros(1)
+        torch.testing.assert_close(s.latent["z"], z)
+        assert s.reward == pytest.approx(float(out.reward[0]), abs=1e-6)
+        assert s.cont == pytest.approx(1 - float(torch.sigmoid(out.done_logit[0])), abs=1e-6)
+    frame = output_to_frames(agent.vae.decode(z))[0].numpy()
+    assert s.dream.dtype == np.uint8 and s.dream.shape == (64, 64, 3)
+    np.testing.assert_array_equal(s.dream, frame)
+    s.mode = "agent"  # C acts on [z, h]: M's memory before it consumes z
+    c_in = agent._c_input(z, state)
+    expected = int(agent.controller_actions(agent.controller[None], c_in)[0])
+    assert s.agent_action() == expected
+    s.step()
+    assert (s.last_action, s.last_by, s.horizon, s.real_steps) == (expected, "agent", 4, 4)
+    assert s.message()["dream"].startswith("data:image/png")
+    s.reset()
+    assert s.horizon == 0 and s.reward == 0.0 and s.cont == 1.0
+
+
+def test_agents_without_a_playable_model_are_refused():
+    env = make_env("toy:image_target", seed=0)
+    with pytest.raises(UserError, match="decodes no images.*Dreamer V1/V2/V3"):
+        DreamSession(SimpleNamespace(name="stub"), env)
+
+
 # The server and the page
 
 
@@ -335,6 +392,8 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     _one_line(capsys, ["play-dream", str(tdmpc2)], "no image decoder", "Dreamer V1/V2/V3")
     fresh = new_run("dreamerv3", "toy:image_target", presets=["debug"], run_dir=tmp_path / "p")
     _one_line(capsys, ["play-dream", str(fresh.run_dir)], "no checkpoint")
+    wm = new_run("worldmodels", "toy:image_target", presets=["debug"], run_dir=tmp_path / "w")
+    _one_line(capsys, ["play-dream", str(wm.run_dir)], "no checkpoint")  # playable, not trained
     _one_line(capsys, ["play-dream", str(fresh.run_dir), "--fps", "0"], "--fps")
 
 
@@ -355,3 +414,26 @@ def test_hello_names_the_run(server):
     assert hello["type"] == "hello" and hello["agent"] == "dreamerv3"
     assert hello["env"] == "toy:image_target" and hello["size"] == [64, 64]
     assert first["type"] == "frame" and first["horizon"] == 0
+
+
+def test_a_world_models_run_is_served(tmp_path):
+    from websockets.sync.client import connect
+
+    run = tmp_path / "wm"
+    argv = ["train", "worldmodels", "--env", "toy:image_target", "--preset", "debug",
+            "--run-dir", str(run), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    srv = DreamServer(run, port=0, fps=60.0, device="cpu").start()
+    try:
+        with connect(srv.url.replace("http", "ws") + "ws", open_timeout=30) as ws:
+            hello = json.loads(ws.recv(timeout=30))
+            assert json.loads(ws.recv(timeout=30))["horizon"] == 0
+            ws.send(json.dumps({"type": "mode", "mode": "agent"}))
+            for _ in range(200):  # the clock's frames from before the switch come first
+                frame = json.loads(ws.recv(timeout=30))
+                if frame["by"] == "agent":
+                    break
+    finally:
+        srv.stop()
+    assert hello["agent"] == "worldmodels" and hello["size"] == [64, 64]
+    assert frame["by"] == "agent" and frame["dream"].startswith("data:image/png")

@@ -140,6 +140,29 @@ class Imaginer(Protocol):
         minute, longer than a stop signal leaves to save)."""
 
 
+@runtime_checkable
+class Playable(Protocol):
+    """Optional: agents whose model a person can play as a game (``worldmodels play-dream``).
+    A *latent* is whatever the agent's model carries from one imagined step to the next, for
+    one env; the caller only passes it back. The methods compute no gradients."""
+
+    def dream_start(self, obs: dict[str, np.ndarray]) -> Any:
+        """The latent of a dream that starts at one env's first observation ``{key: [...]}``
+        (unbatched, as ``Env.reset`` returns it)."""
+
+    def dream_step(self, latent: Any, action: Any) -> Any:
+        """The latent one imagined step later under ``action`` (env format: an ``int`` index or
+        a float32 ``[A]`` vector); the model alone, no observation."""
+
+    def dream_view(self, latent: Any) -> tuple[np.ndarray, float, float]:
+        """What a latent shows: the model's image of it (uint8 ``[H, W, C]``), and the reward
+        and the probability that the episode goes on that the model predicts with it."""
+
+    def dream_action(self, latent: Any) -> Any:
+        """The agent's own greedy action on a latent, in env format (as ``act(mode="eval")``
+        would choose inside the model)."""
+
+
 class EvalInterrupted(Exception):
     """An evaluation, or an imagined return inside it, stopped part-way because its
     ``should_stop`` said so (a stop signal arrived)."""

@@ -1,9 +1,10 @@
-"""``worldmodels play-dream RUN``: drive a Dreamer run's learned world model with the keyboard.
+"""``worldmodels play-dream RUN``: drive a run's learned world model with the keyboard.
 
 A page served on 127.0.0.1 shows the frames the world model decodes while a person, or the
-run's greedy actor, chooses the actions: each frame is one imagined step (``rssm.img_step``)
-from the posterior of a real first observation, decoded by the image decoder. The run's real
-env can be stepped with the same actions and shown beside the dream.
+run's greedy agent, chooses the actions: each frame is one imagined step from the latent of a
+real first observation, decoded to an image (Dreamer: ``rssm.img_step`` from the posterior,
+the image decoder; World Models: M samples the next z, V decodes it). The run's real env can
+be stepped with the same actions and shown beside the dream.
 
 The model runs here, in the Python server. One asyncio server of the ``websockets`` package
 serves, on one port, the page (``GET /``: inline HTML, CSS and script, nothing else to load)
@@ -13,9 +14,11 @@ a JSON message per frame with the frames as PNG ``data:`` URIs. Each connection 
 ``1 / fps`` seconds while it is not paused.
 
 :class:`DreamSession` and :class:`KeyMap` hold the logic without a browser or a server;
-:class:`DreamServer` serves them. Only Dreamer V1/V2/V3 runs on image observations can be
-played: the session reads the agent's world model (``wm``: encoder, RSSM, image decoder,
-reward and continue heads) and actor directly, as imagination does in training.
+:class:`DreamServer` serves them. The session drives an agent through
+:class:`~worldmodels.core.Playable` (World Models implements it); for a Dreamer V1/V2/V3 agent,
+which does not, :class:`RSSMPlay` reads its world model (``wm``: encoder, RSSM, image
+decoder, reward and continue heads) and actor directly, as imagination does in training. Runs
+on image observations only.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core import Playable
 from ..errors import MissingExtraError, UserError
 
 FPS = 15.0
@@ -49,8 +53,9 @@ FPS = 15.0
 PORT = 8765
 """Default ``--port``."""
 PLAYABLE = (
-    "worldmodels play-dream plays Dreamer V1/V2/V3 runs on image observations (their world "
-    "model decodes images), e.g. worldmodels train dreamerv3 --env gym:CartPole-v1 --obs pixels"
+    "worldmodels play-dream plays Dreamer V1/V2/V3 and World Models runs on image observations "
+    "(their world model decodes images), e.g. worldmodels train dreamerv3 --env "
+    "gym:CartPole-v1 --obs pixels"
 )
 SEED_OFFSET = 20_000
 """The real env of session ``i`` is seeded ``run seed + SEED_OFFSET + i`` (apart from the seeds
@@ -216,27 +221,102 @@ def data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(displayable(image))).decode()
 
 
+# The model
+
+
+class RSSMPlay:
+    """:class:`~worldmodels.core.Playable` over a Dreamer agent's RSSM world model and actor.
+
+    The latent is ``{"deter", "stoch"}``: the posterior of the first observation, then one
+    ``img_step`` (the prior) per action; the view is the image decoder's frame and the reward
+    and continue heads' predictions; the action is the actor's mode."""
+
+    def __init__(self, agent: Any, discrete: bool, n: int):
+        self.agent, self.discrete, self.n = agent, discrete, n
+        wm = getattr(agent, "wm", None)
+        if wm is None or not getattr(wm, "image_keys", None):
+            raise UserError(f"the {agent.name} agent's world model decodes no images; {PLAYABLE}")
+        self.image_keys = list(wm.image_keys)
+
+    def _tensor_action(self, action: Any) -> torch.Tensor:
+        device = self.agent.device
+        if self.discrete:
+            out = torch.zeros(1, self.n, device=device)
+            out[0, int(action)] = 1.0
+            return out
+        return torch.as_tensor(np.asarray(action, np.float32), device=device).reshape(1, -1)
+
+    @torch.no_grad()
+    def dream_start(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        agent = self.agent
+        with agent.precision():
+            state = agent.wm.rssm.initial(1, agent.device)
+            embed = agent.wm.encode(
+                {
+                    k: torch.tensor(np.asarray(obs[k])[None], device=agent.device)
+                    for k in agent.obs_space
+                }
+            )
+            first = torch.ones(1, dtype=torch.bool, device=agent.device)
+            zero = torch.zeros(1, agent.act_dim, device=agent.device)
+            post = agent.wm.rssm.obs_step(state, zero, embed, first)
+        return {"deter": post["deter"], "stoch": post["stoch"]}
+
+    @torch.no_grad()
+    def dream_step(self, latent: dict[str, torch.Tensor], action: Any) -> dict[str, torch.Tensor]:
+        with self.agent.precision():
+            nxt = self.agent.wm.rssm.img_step(latent, self._tensor_action(action))
+        return {"deter": nxt["deter"], "stoch": nxt["stoch"]}
+
+    @torch.no_grad()
+    def dream_view(self, latent: dict[str, torch.Tensor]) -> tuple[np.ndarray, float, float]:
+        wm = self.agent.wm
+        with self.agent.precision():
+            feat = wm.rssm.feat(latent)
+            image = (wm.img_dec(feat).float() + 0.5).clamp(0, 1)  # [-0.5, 0.5] -> [0, 1]
+            dream = (image[0] * 255).round().to(torch.uint8).cpu().numpy()
+            reward = float(wm.reward(feat).pred().float()[0])
+            cont = float(wm.cont(feat).pred().float()[0])
+        return dream, reward, cont
+
+    @torch.no_grad()
+    def dream_action(self, latent: dict[str, torch.Tensor]) -> Any:
+        agent = self.agent
+        with agent.precision():
+            action = agent.actor(agent.wm.rssm.feat(latent)).mode()
+        if self.discrete:
+            return int(action[0].argmax())
+        return action[0].float().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
+
+
 # The session
 
 
 class DreamSession:
-    """One person's dream: the world model's latent state, stepped by keys or by the actor, and
+    """One person's dream: the world model's latent state, stepped by keys or by the agent, and
     the real env stepped with the same actions.
 
-    ``mode`` is ``human`` (the keys held choose, :class:`KeyMap`) or ``agent`` (the actor's
-    greedy action on the model's own latent, as in imagination). ``reset`` starts a real
-    episode and the dream from the posterior of its first observation; ``horizon`` counts the
-    imagined steps since. The real env is stepped with every action (shown or not) until its
-    episode ends; the dream goes on. ``frame`` counts the states shown since the session began.
+    ``agent`` implements :class:`~worldmodels.core.Playable`, or is a Dreamer agent
+    (:class:`RSSMPlay` plays it); anything else: ``UserError``. ``mode`` is ``human`` (the keys
+    held choose, :class:`KeyMap`) or ``agent`` (the agent's greedy action on the model's own
+    latent, as in imagination). ``reset`` starts a real episode and the dream from the latent
+    of its first observation; ``horizon`` counts the imagined steps since. The real env is
+    stepped with every action (shown or not) until its episode ends; the dream goes on.
+    ``frame`` counts the states shown since the session began.
     """
 
     def __init__(self, agent: Any, env: Any, keymap: KeyMap | None = None):
         self.agent, self.env = agent, env
         self.keymap = keymap or make_keymap(env.act_space, env.action_names)
-        wm = agent.wm
-        if not wm.image_keys:
-            raise UserError(f"the {agent.name} agent's world model decodes no images; {PLAYABLE}")
-        self.image_keys = list(wm.image_keys)
+        self.model: Any
+        if isinstance(agent, Playable):
+            self.model = agent
+            self.image_keys = [k for k, s in env.obs_space.items() if len(s.shape) == 3]
+            if not self.image_keys:
+                raise UserError(f"the env has no image observation to start from; {PLAYABLE}")
+        else:
+            self.model = RSSMPlay(agent, self.keymap.discrete, self.keymap.n)
+            self.image_keys = self.model.image_keys
         self.mode = "human"
         self.show_real = False
         self.paused = False
@@ -274,64 +354,33 @@ class DreamSession:
     def _obs_image(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([np.asarray(obs[k]) for k in self.image_keys], -1)
 
-    def _tensor_action(self, action: Any) -> torch.Tensor:
-        device = self.agent.device
-        if self.keymap.discrete:
-            out = torch.zeros(1, self.keymap.n, device=device)
-            out[0, int(action)] = 1.0
-            return out
-        return torch.as_tensor(np.asarray(action, np.float32), device=device).reshape(1, -1)
-
-    @torch.no_grad()
     def _show(self) -> None:
-        """Decode the latent: the dream image, the predicted reward and continue probability."""
-        wm = self.agent.wm
-        feat = wm.rssm.feat(self.latent)
-        image = (wm.img_dec(feat).float() + 0.5).clamp(0, 1)  # [-0.5, 0.5] -> [0, 1]
-        self.dream = (image[0] * 255).round().to(torch.uint8).cpu().numpy()
-        self.reward = float(wm.reward(feat).pred().float()[0])
-        self.cont = float(wm.cont(feat).pred().float()[0])
+        """The latent's view: the dream image, the predicted reward and continue probability."""
+        self.dream, self.reward, self.cont = self.model.dream_view(self.latent)
         self.frame += 1
         self._uris.clear()
 
     @torch.no_grad()
     def reset(self) -> None:
-        """A fresh real episode; the dream restarts from the posterior of its first step."""
+        """A fresh real episode; the dream restarts from the latent of its first step."""
         start = time.perf_counter()
-        agent = self.agent
         obs = self.env.reset()
         self.real = self._obs_image(obs)
         self.real_return, self.real_reward, self.real_steps = 0.0, 0.0, 0
         self.real_done = False
-        with agent.precision():
-            state = agent.wm.rssm.initial(1, agent.device)
-            embed = agent.wm.encode(
-                {
-                    k: torch.tensor(np.asarray(obs[k])[None], device=agent.device)
-                    for k in agent.obs_space
-                }
-            )
-            first = torch.ones(1, dtype=torch.bool, device=agent.device)
-            zero = torch.zeros(1, self.agent.act_dim, device=agent.device)
-            post = agent.wm.rssm.obs_step(state, zero, embed, first)
-            self.latent = {"deter": post["deter"], "stoch": post["stoch"]}
-            self._show()
+        self.latent = self.model.dream_start(obs)
+        self._show()
         self.horizon = 0
         self.last_by = None
         self.step_ms = 1000 * (time.perf_counter() - start)
 
     @torch.no_grad()
     def agent_action(self) -> Any:
-        """The actor's greedy action on the model's latent state."""
-        agent = self.agent
-        with agent.precision():
-            action = agent.actor(agent.wm.rssm.feat(self.latent)).mode()
-        if self.keymap.discrete:
-            return int(action[0].argmax())
-        return action[0].float().clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
+        """The agent's greedy action on the model's latent state."""
+        return self.model.dream_action(self.latent)
 
     def choose(self) -> Any:
-        """The next action: the actor's in agent mode, else the keys'; the taps are consumed."""
+        """The next action: the agent's in agent mode, else the keys'; the taps are consumed."""
         keys = self.keys()
         self._tapped.clear()
         if self.mode == "agent":
@@ -346,11 +395,8 @@ class DreamSession:
         by = self.mode if action is None else "given"
         if action is None:
             action = self.choose()
-        agent = self.agent
-        with agent.precision():
-            nxt = agent.wm.rssm.img_step(self.latent, self._tensor_action(action))
-            self.latent = {"deter": nxt["deter"], "stoch": nxt["stoch"]}
-            self._show()
+        self.latent = self.model.dream_step(self.latent, action)
+        self._show()
         self.horizon += 1
         self.last_action, self.last_by = action, by
         if not self.real_done:
@@ -454,15 +500,16 @@ def time_frames(session: DreamSession, frames: int = 100) -> dict[str, float]:
 
 
 def check_playable(run_dir: str | Path) -> Any:
-    """The RunInfo of a run that can be played; bad input (not a run, not a Dreamer run on
-    images, no checkpoint): ``UserError``."""
+    """The RunInfo of a run that can be played; bad input (not a run, not a run of a Dreamer or
+    :class:`~worldmodels.core.Playable` agent on images, no checkpoint): ``UserError``."""
     from ..agents import get_agent_spec
     from ..train.run import load_run, run_env
 
     run_dir = Path(run_dir)
     info = load_run(run_dir)
-    family = get_agent_spec(info.agent).family
-    if family != "dreamer":
+    spec = get_agent_spec(info.agent)
+    family = spec.family
+    if family != "dreamer" and not issubclass(spec.load()[2], Playable):
         why = {
             "planet": "PlaNet plans with CEM and has no actor to drive the dream",
             "tdmpc2": "TD-MPC2's model predicts latents, it has no image decoder",

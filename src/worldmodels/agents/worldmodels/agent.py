@@ -573,6 +573,56 @@ class WorldModelsAgent(AgentBase):
         self.rng.bit_generator.state = d["rng"]
         self.seed = int(d["seed"])
 
+    # Play
+    def _play_generator(self) -> torch.Generator:
+        """The random numbers of played dreams (``worldmodels play-dream``), seeded by the
+        agent's seed when first asked for; one stream over every dream of this agent."""
+        gen = getattr(self, "_play_gen", None)
+        if gen is None:
+            gen = torch.Generator(device=self.device).manual_seed(self.seed)
+            self._play_gen = gen
+        return gen
+
+    @torch.no_grad()
+    def dream_start(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        """A dream from one env's first observation (DoomCoverRNNEnv): z is V's mean of the
+        frame, M's memory is zero and its first input is marked ``restart``."""
+        mu, _ = self.vae.encode(frames_to_input(np.asarray(obs[self.key])[None]).to(self.device))
+        h, c = self.mdn.initial(1, self.device)
+        zero = torch.zeros(1, device=self.device)
+        restart = torch.ones(1, device=self.device)
+        return {"z": mu, "h": h, "c": c, "restart": restart, "done": zero, "reward": zero}
+
+    @torch.no_grad()
+    def dream_step(self, latent: dict[str, Tensor], action: Any) -> dict[str, Tensor]:
+        """M consumes (z, action, restart), predicts the step's reward and end, and the next z
+        is sampled at ``controller.temperature``."""
+        a = torch.as_tensor(np.asarray(action), device=self.device)[None]
+        out, (h, c) = self.mdn.step(
+            latent["z"], self._onehot(a), latent["restart"], (latent["h"], latent["c"])
+        )
+        z = sample_z(out, self.config.controller.temperature, self._play_generator())
+        done = torch.sigmoid(out.done_logit)
+        restart = torch.zeros(1, device=self.device)
+        return {"z": z, "h": h, "c": c, "restart": restart, "done": done, "reward": out.reward}
+
+    @torch.no_grad()
+    def dream_view(self, latent: dict[str, Tensor]) -> tuple[np.ndarray, float, float]:
+        """V's decoding of z, M's predicted reward of the step that reached it (0 at the start)
+        and one minus M's probability that the episode ended there (below 0.5 where the done
+        logit is above 0: where the reference's dream ends)."""
+        frame = output_to_frames(self.vae.decode(latent["z"]))[0].cpu().numpy()
+        return frame, float(latent["reward"][0]), 1.0 - float(latent["done"][0])
+
+    @torch.no_grad()
+    def dream_action(self, latent: dict[str, Tensor]) -> Any:
+        """C's action on [z, (c,) h], as in :meth:`dream`."""
+        x = self._c_input(latent["z"], (latent["h"], latent["c"]))
+        action = self.controller_actions(self.controller[None], x)[0]
+        if self.discrete:
+            return int(action)
+        return action.float().cpu().numpy().astype(np.float32)
+
 
 def es_to_arrays(state: dict[str, Any]) -> dict[str, Any]:
     """A :class:`CMAES` state in the checkpoint's types: its pickled strategy as uint8."""
