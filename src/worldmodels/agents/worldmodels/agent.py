@@ -427,9 +427,10 @@ class WorldModelsAgent(AgentBase):
             raise UserError("no encoded first frames to dream from; fix: run the encode stage")
         max_steps = c.max_steps if max_steps is None else max_steps
         n = len(params)
-        pick = torch.randint(len(self.initial_z), (n,), generator=generator)
-        start = self.initial_z[pick].to(self.device)
-        eps = torch.randn(start[:, 0].shape, generator=generator).to(self.device)
+        dev = generator.device
+        pick = torch.randint(len(self.initial_z), (n,), generator=generator, device=dev)
+        start = self.initial_z.to(dev)[pick].to(self.device)
+        eps = torch.randn(start[:, 0].shape, generator=generator, device=dev).to(self.device)
         z = start[:, 0] + torch.exp(start[:, 1] / 2) * eps
         state = self.mdn.initial(n, self.device)
         restart = torch.ones(n, device=self.device)
@@ -445,7 +446,7 @@ class WorldModelsAgent(AgentBase):
             if c.done == "threshold":
                 ended = p_done > 0.5
             else:
-                u = torch.rand(n, generator=generator).to(self.device)
+                u = torch.rand(n, generator=generator, device=dev).to(self.device)
                 ended = u < p_done
             alive &= ~ended
             if not bool(alive.any()):
@@ -458,7 +459,7 @@ class WorldModelsAgent(AgentBase):
         self, solutions: np.ndarray, rollouts: int, temperature: float, seed: int
     ) -> np.ndarray:
         """Mean dream return of each candidate ``[P, c_dim]`` over ``rollouts`` dreams."""
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
         params = torch.as_tensor(solutions, dtype=torch.float32, device=self.device)
         params = params.repeat_interleave(rollouts, 0)
         ret, _ = self.dream(params, temperature, gen)
@@ -525,7 +526,7 @@ class WorldModelsAgent(AgentBase):
         (the decoded z: V's reconstruction over the context) and ``image/error``."""
         frames = np.asarray(batch[self.key])
         B, T = frames.shape[:2]
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator(device=self.device).manual_seed(0)
         x = frames_to_input(frames.reshape(B * T, *frames.shape[2:])).to(self.device)
         mu, _ = self.vae.encode(x)
         mu = mu.view(B, T, -1)
