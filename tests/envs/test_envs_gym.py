@@ -1,11 +1,14 @@
 """Gymnasium wrapper: shapes, dtypes, action scaling, truncation vs termination, seeding."""
 
+import importlib.util
+
 import gymnasium
 import numpy as np
 import pytest
 
 from worldmodels.envs import ActionSpace, Spec, make_env
 from worldmodels.envs.gym_env import GymEnv
+from worldmodels.envs.image import resize
 from worldmodels.errors import UserError
 
 FLAGS = ("is_first", "is_last", "is_terminal")
@@ -217,3 +220,28 @@ def test_action_repeat_on_suites_without_it():
     make_env("toy:target", action_repeat=1)  # 1 is no repeat: fine anywhere
     with pytest.raises(UserError, match="run.action_repeat"):
         make_env("toy:target", action_repeat=2)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("Box2D") is None,
+    reason="Box2D not installed: pip install 'worldmodels[box2d]'",
+)
+def test_car_racing_pixels_are_its_own_frame_without_the_dashboard():
+    """CarRacing's image is its 96x96 observation, rows 0:84 kept (the dashboard is the bottom
+    12), resized to 64x64 (World Models' carracing/env.py); no 600x400 render per step."""
+    env = make_env("gym:CarRacing-v3", obs="pixels", seed=4)
+    plain = gymnasium.make("CarRacing-v3")
+    assert env.obs_space == {"image": Spec((64, 64, 3), np.uint8)}
+    assert env.act_space == ActionSpace(discrete=False, n=3) and env.episode_length == 1000
+    raw, _ = plain.reset(seed=4)
+    first = env.reset()
+    check_step(first, env.obs_space)
+    np.testing.assert_array_equal(first["image"], resize(raw[:84], (64, 64)))
+    for _ in range(3):
+        step = env.step(np.array([0.5, 0.0, -1.0], np.float32))  # steer 0.5, gas 0.5, brake 0
+        raw, reward, *_ = plain.step(np.array([0.5, 0.5, 0.0], np.float32))
+        np.testing.assert_array_equal(step["image"], resize(raw[:84], (64, 64)))
+        assert step["reward"] == pytest.approx(reward, rel=1e-5)
+    assert env.render().shape == (96, 96, 3)
+    env.close()
+    plain.close()

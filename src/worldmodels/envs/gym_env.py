@@ -19,6 +19,11 @@ from worldmodels.envs.image import resize
 from worldmodels.envs.registry import check_action_repeat
 from worldmodels.errors import UserError
 
+OWN_FRAME_ROWS: dict[str, tuple[int, int]] = {"CarRacing": (0, 84)}
+"""Gymnasium envs (ids without the version) whose ``obs='pixels'`` image is their own image
+observation rather than ``render()``, and the rows of it kept: CarRacing observes a 96x96 frame
+whose bottom 12 rows are the dashboard, cut off as World Models' carracing/env.py does."""
+
 
 def headless_video() -> None:
     """Let pygame-based renderers run without a display (no-op if the user set a driver)."""
@@ -31,7 +36,9 @@ class GymEnv(Env):
     ``obs='vector'``: Box observations flattened to float32 ``'vector'``; Discrete ones as a
     one-hot; Dict/Tuple/MultiDiscrete/MultiBinary flattened with ``gymnasium.spaces.flatten``.
     ``obs='pixels'``: ``'image'`` is ``env.render()`` resized to ``size`` (``(H, W)``), so the
-    gymnasium env must have been created with ``render_mode='rgb_array'``.
+    gymnasium env must have been created with ``render_mode='rgb_array'``; envs listed in
+    :data:`OWN_FRAME_ROWS` (CarRacing) give their own image observation instead, cropped to the
+    listed rows and resized (``render()`` then returns that observation uncropped).
 
     Actions: Discrete -> int64 indices; Box -> float vectors in ``[-1, 1]`` rescaled to the
     space's bounds (unbounded dimensions are passed through after clipping to ``[-1, 1]``).
@@ -65,6 +72,8 @@ class GymEnv(Env):
         self._frame: np.ndarray | None = None
         self.name = name or (env.spec.id if getattr(env, "spec", None) else type(env).__name__)
         spec = getattr(env, "spec", None)
+        base = str(getattr(spec, "id", "") or "").split("-v")[0]
+        self._rows = OWN_FRAME_ROWS.get(base) if obs == "pixels" else None
         limit = getattr(spec, "max_episode_steps", None)
         self.episode_length = None if limit is None else -(-int(limit) // self._repeat)
         spaces = gymnasium.spaces
@@ -143,6 +152,9 @@ class GymEnv(Env):
         return a.reshape(space.shape).astype(space.dtype)
 
     def _observe(self, raw: Any) -> dict[str, np.ndarray]:
+        if self._rows is not None:
+            self._frame = np.asarray(raw)
+            return {"image": resize(self._frame[self._rows[0] : self._rows[1]], self._size)}
         if self._obs_mode == "pixels":
             frame = self._env.render()
             if frame is None:

@@ -1,15 +1,17 @@
 """World Models (Ha & Schmidhuber 2018): V (a convolutional VAE) compresses each frame to z, M (an
 MDN-RNN) predicts the next z, the reward and the episode's end, and C (a linear controller on
-[z, h]) is evolved by CMA-ES on returns of rollouts run entirely inside M.
+[z, h]) is evolved by CMA-ES on returns of rollouts run entirely inside M (``controller.mode``
+``dream``, the paper's Doom experiment) or of real episodes (``real``, its CarRacing one).
 
 The run is a pipeline of declared stages (``Traits.stages``), each resumable: ``data`` collects
 random rollouts, ``vae`` fits V on their frames, ``encode`` writes every frame's (mu, logvar)
-to ``encode/series.npz``, ``mdnrnn`` fits M on those sequences, ``controller`` evolves C in the
-dream; the staged mode then evaluates C in the real env.
+to ``encode/series.npz``, ``mdnrnn`` fits M on those sequences, ``controller`` evolves C; the
+staged mode then evaluates C in the real env.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -23,6 +25,7 @@ from torch import Tensor
 
 from ...core import AgentBase, Stage, Step, Traits, Update
 from ...envs.base import ActionSpace, Spec
+from ...envs.vector import VectorEnv
 from ...errors import UserError
 from ...models.mdnrnn import MDNRNN, done_loss, mdn_nll, sample_z
 from ...models.vae import ConvVAE, frames_to_input, output_to_frames, vae_loss
@@ -31,6 +34,9 @@ from .config import WorldModelsConfig
 
 THRESHOLD = 1.0 / 3.0
 """doomreal.py: a tanh output below -1/3 moves left, above 1/3 right, else nothing."""
+COLLECT_SCALE = 0.01
+"""carracing/extract.py: a random-weight controller's weights are standard Cauchy draws times a
+scale drawn uniformly from [0, COLLECT_SCALE] for each episode."""
 
 
 def image_key(obs_space: dict[str, Spec]) -> str | None:
@@ -72,6 +78,12 @@ class WorldModelsAgent(AgentBase):
             raise UserError(
                 f"controller.discrete=threshold reads (none, left, right) off one output; this "
                 f"env has {space.n} actions. fix: --set controller.discrete=argmax"
+            )
+        if c.continuous == "carracing" and (space.discrete or space.n != 3):
+            kind = f"{space.n} discrete actions" if space.discrete else f"{space.n} dimensions"
+            raise UserError(
+                f"controller.continuous=carracing maps (steer, gas, brake); this env's action "
+                f"has {kind}. fix: --set controller.continuous=tanh or use gym:CarRacing-v3"
             )
 
     def __init__(
@@ -142,7 +154,10 @@ class WorldModelsAgent(AgentBase):
             return torch.where(y < -THRESHOLD, left, torch.where(y > THRESHOLD, right, none)).long()
         if self.discrete:
             return y.argmax(-1)
-        return torch.tanh(y)
+        y = torch.tanh(y)
+        if c.continuous == "carracing":  # brake = clip(tanh, 0, 1) in [0, 1], as [-1, 1]
+            y = torch.cat([y[:, :2], 2.0 * y[:, 2:].clamp(min=0.0) - 1.0], -1)
+        return y
 
     def _c_input(self, z: Tensor, state: tuple[Tensor, Tensor]) -> Tensor:
         h, c = state
@@ -153,7 +168,8 @@ class WorldModelsAgent(AgentBase):
     # Acting
     def init_state(self, n: int) -> dict[str, Any]:
         """M's memory, the previous step's (z, action, restart) it has yet to consume, and the
-        collection policy's held action and steps left to hold it."""
+        collection policy's held action and steps left to hold it (``held``) or its episode's
+        random controller (``controller``)."""
         z = self.config.vae.z_dim
         h, c = self.mdn.initial(n, self.device)
         return {
@@ -164,6 +180,7 @@ class WorldModelsAgent(AgentBase):
             "restart": torch.ones(n, device=self.device),
             "held": np.zeros((n, *self._act_shape()), self._act_dtype()),
             "left": np.zeros(n, np.int64),
+            "params": torch.zeros(n, self.c_dim, device=self.device),
         }
 
     def _act_shape(self) -> tuple[int, ...]:
@@ -190,25 +207,40 @@ class WorldModelsAgent(AgentBase):
             left[i] -= 1
         return held, left
 
-    @torch.no_grad()
-    def act(self, state: dict, obs: dict[str, np.ndarray], mode: str) -> Step:
-        """Before C is evolved (the ``data`` stage): the random collection policy. After: V
-        encodes the frame (z sampled from q(z|x), as doomreal.py), M consumes the previous
-        step's (z, action), and C acts on [z, (c,) h]; M's memory restarts with each episode."""
-        is_first = np.asarray(obs["is_first"], bool)
-        if not self.trained:
-            held, left = self._random_actions(state, is_first)
-            return Step({**state, "held": held, "left": left}, held.copy(), {})
-        first = torch.as_tensor(is_first, device=self.device)
+    def _random_controllers(self, state: dict, is_first: np.ndarray) -> Tensor:
+        """carracing/extract.py's collection policy: every env's controller parameters, drawn
+        anew at each episode start (standard Cauchy times a scale uniform in [0, 0.01])."""
+        params = state["params"].clone()
+        for i in np.flatnonzero(is_first):
+            scale = self.rng.uniform(0.0, COLLECT_SCALE)
+            draw = self.rng.standard_cauchy(self.c_dim) * scale
+            params[i] = torch.as_tensor(draw, dtype=torch.float32, device=self.device)
+        return params
+
+    def _c_step(
+        self,
+        state: dict,
+        obs: dict[str, np.ndarray],
+        params: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[dict, Tensor]:
+        """One step of V + M + C with one controller per env (``params`` ``[n, c_dim]``): M
+        consumes the previous step's (z, action), its memory restarts where an episode starts,
+        V encodes the frame (z sampled from q(z|x), as doomreal.py; the noise from
+        ``generator`` if given) and C acts on [z, (c,) h]. Returns (state, actions)."""
+        first = torch.as_tensor(np.asarray(obs["is_first"], bool), device=self.device)
         _, (h, c) = self.mdn.step(
             state["z"], state["a"], state["restart"], (state["h"], state["c"])
         )
         keep = (~first).float().unsqueeze(-1)
         h, c = h * keep, c * keep
         mu, logvar = self.vae.encode(frames_to_input(obs[self.key]).to(self.device))
-        z = mu + torch.exp(logvar / 2) * torch.randn_like(mu)
-        n = len(is_first)
-        action = self.controller_actions(self.controller.expand(n, -1), self._c_input(z, (h, c)))
+        if generator is None:
+            eps = torch.randn_like(mu)
+        else:
+            eps = torch.randn(mu.shape, generator=generator, device=generator.device)
+        z = mu + torch.exp(logvar / 2) * eps.to(self.device)
+        action = self.controller_actions(params, self._c_input(z, (h, c)))
         new = {
             **state,
             "h": h,
@@ -217,6 +249,23 @@ class WorldModelsAgent(AgentBase):
             "a": self._onehot(action),
             "restart": first.float(),
         }
+        return new, action
+
+    @torch.no_grad()
+    def act(self, state: dict, obs: dict[str, np.ndarray], mode: str) -> Step:
+        """Before C is evolved (the ``data`` stage): the random collection policy
+        (``data.policy``). After: :meth:`_c_step` with the evolved C; M's memory restarts
+        with each episode."""
+        is_first = np.asarray(obs["is_first"], bool)
+        if not self.trained:
+            if self.config.data.policy == "controller":
+                params = self._random_controllers(state, is_first)
+                new, action = self._c_step({**state, "params": params}, obs, params)
+                return Step(new, action.cpu().numpy().astype(self._act_dtype()), {})
+            held, left = self._random_actions(state, is_first)
+            return Step({**state, "held": held, "left": left}, held.copy(), {})
+        params = self.controller.expand(len(is_first), -1)
+        new, action = self._c_step(state, obs, params)
         return Step(new, action.cpu().numpy().astype(self._act_dtype()), {})
 
     def update(self, batch: dict[str, np.ndarray]) -> Update:
@@ -465,14 +514,85 @@ class WorldModelsAgent(AgentBase):
         ret, _ = self.dream(params, temperature, gen)
         return ret.view(len(solutions), rollouts).mean(1).cpu().numpy().astype(np.float64)
 
+    @torch.no_grad()
+    def real_fitness(
+        self,
+        solutions: np.ndarray,
+        rollouts: int,
+        envs: VectorEnv,
+        seed: int,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray | None:
+        """Mean real return of each candidate ``[P, c_dim]`` over ``rollouts`` episodes
+        (carracing/train.py). Episode ``k`` (candidate ``k // rollouts``) is reset with seed
+        ``seed + k``; ``envs`` play them ``envs.num_envs`` at a time, C acting through
+        :meth:`_c_step` (V's noise from a generator seeded ``seed``). An episode ends where the
+        env ends it or after ``controller.max_steps`` steps. None if ``should_stop`` turned
+        true on the way (the generation is then replayed on resume)."""
+        c = self.config.controller
+        params = torch.as_tensor(solutions, dtype=torch.float32, device=self.device)
+        params = params.repeat_interleave(rollouts, 0)
+        total, width = len(params), envs.num_envs
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        returns = np.zeros(total)
+        for start in range(0, total, width):
+            rows = np.arange(start, start + width)
+            real = rows < total
+            batch = params[torch.as_tensor(np.minimum(rows, total - 1), device=self.device)]
+            obs = envs.reset(seed=int(seed) + start)
+            state = self.init_state(width)
+            alive = np.ones(width, bool)
+            ret = np.zeros(width)
+            for _ in range(c.max_steps):
+                if should_stop is not None and should_stop():
+                    return None
+                state, action = self._c_step(state, obs, batch, gen)
+                obs = envs.step(action.cpu().numpy().astype(self._act_dtype()))
+                ret += np.where(alive, obs["reward"], 0.0)
+                alive &= ~np.asarray(obs["is_last"], bool)
+                if not (alive & real).any():
+                    break
+            returns[rows[real]] = ret[real]
+        return returns.reshape(len(solutions), rollouts).mean(1)
+
+    def _real_envs(self, context: Any) -> VectorEnv:
+        """``controller.real_envs`` envs of the run (fewer where a generation plays fewer
+        episodes), sized so that the episodes split into equal batches."""
+        c = self.config.controller
+        most = max(c.popsize * c.rollouts, c.eval_rollouts if c.eval_every else 1)
+        batches = math.ceil(most / c.real_envs)
+        n = math.ceil(most / batches)
+        return VectorEnv([functools.partial(context.make_env, self.seed + i) for i in range(n)])
+
     def _evolve(self, context: Any) -> dict[str, float]:
-        """C by CMA-ES inside M (doomrnn/train.py): each generation every candidate's fitness is
-        its mean return over ``rollouts`` dreams; every ``eval_every`` generations the mean of
-        the search distribution is scored on ``eval_rollouts`` fresh dreams and the best scored
+        """C by CMA-ES (train.py): each generation every candidate's fitness is its mean return
+        over ``rollouts`` dreams inside M (``controller.mode=dream``, doomrnn/) or real
+        episodes (``real``, carracing/); every ``eval_every`` generations the mean of the
+        search distribution is scored on ``eval_rollouts`` fresh rollouts and the best scored
         mean becomes C. Resumes from its last finished generation."""
         c = self.config.controller
         if "mdnrnn" not in self.done:
             raise UserError("the controller stage needs a trained M; fix: run the mdnrnn stage")
+        envs = self._real_envs(context) if c.mode == "real" else None
+        try:
+            return self._evolve_with(context, envs)
+        finally:
+            if envs is not None:
+                envs.close()
+
+    def _fitness(
+        self, solutions: np.ndarray, rollouts: int, seed: int, envs: VectorEnv | None, context
+    ) -> np.ndarray | None:
+        """Mean return per candidate in the dream or the real env (``controller.mode``)."""
+        c = self.config.controller
+        if envs is None:
+            return self.dream_fitness(solutions, rollouts, c.temperature, seed=seed)
+        base = int(np.random.default_rng([self.seed, seed % 2**32]).integers(2**30))
+        return self.real_fitness(solutions, rollouts, envs, base, context.should_stop)
+
+    def _evolve_with(self, context: Any, envs: VectorEnv | None) -> dict[str, float]:
+        c = self.config.controller
+        tag = c.mode
         p = self.progress.get("controller")
         es = CMAES(self.c_dim, c.popsize, c.sigma0, seed=self.seed)
         if p is None:
@@ -490,7 +610,9 @@ class WorldModelsAgent(AgentBase):
                 return {}
             g = es.generation
             solutions = es.ask()
-            fitness = self.dream_fitness(solutions, c.rollouts, c.temperature, seed=1_000_003 * g)
+            fitness = self._fitness(solutions, c.rollouts, 1_000_003 * g, envs, context)
+            if fitness is None:
+                return {}
             es.tell(solutions, fitness)
             last = {
                 "fitness_mean": float(fitness.mean()),
@@ -500,13 +622,13 @@ class WorldModelsAgent(AgentBase):
             if c.eval_every and (g + 1) % c.eval_every == 0 or g + 1 == c.generations:
                 mean = np.asarray(es.mean)[None]
                 if c.eval_every:
-                    score = float(
-                        self.dream_fitness(mean, c.eval_rollouts, c.temperature, seed=-1 - g)[0]
-                    )
-                    cand = mean[0]
+                    scores = self._fitness(mean, c.eval_rollouts, -1 - g, envs, context)
+                    if scores is None:
+                        return {}
+                    score, cand = float(scores[0]), mean[0]
                 else:
                     cand, score = es.best
-                last["dream_eval"] = score
+                last[f"{tag}_eval"] = score
                 if score > p["best"]:
                     p["best"], p["best_params"] = score, np.asarray(cand).copy()
             context.log({f"controller/{k}": v for k, v in last.items()})
@@ -515,7 +637,7 @@ class WorldModelsAgent(AgentBase):
         if p["best_params"] is None:
             p["best_params"], p["best"] = np.asarray(es.mean), -math.inf
         self.controller = torch.as_tensor(p["best_params"], dtype=torch.float32).to(self.device)
-        return {**last, "dream_best": float(p["best"])}
+        return {**last, f"{tag}_best": float(p["best"])}
 
     # Report
     @torch.no_grad()

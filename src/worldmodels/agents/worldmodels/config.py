@@ -13,13 +13,18 @@ _WM = "Ha & Schmidhuber, Recurrent World Models Facilitate Policy Evolution, Neu
 
 @dataclass
 class DataConfig:
-    """The random rollouts V and M learn from (doomrnn/extract.py)."""
+    """The random rollouts V and M learn from (doomrnn/extract.py, carracing/extract.py)."""
 
     episodes: int = 10_000
     """Episodes collected before anything is trained (paper: 10,000 random rollouts)."""
+    policy: Literal["held", "controller"] = "held"
+    """The collection policy. ``held``: a uniformly random action held for a uniformly random
+    1..``repeat_max`` steps (doomrnn/extract.py's "more diverse random policy"). ``controller``:
+    C with random weights drawn anew for every episode, standard Cauchy draws times a scale
+    drawn uniformly from [0, 0.01], acting on [z, (c,) h] of the untrained V and M
+    (carracing/extract.py, which also draws V's and M's weights at random)."""
     repeat_max: int = 10
-    """The collection policy draws a uniformly random action and holds it for a uniformly
-    random 1..``repeat_max`` steps (extract.py's "more diverse random policy")."""
+    """``held``: the longest a random action is held."""
 
     CHECKS: ClassVar[dict[str, str]] = {"episodes": ">= 1", "repeat_max": ">= 1"}
 
@@ -104,29 +109,46 @@ class ControllerConfig:
     threshold_actions: tuple[int, int, int] = (0, 1, 2)
     """Indices of the (none, left, right) actions for ``threshold`` (read off the env's action
     names where it gives them)."""
+    continuous: Literal["tanh", "carracing"] = "tanh"
+    """How continuous actions are read off C. ``tanh``: every output through tanh, the env's
+    [-1, 1] actions. ``carracing``: CarRacing's (steer, gas, brake) as carracing/model.py maps
+    them: steer = tanh, gas = (tanh + 1) / 2, brake = clip(tanh, 0, 1); the library rescales
+    [-1, 1] to CarRacing's bounds (gas and brake in [0, 1]), so gas is the plain tanh here and
+    brake is 2 clip(tanh, 0, 1) - 1 (no braking for half of the output's range)."""
+    mode: Literal["dream", "real"] = "dream"
+    """Where the candidates are scored. ``dream``: rollouts inside M (doomrnn/train.py).
+    ``real``: episodes of the run's env (carracing/train.py): V encodes each frame, M's memory
+    follows the episode and C acts on [z, (c,) h] as it does when the trained agent plays; M
+    is still trained (C reads its memory), the dream is not used."""
     popsize: int = 64
     rollouts: int = 16
-    """Dreams per candidate; its fitness is their mean return."""
+    """Rollouts per candidate (dreams or real episodes by ``mode``); its fitness is their mean
+    return."""
+    real_envs: int = 16
+    """``real``: episodes played side by side (one env each, stepped in this process; V, M
+    and C batched over them)."""
     sigma0: float = 0.1
     generations: int = 300
     temperature: float = 1.15
     """tau of M's sampling in the dream: mixture logits / tau, sigma * sqrt(tau) (paper
     Table: 1.15 transfers best to the real TakeCover)."""
     max_steps: int = 2100
-    """A dream ends here like the real episode (TakeCover's 2,100-step cap)."""
+    """A dream ends here like the real episode (TakeCover's 2,100-step cap). ``real`` episodes
+    end at the env's own limit, or here if that comes first (smoke tests cut them short)."""
     done: Literal["threshold", "sample"] = "threshold"
     """A dream ends where M's done probability exceeds 0.5 (doomrnn.py: ``logrestart > 0``), or
     with that probability (``sample``)."""
     eval_every: int = 25
-    """Every this many generations the current mean is scored on ``eval_rollouts`` dreams and
-    the best-scoring mean is kept as the controller (train.py's evaluation); 0 = keep the best
-    candidate by its own fitness."""
+    """Every this many generations the current mean is scored on ``eval_rollouts`` fresh
+    rollouts (dreams or real episodes by ``mode``) and the best-scoring mean is kept as the
+    controller (train.py's evaluation); 0 = keep the best candidate by its own fitness."""
     eval_rollouts: int = 64
 
     CHECKS: ClassVar[dict[str, str]] = {
         "threshold_actions": ">= 0",
         "popsize": ">= 2",
         "rollouts": ">= 1",
+        "real_envs": ">= 1",
         "sigma0": "> 0",
         "generations": ">= 1",
         "temperature": "> 0",
@@ -168,6 +190,32 @@ PRESETS: dict[str, Preset] = {
             "1), linear controller on [z, c, h] without bias evolved by CMA-ES (population 64, "
             "16 dreams each, sigma 0.1) at temperature 1.15, dreams capped at 2,100 steps. "
             "docs/deviations.md lists every difference.",
+        ),
+        Preset(
+            "carracing",
+            {
+                "data.policy": "controller",
+                "vae.z_dim": 32,
+                "mdnrnn.hidden": 256,
+                "mdnrnn.seq_len": 999,
+                "mdnrnn.epochs": 40,
+                "mdnrnn.lr_decay": 1.0,
+                "controller.inputs": "zh",
+                "controller.bias": True,
+                "controller.continuous": "carracing",
+                "controller.mode": "real",
+                "controller.max_steps": 1000,
+                "controller.generations": 2000,
+                "controller.eval_rollouts": 1024,
+            },
+            f"{_WM}; carracing/ on gym:CarRacing-v3: 10,000 rollouts of a random-weight "
+            "controller, ConvVAE z=32, MDN-RNN LSTM 256 with 5 Gaussians (sequences of 999, "
+            "batch 100, 40 epochs ~ the reference's 4,000 updates, Adam 1e-3 constant), "
+            "linear controller on [z, h] with bias (steer tanh, gas (tanh+1)/2, brake "
+            "clip(tanh, 0, 1)) evolved by CMA-ES in the real env (population 64, 16 episodes "
+            "each, sigma 0.1, every 25 generations the mean scored on 64 x 16 episodes). "
+            "controller.mode=dream evolves it in M instead. docs/deviations.md lists every "
+            "difference.",
         ),
         Preset(
             "cpu",
