@@ -317,6 +317,7 @@ class WorldModelsAgent(AgentBase):
         per_epoch = math.ceil(total / v.batch_size)
         saver = self._saver(context)
         sums: dict[str, float] = {}
+        last: dict[str, float] = {}
         count = 0
         while p["epoch"] < v.epochs:
             order = np.random.default_rng([p["epoch"], 17]).permutation(total)
@@ -336,12 +337,14 @@ class WorldModelsAgent(AgentBase):
                     sums[k] = sums.get(k, 0.0) + float(val.detach())
                 count += 1
                 p["batch"] += 1
-                if count % 50 == 0:
-                    context.log({f"vae/{k}": s / count for k, s in sums.items()})
+                if count == 50:  # a row per 50 batches: their means
+                    last = {k: s / count for k, s in sums.items()}
+                    context.log({f"vae/{k}": v for k, v in last.items()})
+                    sums, count = {}, 0
                 saver()
             p["epoch"] += 1
             p["batch"] = 0
-        return {k: s / max(count, 1) for k, s in sums.items()}
+        return {k: s / count for k, s in sums.items()} if count else last
 
     # Encode
     def series_path(self, run_dir: Path) -> Path:
@@ -397,6 +400,7 @@ class WorldModelsAgent(AgentBase):
         p = self.progress.setdefault("mdnrnn", {"epoch": 0, "batch": 0, "updates": 0})
         saver = self._saver(context)
         sums: dict[str, float] = {}
+        last: dict[str, float] = {}
         count = 0
         while p["epoch"] < m.epochs:
             rng = np.random.default_rng([p["epoch"], 29])
@@ -433,10 +437,12 @@ class WorldModelsAgent(AgentBase):
                 p["batch"] = b + 1
                 p["updates"] += 1
                 saver()
-            context.log({f"mdnrnn/{k}": s / max(count, 1) for k, s in sums.items()})
+            last = {k: s / max(count, 1) for k, s in sums.items()}  # this epoch's means
+            context.log({f"mdnrnn/{k}": v for k, v in last.items()})
+            sums, count = {}, 0
             p["epoch"] += 1
             p["batch"] = 0
-        return {k: s / max(count, 1) for k, s in sums.items()}
+        return last
 
     def _mdn_forward(self, win: dict[str, Tensor], state, rng: np.random.Generator):
         """M's losses on one window ``{key: [B, L + 1, ...]}`` from ``state``."""
