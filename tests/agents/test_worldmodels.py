@@ -237,3 +237,49 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys):
         agent._fit_mdnrnn(Context())
     with pytest.raises(UserError, match="mdnrnn stage"):
         agent._evolve(Context())
+
+
+def test_a_run_killed_in_the_cma_es_stage_resumes_from_its_last_generation(tmp_path, monkeypatch):
+    """SIGKILL (no chance to save) once a CMA-ES generation is checkpointed: the resumed run
+    starts from that generation, not from the stage's start, and finishes."""
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "k"
+    cmd = [sys.executable, "-m", "worldmodels.cli", "train", "worldmodels", "--env", ENV,
+           "--preset", "debug", "--set", "controller.generations=40", "--set",
+           "controller.eval_every=0", "--run-dir", str(run), "--no-progress"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gen = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                state, _ = load_checkpoint(run / "checkpoints")
+            except (UserError, OSError, ValueError):
+                continue
+            es = state["agent"]["progress"].get("controller", {}).get("es")
+            gen = 0 if es is None else int(es["generation"])
+            if gen >= 3:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    assert gen >= 3, "no CMA-ES generation was checkpointed in time"
+    from worldmodels.planners import cmaes
+
+    first: list[int] = []
+    real_ask = cmaes.CMAES.ask
+
+    def ask(self):
+        first.append(self.generation)
+        return real_ask(self)
+
+    monkeypatch.setattr(cmaes.CMAES, "ask", ask)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert first[0] >= gen and len(first) == 40 - first[0]
+    state, _ = load_checkpoint(run / "checkpoints")
+    assert "controller" in state["agent"]["done"]

@@ -639,7 +639,7 @@ class WorldModelsAgent(AgentBase):
                     p["best"], p["best_params"] = score, np.asarray(cand).copy()
             context.log({f"controller/{k}": v for k, v in last.items()})
             p["es"] = es_to_arrays(es.state_dict())
-            saver()
+            saver(force=True)  # a kill loses at most the generation in progress
         if p["best_params"] is None:
             p["best_params"], p["best"] = np.asarray(es.mean), -math.inf
         self.controller = torch.as_tensor(p["best_params"], dtype=torch.float32).to(self.device)

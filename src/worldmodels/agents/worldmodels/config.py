@@ -171,8 +171,8 @@ class WorldModelsConfig:
     mdnrnn: MDNRNNConfig = field(default_factory=MDNRNNConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     save_every_s: float = 60.0
-    """Seconds between checkpoints inside a fit stage (also at the end of each stage and of
-    every CMA-ES generation that takes longer)."""
+    """Seconds between checkpoints inside the vae and mdnrnn stages; the controller stage saves
+    after every CMA-ES generation, and every stage at its end."""
 
     CHECKS: ClassVar[dict[str, str]] = {"save_every_s": ">= 0"}
 
