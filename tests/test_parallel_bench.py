@@ -144,5 +144,6 @@ def test_checked_in_job_files_make_valid_runs(jobs_file, tmp_path):
             overrides=overrides,
             run_dir=tmp_path / name,
         )
-        assert info.config.run.steps == args.steps, name
+        if args.agent != "worldmodels" or args.steps is not None:  # staged: stages, not steps
+            assert info.config.run.steps == args.steps, name
         assert (tmp_path / name / "config.json").exists(), name
