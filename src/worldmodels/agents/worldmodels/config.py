@@ -232,8 +232,9 @@ PRESETS: dict[str, Preset] = {
                 "controller.eval_every": 10,
                 "controller.eval_rollouts": 64,
             },
-            "worldmodels: the TakeCover pipeline at a size a 2-core CPU trains in about an "
-            "hour (500 rollouts, one VAE epoch, LSTM 256, CMA-ES 32 x 8 for 60 generations)",
+            "worldmodels: the TakeCover pipeline at 2-core CPU scale (500 rollouts, one VAE "
+            "epoch, LSTM 256, CMA-ES 32 x 8 for 60 generations; 90 min measured beside other "
+            "jobs). Its V is undertrained: the controller exploits the dream (docs/results.md)",
             "cpu",
         ),
         Preset(
