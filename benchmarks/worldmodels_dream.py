@@ -64,7 +64,7 @@ def run_variant(run: Path, name: str, temperature: float, untrained: bool, args)
         c.generations = args.generations
     if untrained:
         torch.manual_seed(agent.seed)
-        fresh = type(agent.mdn)(agent.config.vae.z_dim, agent.m_act, agent.mdn.lstm.hidden_size,
+        fresh = type(agent.mdn)(agent.config.vae.z_dim, agent.n_act, agent.mdn.lstm.hidden_size,
                                 agent.config.mdnrnn.mixtures)  # fmt: skip
         agent.mdn.load_state_dict(fresh.state_dict())
     agent.progress.pop("controller", None)

@@ -27,7 +27,7 @@ from ...core import AgentBase, Stage, Step, Traits, Update
 from ...envs.base import ActionSpace, Spec
 from ...envs.vector import VectorEnv
 from ...errors import UserError
-from ...models.mdnrnn import MDNRNN, done_loss, mdn_nll, sample_z
+from ...models.mdnrnn import MDNRNN, done_loss, done_prob, mdn_nll, sample_z
 from ...models.vae import ConvVAE, frames_to_input, output_to_frames, vae_loss
 from ...planners.cmaes import CMAES
 from .config import WorldModelsConfig
@@ -113,9 +113,9 @@ class WorldModelsAgent(AgentBase):
         v, m, c = config.vae, config.mdnrnn, config.controller
         self.discrete = act_space.discrete
         self.n_act = act_space.n
-        self.m_act = act_space.n  # M's action input: one-hot (discrete) or the vector
+        """M's action input is n_act wide: a one-hot (discrete) or the action vector."""
         self.vae = ConvVAE(v.z_dim, channels, v.depth).to(self.device)
-        self.mdn = MDNRNN(v.z_dim, self.m_act, m.hidden, m.mixtures).to(self.device)
+        self.mdn = MDNRNN(v.z_dim, self.n_act, m.hidden, m.mixtures).to(self.device)
         self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=v.lr)
         self.mdn_opt = torch.optim.Adam(self.mdn.parameters(), lr=m.lr)
         self.threshold = act_space.discrete and c.discrete == "threshold"
@@ -135,7 +135,7 @@ class WorldModelsAgent(AgentBase):
 
     # Actions
     def _onehot(self, action: Tensor) -> Tensor:
-        """M's action input ``[..., m_act]`` from env actions (indices or vectors)."""
+        """M's action input ``[..., n_act]`` from env actions (indices or vectors)."""
         if self.discrete:
             return torch.nn.functional.one_hot(action.long(), self.n_act).float()
         return action.float()
@@ -176,7 +176,7 @@ class WorldModelsAgent(AgentBase):
             "h": h,
             "c": c,
             "z": torch.zeros(n, z, device=self.device),
-            "a": torch.zeros(n, self.m_act, device=self.device),
+            "a": torch.zeros(n, self.n_act, device=self.device),
             "restart": torch.ones(n, device=self.device),
             "held": np.zeros((n, *self._act_shape()), self._act_dtype()),
             "left": np.zeros(n, np.int64),
@@ -193,7 +193,7 @@ class WorldModelsAgent(AgentBase):
     def trained(self) -> bool:
         return "controller" in self.done
 
-    def _random_actions(self, state: dict, is_first: np.ndarray) -> np.ndarray:
+    def _random_actions(self, state: dict, is_first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """extract.py's collection policy: a uniform random action held for 1..repeat_max
         steps (drawn anew at every episode start)."""
         held, left = state["held"].copy(), state["left"].copy()
@@ -234,7 +234,7 @@ class WorldModelsAgent(AgentBase):
         )
         keep = (~first).float().unsqueeze(-1)
         h, c = h * keep, c * keep
-        mu, logvar = self.vae.encode(frames_to_input(obs[self.key]).to(self.device))
+        mu, logvar = self.vae.encode(frames_to_input(obs[self.key], self.device))
         if generator is None:
             eps = torch.randn_like(mu)
         else:
@@ -327,7 +327,7 @@ class WorldModelsAgent(AgentBase):
                 idx = np.sort(order[p["batch"] * v.batch_size : (p["batch"] + 1) * v.batch_size])
                 which = np.searchsorted(offsets, idx, side="right") - 1
                 frames = np.stack([chunks[w][i - offsets[w]] for w, i in zip(which, idx)])
-                x = frames_to_input(frames).to(self.device)
+                x = frames_to_input(frames, self.device)
                 x_hat, mu, logvar, _ = self.vae(x)
                 loss, parts = vae_loss(x, x_hat, mu, logvar, v.kl_tolerance)
                 self.vae_opt.zero_grad(set_to_none=True)
@@ -356,30 +356,26 @@ class WorldModelsAgent(AgentBase):
         episode flags, one array per stream: ``encode/series.npz`` (M's training data); the
         first frames' (mu, logvar) are where dreams start."""
         v = self.config.vae
-        out: dict[str, list[np.ndarray]] = {}
         keys = ("action", "reward", "is_first", "is_last", "is_terminal")
-        for s, seg in enumerate(context.replay.segments()):
+        series: list[dict[str, np.ndarray]] = []
+        for seg in context.replay.segments():
             parts: dict[str, list[np.ndarray]] = {"mu": [], "logvar": [], **{k: [] for k in keys}}
             for chunk in seg:
                 frames = chunk[self.key]
                 for i in range(0, len(frames), 256):
-                    mu, logvar = self.vae.encode(
-                        frames_to_input(frames[i : i + 256]).to(self.device)
-                    )
+                    mu, logvar = self.vae.encode(frames_to_input(frames[i : i + 256], self.device))
                     parts["mu"].append(mu.cpu().numpy().astype(np.float16))
                     parts["logvar"].append(logvar.cpu().numpy().astype(np.float16))
                 for k in keys:
                     parts[k].append(np.asarray(chunk[k]))
-            for k, arrs in parts.items():
-                out[f"{s}/{k}"] = [np.concatenate(arrs)]
-        if not out:
+            series.append({k: np.concatenate(arrs) for k, arrs in parts.items()})
+        if not series:
             raise UserError("the encode stage found no frames; fix: run the data stage first")
         path = self.series_path(context.run_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **{k: v_[0] for k, v_ in out.items()})
+        np.savez(tmp, **{f"{i}/{k}": a for i, s in enumerate(series) for k, a in s.items()})
         os.replace(tmp, path)
-        series = load_series(path)
         firsts = [np.stack([s["mu"][s["is_first"]], s["logvar"][s["is_first"]]], 1) for s in series]
         self.initial_z = torch.as_tensor(np.concatenate(firsts).astype(np.float32))
         frames = sum(len(s["mu"]) for s in series)
@@ -488,7 +484,7 @@ class WorldModelsAgent(AgentBase):
         eps = torch.randn(start[:, 0].shape, generator=generator, device=dev).to(self.device)
         z = start[:, 0] + torch.exp(start[:, 1] / 2) * eps
         state = self.mdn.initial(n, self.device)
-        restart = torch.ones(n, device=self.device)
+        restart, not_first = torch.ones(n, device=self.device), torch.zeros(n, device=self.device)
         alive = torch.ones(n, dtype=torch.bool, device=self.device)
         ret = torch.zeros(n, device=self.device)
         length = torch.zeros(n, dtype=torch.long, device=self.device)
@@ -497,7 +493,7 @@ class WorldModelsAgent(AgentBase):
             out, state = self.mdn.step(z, self._onehot(action), restart, state)
             ret += alive.float() * out.reward
             length += alive.long()
-            p_done = torch.sigmoid(out.done_logit)
+            p_done = done_prob(out)
             if c.done == "threshold":
                 ended = p_done > 0.5
             else:
@@ -507,7 +503,7 @@ class WorldModelsAgent(AgentBase):
             if not bool(alive.any()):
                 break
             z = sample_z(out, temperature, generator)
-            restart = torch.zeros(n, device=self.device)
+            restart = not_first
         return ret, length
 
     def dream_fitness(
@@ -655,7 +651,7 @@ class WorldModelsAgent(AgentBase):
         frames = np.asarray(batch[self.key])
         B, T = frames.shape[:2]
         gen = torch.Generator(device=self.device).manual_seed(0)
-        x = frames_to_input(frames.reshape(B * T, *frames.shape[2:])).to(self.device)
+        x = frames_to_input(frames.reshape(B * T, *frames.shape[2:]), self.device)
         mu, _ = self.vae.encode(x)
         mu = mu.view(B, T, -1)
         action = self._onehot(torch.as_tensor(np.asarray(batch["action"]), device=self.device))
@@ -716,7 +712,7 @@ class WorldModelsAgent(AgentBase):
     def dream_start(self, obs: dict[str, np.ndarray]) -> dict[str, Tensor]:
         """A dream from one env's first observation (DoomCoverRNNEnv): z is V's mean of the
         frame, M's memory is zero and its first input is marked ``restart``."""
-        mu, _ = self.vae.encode(frames_to_input(np.asarray(obs[self.key])[None]).to(self.device))
+        mu, _ = self.vae.encode(frames_to_input(np.asarray(obs[self.key])[None], self.device))
         h, c = self.mdn.initial(1, self.device)
         zero = torch.zeros(1, device=self.device)
         restart = torch.ones(1, device=self.device)
@@ -731,7 +727,7 @@ class WorldModelsAgent(AgentBase):
             latent["z"], self._onehot(a), latent["restart"], (latent["h"], latent["c"])
         )
         z = sample_z(out, self.config.controller.temperature, self._play_generator())
-        done = torch.sigmoid(out.done_logit)
+        done = done_prob(out)
         restart = torch.zeros(1, device=self.device)
         return {"z": z, "h": h, "c": c, "restart": restart, "done": done, "reward": out.reward}
 
