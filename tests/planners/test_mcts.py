@@ -307,6 +307,66 @@ def test_vector_embeddings_and_float32():
     assert out.visit_counts.sum(-1).tolist() == [20] * B
 
 
+def test_dict_embeddings_match_tensor_embeddings():
+    """A dict embedding (state + a depth counter carried per node) searches exactly as the
+    tensor one, and every node holds what recurrent_fn returned for it."""
+    table = Table.random(num_states=9, num_actions=4, seed=3)
+
+    def dict_fn(emb, action):
+        r, d, logits, v, nxt = table(emb["state"], action)
+        return r, d, logits, v, {"state": nxt, "depth": emb["depth"] + 1}
+
+    cfg = MCTSConfig(num_simulations=25, **NO_NOISE)
+    plain = muzero_search(table.root([0, 5]), table, cfg)
+    root = table.root([0, 5])
+    root.embedding = {"state": root.embedding, "depth": torch.zeros(2, dtype=torch.int32)}
+    out = muzero_search(root, dict_fn, cfg)
+    assert out.visit_counts.tolist() == plain.visit_counts.tolist()
+    torch.testing.assert_close(out.q_values, plain.q_values)
+    assert torch.equal(out.tree.embeddings["state"], plain.tree.embeddings)
+    depth = out.tree.embeddings["depth"]
+    assert depth.dtype == torch.int32 and depth.shape == (2, 26)
+    for b in range(2):  # depth of each node, walked up its parents
+        for node in range(26):
+            n, steps = node, 0
+            while out.tree.parents[b, n] >= 0:
+                n, steps = int(out.tree.parents[b, n]), steps + 1
+            assert depth[b, node] == steps
+
+
+def test_dict_embedding_structure_must_match_the_root():
+    table = Table.random(seed=0)
+    root = table.root([0])
+    root.embedding = {"state": root.embedding}
+
+    def wrong_keys(emb, action):
+        r, d, logits, v, nxt = table(emb["state"], action)
+        return r, d, logits, v, {"s": nxt}
+
+    with pytest.raises(ValueError, match="keys"):
+        muzero_search(root, wrong_keys, MCTSConfig(num_simulations=2, **NO_NOISE))
+
+
+def test_qtransform_is_a_parameter():
+    """A transform passed in replaces the named one: the parent-value transform given as a
+    function equals the reference's "parent" rule; a transform that ignores Q leaves the prior
+    alone to decide, so rewards and values no longer change the visits."""
+    table = Table.random(num_states=11, num_actions=5, seed=4)
+    cfg = MCTSConfig(num_simulations=30, qtransform=mcts.qtransform_min_max_parent, **NO_NOISE)
+    out = muzero_search(table.root([0]), table, cfg)
+    assert out.visit_counts[0].tolist() == reference_search(table, 0, 30, unvisited="parent")[0]
+
+    def ignore_q(tree):
+        return lambda q, visits, row: torch.zeros_like(q)
+
+    other = Table(table.next_state, -3 * table.reward, table.discount, table.logits, -table.value)
+    blind = MCTSConfig(num_simulations=30, qtransform=ignore_q, **NO_NOISE)
+    a = muzero_search(table.root([0]), table, blind).visit_counts
+    b = muzero_search(other.root([0]), other, blind).visit_counts
+    assert a.tolist() == b.tolist()
+    assert a.tolist() != out.visit_counts.tolist()
+
+
 # 3. Legal masks and the two-player sign.
 
 

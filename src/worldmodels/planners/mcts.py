@@ -3,7 +3,9 @@
 The search knows nothing about networks (as in google-deepmind/mctx): it takes the root's
 network output (`RootOutput`) and a `recurrent_fn(embedding [B, ...], action [B] long) ->
 (reward [B], discount [B], prior_logits [B, A], value [B], next_embedding [B, ...])` and searches
-B independent trees at once. Every tree statistic is a `[B, N]` or `[B, N, A]` tensor
+B independent trees at once. An embedding is a tensor or a dict of tensors (as mctx's pytrees):
+a value-prefix model keeps its LSTM state in the node beside the hidden state, and its
+`recurrent_fn` turns prefixes into rewards. Every tree statistic is a `[B, N]` or `[B, N, A]` tensor
 (N = num_simulations + 1 nodes; node 0 is the root, node k is added by simulation k), and each
 simulation is one descent of all B trees in lockstep (a Python loop over depth, tensor ops over
 the batch), one batched `recurrent_fn` call for the B new leaves, and one vectorised backup.
@@ -51,6 +53,11 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
+Embedding = Tensor | dict[str, Tensor]
+"""A node's latent state: one ``[B, ...]`` tensor, or a dict of them (any shapes and dtypes, each
+with the batch first), e.g. a hidden state with a recurrent reward model's state beside it (as
+mctx allows any pytree)."""
+
 
 class RecurrentOutput(NamedTuple):
     """What `recurrent_fn` returns (any 5-tuple in this order works)."""
@@ -63,11 +70,11 @@ class RecurrentOutput(NamedTuple):
     """[B, A] policy logits at s'."""
     value: Tensor
     """[B] v(s'), from the perspective of the player to move at s'."""
-    embedding: Tensor
-    """[B, ...] the latent state s'."""
+    embedding: Embedding
+    """[B, ...] the latent state s' (a tensor or a dict of tensors, as the root's)."""
 
 
-RecurrentFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]
+RecurrentFn = Callable[[Embedding, Tensor], tuple[Tensor, Tensor, Tensor, Tensor, Embedding]]
 
 
 @dataclass
@@ -78,8 +85,8 @@ class RootOutput:
     """[B, A] policy logits."""
     value: Tensor
     """[B] value, from the perspective of the player to move; its dtype is the tree's."""
-    embedding: Tensor
-    """[B, ...] latent state, any shape and dtype."""
+    embedding: Embedding
+    """[B, ...] latent state, any shape and dtype, or a dict of such tensors."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,9 @@ class MCTSConfig:
     lowest score, so the prior alone decides whether it is ever tried), or the parent's current
     value V(s), normalised like a Q (mctx's ``qtransform_by_parent_and_siblings``,
     EfficientZero)."""
+    qtransform: QTransform | None = None
+    """pUCT's value score as a function of the tree (`qtransform_min_max`, ...); None = the one
+    that ``unvisited_value`` names (`QTRANSFORMS`)."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,8 @@ class Tree:
     """[B, N, A] r(s, a) (0 while unexpanded)."""
     children_discounts: Tensor
     """[B, N, A] d(s, a) as returned by recurrent_fn (0 while unexpanded)."""
-    embeddings: Tensor
-    """[B, N, ...] latent state of each node."""
+    embeddings: Embedding
+    """[B, N, ...] latent state of each node (a dict of such tensors when the root's is one)."""
     root_legal: Tensor
     """[B, A] bool legal actions at the root."""
     min_q: Tensor
@@ -305,7 +315,8 @@ def _check_root(root: RootOutput, legal: Tensor | None) -> tuple[int, int, Tenso
     assert root.prior_logits.dim() == 2, root.prior_logits.shape
     B, A = root.prior_logits.shape
     assert root.value.shape == (B,), (root.value.shape, B)
-    assert root.embedding.shape[0] == B, (root.embedding.shape, B)
+    for emb in _leaves(root.embedding):
+        assert emb.shape[0] == B, (emb.shape, B)
     if legal is None:
         legal = torch.ones(B, A, dtype=torch.bool, device=root.value.device)
     assert legal.shape == (B, A) and legal.dtype == torch.bool, (legal.shape, legal.dtype)
@@ -338,7 +349,7 @@ def _init_tree(
         children_stats=torch.zeros(B, N, 3, A, dtype=dtype, device=device),
         children_rewards=torch.zeros(B, N, A, dtype=dtype, device=device),
         children_discounts=torch.zeros(B, N, A, dtype=dtype, device=device),
-        embeddings=root.embedding.new_zeros((B, N) + tuple(root.embedding.shape[1:])),
+        embeddings=_map(lambda e: e.new_zeros((B, N) + tuple(e.shape[1:])), root.embedding),
         root_legal=legal,
         min_q=torch.full((B,), lo, dtype=dtype, device=device),
         max_q=torch.full((B,), hi, dtype=dtype, device=device),
@@ -348,8 +359,37 @@ def _init_tree(
     tree.node_value_sums[:, 0] = value
     tree.raw_values[:, 0] = value
     tree.children_stats[:, 0, 2] = root_prior.to(dtype)
-    tree.embeddings[:, 0] = root.embedding
+    _set_column(tree.embeddings, 0, root.embedding)
     return tree
+
+
+def _leaves(embedding: Embedding) -> list[Tensor]:
+    """The tensors of an embedding (a tensor or a dict of tensors)."""
+    return list(embedding.values()) if isinstance(embedding, dict) else [embedding]
+
+
+def _map(fn: Callable[[Tensor], Tensor], embedding: Embedding) -> Embedding:
+    """`fn` applied to each tensor of an embedding, keeping its structure."""
+    if isinstance(embedding, dict):
+        return {k: fn(v) for k, v in embedding.items()}
+    return fn(embedding)
+
+
+def _set_column(embeddings: Embedding, node: int, value: Embedding) -> None:
+    """embeddings[:, node] = value, tensor by tensor (the structures must match)."""
+    if isinstance(embeddings, dict):
+        if not isinstance(value, dict) or value.keys() != embeddings.keys():
+            got = sorted(value) if isinstance(value, dict) else "a tensor"
+            raise ValueError(
+                f"recurrent_fn returned an embedding with keys {got}; the root's has "
+                f"{sorted(embeddings)}"
+            )
+        for k, v in embeddings.items():
+            v[:, node] = value[k]
+    else:
+        if isinstance(value, dict):
+            raise ValueError("recurrent_fn returned a dict embedding; the root's is a tensor")
+        embeddings[:, node] = value
 
 
 # A score function maps (packed children stats [B, 3, A] of the current nodes, their flat rows
@@ -374,7 +414,7 @@ class _Search:
         self.discounts = tree.children_discounts.view(-1)
         self.visits = tree.node_visits.view(-1)
         self.sums = tree.node_value_sums.view(-1)
-        self.emb_rows = tree.embeddings.flatten(0, 1)
+        self.emb_rows = _map(lambda e: e.flatten(0, 1), tree.embeddings)
         self.one = torch.ones((), dtype=self.dtype, device=device)
         self.inf = torch.full((), math.inf, dtype=self.dtype, device=device)
         self.true_row = torch.ones(1, B, dtype=torch.bool, device=device)
@@ -412,7 +452,8 @@ class _Search:
 
         # Expand: one batched model call for the B new leaves; `node` is their parent.
         parent_row = base + node
-        out = self.recurrent_fn(self.emb_rows.index_select(0, parent_row), action)
+        parent = _map(lambda e: e.index_select(0, parent_row), self.emb_rows)
+        out = self.recurrent_fn(parent, action)
         reward, discount, prior_logits, value, embedding = out
         B = self.B
         assert reward.shape == discount.shape == value.shape == (B,), (
@@ -425,7 +466,7 @@ class _Search:
         self.index[edge] = sim
         self.rewards[edge] = reward.to(dtype)
         self.discounts[edge] = discount.to(dtype)
-        tree.embeddings[:, sim] = embedding
+        _set_column(tree.embeddings, sim, embedding)
         tree.children_stats[:, sim, 2] = _softmax(prior_logits.to(dtype))
         value = value.to(dtype)
         tree.node_visits[:, sim] = 1.0
@@ -467,28 +508,65 @@ class _Search:
             self.max_depth = max(self.max_depth, int(on.sum(0).max()))
 
 
-def _puct_score_fn(tree: Tree, pb_c: Tensor, unvisited_value: str = "zero") -> ScoreFn:
-    """MuZero's pUCT scores (Appendix B) with the tree's current min-max bounds.
+# A Q transform maps a tree (at the start of a simulation) to a function (q [R, A], visits
+# [R, A], rows [R]) -> [R, A] value scores of the children of the nodes at the flat rows
+# (b * N + node, one row per tree), which pUCT adds to its exploration term (as mctx's
+# `qtransform`). The two below normalise by the tree's min-max bounds (MuZero's MinMaxStats).
+ValueScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+QTransform = Callable[[Tree], ValueScoreFn]
 
-    `pb_c` [N + 1] tabulates (pb_c_init + log((n + pb_c_base + 1) / pb_c_base)) * sqrt(n).
-    `unvisited_value`: see :attr:`MCTSConfig.unvisited_value`.
-    """
+
+def _min_max(tree: Tree) -> tuple[Tensor, Tensor]:
+    """[B, 1] offset and scale of the tree's min-max normalisation (identity while max <= min)."""
     bounded = tree.max_q > tree.min_q
     offset = torch.where(bounded, tree.min_q, 0.0)[:, None]
     scale = torch.where(bounded, tree.max_q - tree.min_q, 1.0)[:, None]
+    return offset, scale
+
+
+def qtransform_min_max(tree: Tree) -> ValueScoreFn:
+    """The pseudocode's value score: (Q - min) / (max - min) for visited children, 0 for
+    unvisited ones (the lowest score, so the prior alone decides whether one is tried)."""
+    offset, scale = _min_max(tree)
+
+    def value_score(q: Tensor, visits: Tensor, row: Tensor) -> Tensor:
+        return (q - offset) / scale * (visits > 0)
+
+    return value_score
+
+
+def qtransform_min_max_parent(tree: Tree) -> ValueScoreFn:
+    """As :func:`qtransform_min_max`, but an unvisited child scores its parent's current value
+    V(s), normalised like a Q (mctx's choice; ``unvisited_value="parent"``)."""
+    offset, scale = _min_max(tree)
+    node_values = tree.node_values().view(-1)
+
+    def value_score(q: Tensor, visits: Tensor, row: Tensor) -> Tensor:
+        parent = node_values.index_select(0, row)[:, None]
+        return (torch.where(visits > 0, q, parent) - offset) / scale
+
+    return value_score
+
+
+QTRANSFORMS: dict[str, QTransform] = {
+    "zero": qtransform_min_max,
+    "parent": qtransform_min_max_parent,
+}
+"""The Q transforms by their `MCTSConfig.unvisited_value` name."""
+
+
+def _puct_score_fn(tree: Tree, pb_c: Tensor, qtransform: QTransform) -> ScoreFn:
+    """MuZero's pUCT scores (Appendix B): the Q transform's value score plus the exploration
+    term. `pb_c` [N + 1] tabulates (pb_c_init + log((n + pb_c_base + 1) / pb_c_base)) * sqrt(n).
+    """
     node_visits = tree.node_visits.view(-1)
-    node_values = tree.node_values().view(-1) if unvisited_value == "parent" else None
+    value_score = qtransform(tree)
     illegal = ~tree.root_legal
 
     def score(stats: Tensor, row: Tensor, depth: int) -> Tensor:
         visits, q, prior = stats.unbind(1)
         exploration = pb_c.index_select(0, node_visits.index_select(0, row).long())
-        if node_values is None:
-            value_score = (q - offset) / scale * (visits > 0)  # unvisited: 0
-        else:  # unvisited: the parent's value V(s)
-            parent = node_values.index_select(0, row)[:, None]
-            value_score = (torch.where(visits > 0, q, parent) - offset) / scale
-        s = torch.addcmul(value_score, prior, exploration[:, None] / (visits + 1.0))
+        s = torch.addcmul(value_score(q, visits, row), prior, exploration[:, None] / (visits + 1.0))
         return s.masked_fill(illegal, -math.inf) if depth == 0 else s
 
     return score
@@ -546,8 +624,9 @@ def muzero_search(
     pb_c = _pb_c_table(
         config.num_simulations + 1, config.pb_c_init, config.pb_c_base, tree.node_visits
     )
+    qtransform = config.qtransform or QTRANSFORMS[config.unvisited_value]
     _Search(tree, recurrent_fn).run(
-        config.num_simulations, lambda sim: _puct_score_fn(tree, pb_c, config.unvisited_value)
+        config.num_simulations, lambda sim: _puct_score_fn(tree, pb_c, qtransform)
     )
     action = select_action(tree.children_visits[:, 0], temperature, generator, prior)
     return _outputs(tree, action)
