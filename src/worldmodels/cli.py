@@ -435,8 +435,9 @@ def _cmd_list(args) -> int:
     from .envs import list_suites
 
     print("agents:")
+    width = max(map(len, AGENTS))
     for name, spec in AGENTS.items():
-        print(f"  {name:12s} {spec.description}")
+        print(f"  {name:{width}s} {spec.description}")
     seen = set()
     for spec in AGENTS.values():
         if spec.family in seen:

@@ -83,7 +83,7 @@ def test_refuses_continuous_and_efficientzero_axes():
     with pytest.raises(UserError, match="discrete"):
         MuZeroAgent(cfg, env.obs_space, env.act_space)
     with pytest.raises(UserError, match="EfficientZero"):
-        _agent("toy:target", **{"train.consistency": 1.0})
+        _agent("toy:target", **{"train.off_policy_correction": True})
 
 
 def test_unroll_gradient_scale_placement():

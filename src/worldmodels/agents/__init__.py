@@ -66,6 +66,12 @@ AGENTS: dict[str, AgentSpec] = {
             ("muzero",),
         ),
         AgentSpec(
+            "efficientzero",
+            "muzero",
+            "EfficientZero, NeurIPS 2021 = muzero --preset efficientzero",
+            ("muzero", "efficientzero"),
+        ),
+        AgentSpec(
             "tdmpc2",
             "tdmpc2",
             "TD-MPC2, ICLR 2024: decoder-free latent model + MPPI with a policy prior",

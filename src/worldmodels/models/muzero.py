@@ -31,6 +31,9 @@ class Inference(NamedTuple):
     """[B, A] policy p^k logits."""
     value_logits: Tensor
     """[B, 2S + 1] value v^k logits."""
+    reward_state: tuple[Tensor, Tensor] | None = None
+    """EfficientZero's value prefix: the LSTM state (h, c), each [B, lstm_hidden], after step k
+    (None without a value-prefix model); ``reward_logits`` are then the value prefix's."""
 
 
 def _zero_last(layer: nn.Linear) -> nn.Linear:
@@ -100,6 +103,9 @@ class MuZeroNetwork(nn.Module):
         downsample: bool = True,
         norm: str = "layer",
         act: str = "relu",
+        value_prefix: bool = False,
+        lstm_hidden: int = 512,
+        projection: tuple[int, int, int, int] | None = None,
     ):
         super().__init__()
         self.image, self.num_actions, self.support_size = image, num_actions, support_size
@@ -143,6 +149,37 @@ class MuZeroNetwork(nn.Module):
             self.reward_head = _Head(feat, bins, units, head_layers, norm, act)
         self.value_head = _Head(feat, bins, units, head_layers, norm, act)
         self.policy_head = _Head(feat, num_actions, units, head_layers, norm, act)
+        self.value_prefix = value_prefix
+        if value_prefix:  # EfficientZero: an LSTM over the reward features of s^1..s^k
+            reward_in = self.dyn_mlp.out_dim if not image else feat
+            self.reward_lstm = nn.LSTMCell(reward_in, lstm_hidden)
+            self.reward_lstm_norm = nn.LayerNorm(lstm_hidden)
+            self.reward_head = _Head(lstm_hidden, bins, units, head_layers, norm, act)
+        self.projection: nn.Module | None = None
+        if projection is not None:  # EfficientZero's SimSiam projector and prediction head
+            proj_hid, proj_out, pred_hid, pred_out = projection
+            if pred_out != proj_out:
+                raise ValueError(
+                    f"the prediction head's output {pred_out} must match the "
+                    f"projection's {proj_out} (their cosine is the loss)"
+                )
+            hidden_dim = latent if not image else channels * self.hw[0] * self.hw[1]
+            self.projection = nn.Sequential(
+                nn.Linear(hidden_dim, proj_hid),
+                nn.BatchNorm1d(proj_hid),
+                nn.ReLU(),
+                nn.Linear(proj_hid, proj_hid),
+                nn.BatchNorm1d(proj_hid),
+                nn.ReLU(),
+                nn.Linear(proj_hid, proj_out),
+                nn.BatchNorm1d(proj_out),
+            )
+            self.prediction_head = nn.Sequential(
+                nn.Linear(proj_out, pred_hid),
+                nn.BatchNorm1d(pred_hid),
+                nn.ReLU(),
+                nn.Linear(pred_hid, pred_out),
+            )
 
     # The three functions
     def represent(self, obs: Tensor) -> Tensor:
@@ -153,17 +190,47 @@ class MuZeroNetwork(nn.Module):
             x = self.repr_out(self.repr_mlp(obs.to(self.repr_out.weight.dtype)))
         return min_max_scale(x)
 
-    def dynamics(self, hidden: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        """g: [B, ...] s^{k-1}, [B] long a^k -> ([B, ...] s^k in [0, 1], [B, 2S+1] r^k logits)."""
+    def dynamics(
+        self,
+        hidden: Tensor,
+        action: Tensor,
+        reward_state: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """g: [B, ...] s^{k-1}, [B] long a^k -> ([B, ...] s^k in [0, 1], [B, 2S+1] r^k logits).
+
+        With a value-prefix model the reward features of s^k go through the LSTM from
+        ``reward_state`` (zeros when None) and the logits are those of the value prefix; the new
+        LSTM state is returned third."""
         onehot = F.one_hot(action.long(), self.num_actions).to(hidden.dtype)
         if self.image:
             planes = onehot[:, :, None, None].expand(-1, -1, *hidden.shape[-2:])
             x = self.dyn_in(torch.cat([hidden, planes], 1)) + hidden
             x = self.dyn_tower(x)
-            reward = self.reward_head(F.relu(self.reward_reduce(x)).flatten(1))
-            return min_max_scale(x), reward
-        feat = self.dyn_mlp(torch.cat([hidden, onehot], -1))
-        return min_max_scale(self.dyn_out(feat)), self.reward_head(feat)
+            nxt, feat = min_max_scale(x), F.relu(self.reward_reduce(x)).flatten(1)
+        else:
+            feat = self.dyn_mlp(torch.cat([hidden, onehot], -1))
+            nxt = min_max_scale(self.dyn_out(feat))
+        if not self.value_prefix:
+            return nxt, self.reward_head(feat)
+        if reward_state is None:
+            reward_state = self.initial_reward_state(hidden.shape[0], hidden)
+        h, c = self.reward_lstm(feat, reward_state)
+        prefix = self.reward_head(F.relu(self.reward_lstm_norm(h)))
+        return nxt, prefix, (h, c)
+
+    def initial_reward_state(self, batch: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Zero LSTM state (h, c) of the value-prefix model for ``batch`` rows."""
+        n = self.reward_lstm.hidden_size
+        zeros = torch.zeros(batch, n, dtype=like.dtype, device=like.device)
+        return zeros, zeros.clone()
+
+    def project(self, hidden: Tensor, predict: bool) -> Tensor:
+        """EfficientZero's SimSiam branches: [B, ...] s -> [B, proj_out] projection, through
+        the prediction head when ``predict`` (the dynamics branch); the observation branch
+        (``predict=False``) is the projection alone, to be used as a detached target."""
+        assert self.projection is not None, "the network was built without a projection"
+        z = self.projection(hidden.flatten(1))
+        return self.prediction_head(z) if predict else z
 
     def predict(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """f: [B, ...] s^k -> ([B, A] policy logits, [B, 2S+1] value logits)."""
@@ -180,11 +247,14 @@ class MuZeroNetwork(nn.Module):
         policy, value = self.predict(hidden)
         return Inference(hidden, None, policy, value)
 
-    def recurrent_inference(self, hidden: Tensor, action: Tensor) -> Inference:
-        """(s^{k-1}, a^k) -> (s^k, r^k, p^k, v^k)."""
-        nxt, reward = self.dynamics(hidden, action)
-        policy, value = self.predict(nxt)
-        return Inference(nxt, reward, policy, value)
+    def recurrent_inference(
+        self, hidden: Tensor, action: Tensor, reward_state: tuple[Tensor, Tensor] | None = None
+    ) -> Inference:
+        """(s^{k-1}, a^k) -> (s^k, r^k, p^k, v^k); with a value-prefix model r^k are the value
+        prefix's logits and the LSTM state (from ``reward_state``) comes back as well."""
+        out = self.dynamics(hidden, action, reward_state)
+        policy, value = self.predict(out[0])
+        return Inference(out[0], out[1], policy, value, out[2] if self.value_prefix else None)
 
     def scalar(self, logits: Tensor, eps: float) -> Tensor:
         """[B, 2S + 1] support logits -> [B] scalar h^-1(E[support]); S = 0: the output itself."""

@@ -46,6 +46,28 @@ def run_updates(run) -> float:
     return max(collected * run.train_ratio / (run.batch_size * run.batch_length), 1.0)
 
 
+def negative_cosine(x: Tensor, y: Tensor, eps: float = 1e-5) -> Tensor:
+    """[..., D] x, y -> [...] -<x/|x|, y/|y|> (norms floored at eps, as the reference's
+    ``F.normalize``): -1 when they point the same way."""
+    x = x / x.norm(dim=-1, keepdim=True).clamp(min=eps)
+    y = y / y.norm(dim=-1, keepdim=True).clamp(min=eps)
+    return -(x * y).sum(-1)
+
+
+def value_prefix_targets(reward: Tensor, horizon: int) -> Tensor:
+    """[B, K+1] rewards u_k (index 0 unused) -> [B, K+1] value-prefix targets: at step k the
+    undiscounted sum of u_j over the steps j <= k since the last reset, the LSTM restarting
+    after every step that is a multiple of ``horizon`` (EfficientZero's targets; index 0 is 0)."""
+    out = torch.zeros_like(reward)
+    total = torch.zeros_like(reward[:, 0])
+    for k in range(1, reward.shape[1]):
+        total = total + reward[:, k]
+        out[:, k] = total
+        if k % horizon == 0:
+            total = torch.zeros_like(total)
+    return out
+
+
 class MuZeroAgent(AgentBase):
     """MuZero with the config axes of MuZeroConfig; EfficientZero's axes are refused for now.
 
@@ -65,10 +87,15 @@ class MuZeroAgent(AgentBase):
     ):
         self.check_env(config, obs_space, act_space)
         m, s, t = config.model, config.search, config.train
-        if m.value_prefix or t.consistency > 0 or t.off_policy_correction:
+        if t.off_policy_correction:
             raise UserError(
-                "model.value_prefix, train.consistency and train.off_policy_correction are "
-                "EfficientZero's additions and are not implemented yet; fix: leave them off"
+                "train.off_policy_correction (EfficientZero) is not implemented yet; "
+                "fix: leave it off"
+            )
+        if t.consistency > 0 and m.projection[1] != m.projection[3]:
+            raise UserError(
+                f"model.projection {tuple(m.projection)}: pred_out (4th) must equal proj_out "
+                "(2nd), the consistency loss compares the two"
             )
         if len(s.temperatures) != len(s.temperature_steps) + 1:
             raise UserError(
@@ -114,6 +141,9 @@ class MuZeroAgent(AgentBase):
             downsample=m.downsample,
             norm=m.norm,
             act=m.act,
+            value_prefix=m.value_prefix,
+            lstm_hidden=m.lstm_hidden,
+            projection=tuple(m.projection) if t.consistency > 0 else None,
         ).to(self.device)
         if t.target_update_interval < 1:
             raise UserError(
@@ -191,14 +221,45 @@ class MuZeroAgent(AgentBase):
             raise UserError("model.network=resnet needs image observations; fix: --obs pixels")
 
     # Search
-    def _recurrent_fn(self, hidden: Tensor, action: Tensor):
-        """The search's model: (s, a) -> (r, gamma, policy logits, v, s')."""
-        out = self.net.recurrent_inference(hidden, action)
+    def _step(self, node, action: Tensor) -> tuple[Tensor, Inference, Any]:
+        """One model step from a search node: (reward [N], the network's outputs at the child,
+        the child node).
+
+        Without a value prefix a node is the hidden state. With one it is a dict: the hidden
+        state, the LSTM state (h, c), the predicted value prefix and the depth. The LSTM
+        restarts from zero below every node whose depth is a multiple of
+        ``model.lstm_horizon_len``, so the reward of the edge is the child's prefix minus its
+        parent's, or the child's prefix itself below such a node (EfficientZero's tree)."""
         eps = self.config.model.h_eps
-        reward = self.net.scalar(out.reward_logits, eps)
-        value = self.net.scalar(out.value_logits, eps)
-        discount = torch.full_like(value, self.gamma)
-        return reward, discount, out.policy_logits, value, out.hidden
+        if not self.config.model.value_prefix:
+            out = self.net.recurrent_inference(node, action)
+            return self.net.scalar(out.reward_logits, eps), out, out.hidden
+        H = self.config.model.lstm_horizon_len
+        reset = node["depth"] % H == 0
+        state = tuple(torch.where(reset[:, None], 0.0, x) for x in (node["h"], node["c"]))
+        out = self.net.recurrent_inference(node["hidden"], action, state)
+        prefix = self.net.scalar(out.reward_logits, eps)
+        reward = prefix - torch.where(reset, 0.0, node["prefix"].to(prefix.dtype))
+        h, c = out.reward_state
+        child = {"hidden": out.hidden, "h": h, "c": c, "prefix": prefix, "depth": node["depth"] + 1}
+        return reward, out, child
+
+    def _recurrent_fn(self, node, action: Tensor):
+        """The search's model: (s, a) -> (r, gamma, policy logits, v, s'); see :meth:`_step`."""
+        reward, out, child = self._step(node, action)
+        value = self.net.scalar(out.value_logits, self.config.model.h_eps)
+        return reward, torch.full_like(value, self.gamma), out.policy_logits, value, child
+
+    def _root_node(self, hidden: Tensor):
+        """The search's root embedding for ``hidden`` [N, ...]: the state itself, or with a
+        value prefix a dict with a zero LSTM state, prefix 0 and depth 0."""
+        if not self.config.model.value_prefix:
+            return hidden
+        h, c = self.net.initial_reward_state(hidden.shape[0], hidden)
+        n = hidden.shape[0]
+        zero = torch.zeros(n, dtype=hidden.dtype, device=hidden.device)
+        depth = torch.zeros(n, dtype=torch.long, device=hidden.device)
+        return {"hidden": hidden, "h": h, "c": c, "prefix": zero, "depth": depth}
 
     @torch.no_grad()
     def search(self, obs: Tensor, legal: Tensor, explore: bool) -> MCTSOutput:
@@ -209,7 +270,7 @@ class MuZeroAgent(AgentBase):
         """:meth:`search` from the network's outputs at the N roots."""
         s = self.config.search
         value = self.net.scalar(root_inf.value_logits, self.config.model.h_eps)
-        root = RootOutput(root_inf.policy_logits, value, root_inf.hidden)
+        root = RootOutput(root_inf.policy_logits, value, self._root_node(root_inf.hidden))
         # A finished game has no legal move (its action is ignored): search it unmasked.
         legal = legal | ~legal.any(-1, keepdim=True)
         sims = s.num_simulations if explore or not s.eval_simulations else s.eval_simulations
@@ -292,12 +353,13 @@ class MuZeroAgent(AgentBase):
         (``EvalInterrupted`` when it answers True)."""
         x = torch.as_tensor(np.asarray(obs[self.key]), device=self.device)
         inf, legal = self.net.initial_inference(x), self._legal(obs, x.shape[0])
+        node = self._root_node(inf.hidden)
         total = torch.zeros(x.shape[0], device=self.device)
         for _ in range(horizon):
             check_stop(should_stop)
             action = self._search(inf, legal, explore=False).action
-            inf = self.net.recurrent_inference(inf.hidden, action)
-            total = total + self.net.scalar(inf.reward_logits, self.config.model.h_eps).float()
+            reward, inf, node = self._step(node, action)
+            total = total + reward.float()
             legal = torch.ones_like(legal)
         return total.cpu().numpy()
 
@@ -322,7 +384,8 @@ class MuZeroAgent(AgentBase):
     def targets(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """Replayed [B, L] window -> unroll targets for k = 0..K (MuZero Eq. 1-3).
 
-        value [B, K+1] n-step targets z; reward [B, K+1] u (index 0 unused); policy [B, K+1, A];
+        value [B, K+1] n-step targets z; reward [B, K+1] u (index 0 unused; with a value prefix
+        the prefix sums of u, see :func:`value_prefix_targets`); policy [B, K+1, A];
         alive [B, K+1] (o_k is in o_0's episode; past its end the targets are absorbing zeros);
         policy_mask [B, K+1] (alive and not the episode's last step, where no move is made).
         """
@@ -342,26 +405,42 @@ class MuZeroAgent(AgentBase):
         K = t.num_unroll_steps
         ended = torch.cumsum((last[:, :K] | first[:, 1 : K + 1]).long(), 1) > 0
         alive = torch.cat([torch.ones_like(ended[:, :1]), ~ended], 1).float()
+        reward = data["reward"][:, : K + 1].float() * alive
+        if self.config.model.value_prefix:
+            reward = value_prefix_targets(reward, self.config.model.lstm_horizon_len)
         return {
             "value": z[:, : K + 1] * alive,
-            "reward": data["reward"][:, : K + 1].float() * alive,
+            "reward": reward,
             "policy": policy[:, : K + 1],
             "alive": alive,
             "policy_mask": alive * (~last[:, : K + 1]).float(),
         }
 
-    def unroll(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def unroll(
+        self, obs: Tensor, actions: Tensor, hidden_states: list[Tensor] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """o_0 [B, obs...], a^1..a^K [B, K] -> value [B, K+1, 2S+1], policy [B, K+1, A] and
         reward [B, K, 2S+1] logits. The hidden state g passes on to the next g has its gradient
         scaled by ``train.dynamics_gradient_scale`` (MuZero pseudocode: 1/2, applied after each
         recurrent_inference); the root state from h is not scaled, so h gets the step-k losses'
-        gradient times scale^(k-1)."""
+        gradient times scale^(k-1). With a value prefix the reward logits are the prefix's, the
+        LSTM starting from zero and reset after every step k that is a multiple of
+        ``model.lstm_horizon_len`` (EfficientZero). ``hidden_states``, when given, receives
+        s^1..s^K as g returned them (for the consistency loss)."""
+        m = self.config.model
         inf = self.net.initial_inference(obs)
-        hidden = inf.hidden
+        hidden, state = inf.hidden, None
         values, policies, rewards = [inf.value_logits], [inf.policy_logits], []
         for k in range(actions.shape[1]):
-            inf = self.net.recurrent_inference(hidden, actions[:, k])
+            if m.value_prefix:
+                inf = self.net.recurrent_inference(hidden, actions[:, k], state)
+            else:
+                inf = self.net.recurrent_inference(hidden, actions[:, k])
             hidden = scale_gradient(inf.hidden, self.config.train.dynamics_gradient_scale)
+            if m.value_prefix:
+                state = None if (k + 1) % m.lstm_horizon_len == 0 else inf.reward_state
+            if hidden_states is not None:
+                hidden_states.append(inf.hidden)
             values.append(inf.value_logits)
             policies.append(inf.policy_logits)
             rewards.append(inf.reward_logits)
@@ -385,8 +464,9 @@ class MuZeroAgent(AgentBase):
         weight = data["weight"].float() if "weight" in data else None
 
         # Unroll the model from o_0 with the replayed actions
+        states: list[Tensor] | None = [] if t.consistency > 0 else None
         value_logits, policy_logits, reward_logits = self.unroll(
-            data[self.key][:, 0], action[:, :K]
+            data[self.key][:, 0], action[:, :K], states
         )
 
         # Losses per step, scaled 1 at k = 0 and 1/K after
@@ -399,6 +479,11 @@ class MuZeroAgent(AgentBase):
         per_sample = (scale * (t.value_loss_weight * value_l + policy_l)).sum(1) + (
             scale[1:] * reward_l
         ).sum(1)
+        consistency_l = None
+        if states is not None:  # EfficientZero's self-supervised consistency, k = 1..K
+            consistency_l = self._consistency_loss(states, data[self.key][:, 1 : K + 1])
+            consistency_l = consistency_l * tgt["alive"][:, 1:]  # [B, K]
+            per_sample = per_sample + t.consistency * (scale[1:] * consistency_l).sum(1)
         total = (per_sample * weight).mean() if weight is not None else per_sample.mean()
         lr = self.learning_rate()
         for group in self.opt.param_groups:
@@ -422,6 +507,11 @@ class MuZeroAgent(AgentBase):
             "loss/value": float(value_l.detach().mean()),
             "loss/reward": float(reward_l.detach().mean()),
             "loss/policy": float(policy_l.detach().mean()),
+            **(
+                {"loss/consistency": float(consistency_l.detach().mean())}
+                if consistency_l is not None
+                else {}
+            ),
             "loss/total": float(total.detach()),
             "grad/norm": float(gnorm),
             "value/target": float(tgt["value"][:, 0].mean()),
@@ -431,6 +521,18 @@ class MuZeroAgent(AgentBase):
             "optim/lr": lr,
         }
         return Update(metrics, priorities)
+
+    def _consistency_loss(self, states: list[Tensor], obs: Tensor) -> Tensor:
+        """EfficientZero's SimSiam loss: g's states s^1..s^K and the observations o_1..o_K
+        [B, K, obs...] -> [B, K] negative cosine between the prediction head's output on s^k
+        and the projection of h(o_k). The observation branch is a target: computed without
+        gradient (the reference detaches it), so neither h nor the projector learn from it."""
+        B, K = obs.shape[:2]
+        online = self.net.project(torch.cat(states), predict=True)
+        with torch.no_grad():
+            target = self.net.project(self.net.represent(obs.transpose(0, 1).flatten(0, 1)), False)
+        cos = negative_cosine(online.float(), target.float())
+        return cos.view(K, B).transpose(0, 1)
 
     def _scalar_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """[..., 2S+1] (or [..., 1]) outputs, [...] targets -> [...] cross-entropy with the

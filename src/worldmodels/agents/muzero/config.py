@@ -1,7 +1,7 @@
 """MuZero configuration (Schrittwieser et al., Mastering Atari, Go, chess and shogi by planning
 with a learned model, Nature 2020). MuZero and EfficientZero are one agent: the EfficientZero
 additions are fields here (``value_prefix``, ``consistency``, ``off_policy_correction``), off in
-every MuZero preset and not implemented yet."""
+every MuZero preset (the off-policy correction is not implemented yet)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 from ...config import DEBUG_RUN, Preset, RunConfig
 
 _MUZERO = "Schrittwieser et al., Nature 2020 (Appendix F/G and the pseudocode)"
+_EZ = "Ye et al., NeurIPS 2021 (EfficientZero, YeWR/EfficientZero's Atari config)"
 
 
 @dataclass
@@ -46,7 +47,17 @@ class MuZeroModelConfig:
     h_eps: float = 0.001
     """eps of h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x."""
     value_prefix: bool = False
-    """EfficientZero: predict the discounted reward sum with an LSTM (not implemented)."""
+    """EfficientZero: the reward head predicts the value prefix, the undiscounted sum of the
+    rewards since the last reset, from an LSTM over the unrolled states' reward features; the
+    search takes each edge's reward as the difference of consecutive prefixes."""
+    lstm_hidden: int = 512
+    """Value prefix: LSTM width (EfficientZero Atari: 512)."""
+    lstm_horizon_len: int = 5
+    """Value prefix: the LSTM state is reset to zero at every depth that is a multiple of this,
+    in training and in search alike (EfficientZero Atari: 5)."""
+    projection: tuple[int, int, int, int] = (1024, 1024, 512, 1024)
+    """Consistency: proj_hid, proj_out, pred_hid, pred_out of the SimSiam projector and
+    prediction head (EfficientZero Atari: 1024, 1024, 512, 1024); pred_out = proj_out."""
 
     CHECKS: ClassVar[dict[str, str]] = {  # config.validate; head_layers and blocks 0 = none
         "latent": ">= 1",
@@ -58,6 +69,9 @@ class MuZeroModelConfig:
         "reduced_channels": ">= 1",
         "support_size": ">= 1",
         "h_eps": ">= 0",
+        "lstm_hidden": ">= 1",
+        "lstm_horizon_len": ">= 1",
+        "projection": ">= 1",
     }
 
 
@@ -142,7 +156,10 @@ class MuZeroTrainConfig:
     data augmentation of AlphaGo Zero (Silver et al. 2017). MuZero and AlphaZero do not augment,
     so the presets leave it off; needs an env that declares symmetries (vector observations)."""
     consistency: float = 0.0
-    """EfficientZero: weight of the self-supervised consistency loss (not implemented)."""
+    """EfficientZero: weight of the self-supervised consistency loss (paper: 2; 0 = off): at
+    each unrolled step k = 1..K, the negative cosine between the prediction head's output on
+    g's state s^k and the projection of h(o_k), the latter a detached target, masked past the
+    episode's end."""
     off_policy_correction: bool = False
     """EfficientZero: shorten td_steps for old data (not implemented)."""
 
@@ -231,6 +248,27 @@ PRESETS: dict[str, Preset] = {
             "1024); visit temperature 1 / 0.5 / 0.25 at 50 % / 75 % of CartPole's 12.5k updates "
             "(muzero-general's schedule; the paper's 500k / 750k are the dataclass defaults); n = "
             "50 (muzero-general's CartPole; paper Atari 10) with windows of K + 1 + n = 56 steps.",
+        ),
+        Preset(
+            "efficientzero",
+            {
+                "model.value_prefix": True,
+                "model.lstm_horizon_len": 5,
+                "model.lstm_hidden": 128,
+                "model.projection": (1024, 1024, 512, 1024),
+                "train.consistency": 2.0,
+                "train.value_loss_weight": 0.25,
+                "train.td_steps": 5,
+                "run.batch_length": 11,  # K + 1 + td_steps
+                "run.train_ratio": 352.0,  # one update of 128 x 11 every 4 env steps
+                "train.target_update_interval": 200,
+            },
+            f"{_EZ}, on top of `muzero`: the value prefix (LSTM reset every 5 steps), the "
+            "consistency loss at weight 2 with the 1024/1024/512/1024 projector and prediction "
+            "head, value loss 0.25, n = 5, the target network refreshed every 200 updates. "
+            "Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 (LightZero's "
+            "CartPole; the paper's 512 sits on Atari's ResNet); the off-policy correction and "
+            "the 99 % policy reanalysis are not implemented yet.",
         ),
         Preset(
             "board",

@@ -1,0 +1,204 @@
+"""EfficientZero's additions on the MuZero agent: the SimSiam consistency loss (negative cosine,
+the observation branch a target without gradient), the value prefix (targets, the LSTM reset at
+the horizon in the unroll and in the search, the edge reward as the difference of prefixes on a
+hand-worked tree), and one update with both on."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from worldmodels.agents import build_config
+from worldmodels.agents.muzero import MuZeroAgent
+from worldmodels.agents.muzero.agent import negative_cosine, value_prefix_targets
+from worldmodels.envs import make_env
+from worldmodels.models.muzero import Inference
+from worldmodels.planners import MCTSConfig, RootOutput, muzero_search
+
+EZ = {
+    "model.value_prefix": True,
+    "model.lstm_hidden": 8,
+    "train.consistency": 2.0,
+    "model.projection": (16, 12, 8, 12),
+}
+
+
+def _agent(env_id="gym:CartPole-v1", **overrides):
+    cfg, _ = build_config("muzero", ["debug"], {**EZ, **overrides})
+    env = make_env(env_id)
+    return MuZeroAgent(cfg, env.obs_space, env.act_space), env
+
+
+def test_negative_cosine_against_torch():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    torch.testing.assert_close(negative_cosine(x, y), -F.cosine_similarity(x, y, eps=0))
+    torch.testing.assert_close(negative_cosine(x, 3 * x), -torch.ones(5))
+
+
+def test_consistency_target_branch_gets_no_gradient():
+    """The loss's gradient equals the one computed with the observation branch detached by
+    hand, and nothing reaches h from the observation branch."""
+    torch.manual_seed(0)
+    agent, _ = _agent()
+    net = agent.net
+    B, K = 6, 2
+    obs0 = torch.randn(B, 4)
+    obs = torch.randn(B, K, 4)
+    actions = torch.randint(0, 2, (B, K))
+
+    def loss_and_grads(fn):
+        net.zero_grad()
+        states = []
+        agent.unroll(obs0, actions, states)
+        fn(states).sum().backward()
+        return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+    ours = loss_and_grads(lambda states: agent._consistency_loss(states, obs))
+
+    def by_hand(states):  # target computed with gradient, then detached
+        target = net.project(net.represent(obs.transpose(0, 1).flatten(0, 1)), False).detach()
+        online = net.project(torch.cat(states), True)
+        return -F.cosine_similarity(online, target, dim=-1, eps=1e-5)
+
+    ref = loss_and_grads(by_hand)
+    assert ours.keys() == ref.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], ref[name], msg=name)
+    # The observation branch alone: nothing reaches its input or h.
+    net.zero_grad()
+    obs_req = obs.clone().requires_grad_(True)
+    states = [x.detach().requires_grad_(True) for x in _states(agent, obs0, actions)]
+    agent._consistency_loss(states, obs_req).sum().backward()
+    assert obs_req.grad is None
+    assert all(p.grad is None for n, p in net.named_parameters() if n.startswith("repr_"))
+    assert all(x.grad is not None for x in states)
+
+
+def _states(agent, obs0, actions):
+    states = []
+    agent.unroll(obs0, actions, states)
+    return states
+
+
+def test_value_prefix_targets_by_hand():
+    u = torch.tensor([[0.0, 1, 2, 3, 4, 5, 6, 7]])  # index 0 unused
+    assert value_prefix_targets(u, 5).tolist() == [[0, 1, 3, 6, 10, 15, 6, 13]]
+    assert value_prefix_targets(u, 2).tolist() == [[0, 1, 3, 3, 7, 5, 11, 7]]
+    assert value_prefix_targets(u, 1).tolist() == u.tolist()
+
+
+def test_unroll_resets_the_lstm_at_the_horizon():
+    """With horizon 2 and K = 4 the prefix logits of steps 3 and 4 are those of an LSTM started
+    from zero at step 3; steps 1 and 2 chain the state."""
+    torch.manual_seed(1)
+    agent, _ = _agent(
+        **{"model.lstm_horizon_len": 2, "train.num_unroll_steps": 4, "run.batch_length": 8}
+    )
+    net = agent.net
+    torch.nn.init.normal_(net.reward_head.out.weight)  # the output layer starts at zero
+    obs0, actions = torch.randn(3, 4), torch.randint(0, 2, (3, 4))
+    with torch.no_grad():
+        _, _, reward_logits = agent.unroll(obs0, actions)
+        s, state, expect = net.represent(obs0), None, []
+        for k in range(4):
+            if k == 2:
+                state = None  # the reset after step 2
+            s, logits, state = net.dynamics(s, actions[:, k], state)
+            expect.append(logits)
+        s, state = net.represent(obs0), None
+        for k in range(3):  # no reset: step 3 differs
+            s, chained, state = net.dynamics(s, actions[:, k], state)
+    torch.testing.assert_close(reward_logits, torch.stack(expect, 1))
+    assert not torch.allclose(chained, expect[2])
+    assert reward_logits.shape == (3, 4, 2 * agent.config.model.support_size + 1)
+
+
+class CountingNet:
+    """A stand-in for the network in the search: the LSTM state h counts the steps since the
+    last reset, the value prefix is 10 h + a, values 0, uniform priors, hidden = depth."""
+
+    support_size = 0
+
+    def recurrent_inference(self, hidden, action, state):
+        h, c = state
+        h = h + 1
+        prefix = 10 * h[:, 0] + action.double()
+        zeros = torch.zeros(hidden.shape[0], 1, dtype=torch.float64)
+        return Inference(
+            hidden + 1,
+            prefix[:, None],
+            torch.zeros(hidden.shape[0], 3, dtype=torch.float64),
+            zeros,
+            (h, c),
+        )
+
+    def scalar(self, logits, eps):
+        return logits[..., 0]
+
+    def initial_reward_state(self, batch, like):
+        z = torch.zeros(batch, 1, dtype=torch.float64)
+        return z, z.clone()
+
+
+def test_search_rewards_are_prefix_differences_with_resets():
+    """Hand-worked: along a path a1, a2, a3 with horizon 2 the edge rewards are 10 + a1, then
+    (20 + a2) - (10 + a1), then 10 + a3 (the LSTM restarts below depth 2)."""
+    agent, _ = _agent(**{"model.lstm_horizon_len": 2})
+    agent.net = CountingNet()
+    agent.gamma = 1.0
+    hidden = torch.zeros(1, 1, dtype=torch.float64)
+    root = RootOutput(
+        torch.zeros(1, 3, dtype=torch.float64),
+        torch.zeros(1, dtype=torch.float64),
+        agent._root_node(hidden),
+    )
+    out = muzero_search(
+        root, agent._recurrent_fn, MCTSConfig(num_simulations=40, root_exploration_fraction=0.0)
+    )
+    tree = out.tree
+    checked = {1: 0, 2: 0, 3: 0}
+    for node in range(1, 41):
+        path, n = [], node
+        while tree.parents[0, n] >= 0:
+            path.append(int(tree.action_from_parent[0, n]))
+            n = int(tree.parents[0, n])
+        path.reverse()
+        depth = len(path)
+        parent = int(tree.parents[0, node])
+        reward = float(tree.children_rewards[0, parent, path[-1]])
+        if depth == 1:
+            expect = 10 + path[0]
+        elif depth == 2:
+            expect = (20 + path[1]) - (10 + path[0])
+        elif depth == 3:
+            expect = 10 + path[2]
+        else:
+            continue
+        assert reward == pytest.approx(expect), (path, reward)
+        checked[depth] += 1
+        assert int(tree.embeddings["depth"][0, node]) == depth
+    assert min(checked.values()) > 0, checked
+
+
+def test_update_with_both_additions():
+    torch.manual_seed(0)
+    agent, env = _agent()
+    from worldmodels.envs.vector import VectorEnv
+    from worldmodels.replay import ReplayBuffer
+
+    venv = VectorEnv([lambda i=i: make_env("gym:CartPole-v1", seed=i) for i in range(2)])
+    rb = ReplayBuffer(10_000, chunk_size=16, seed=0)
+    obs, state = venv.reset(seed=0), agent.init_state(2)
+    for _ in range(30):
+        state, action, info = agent.act(state, obs, "explore")
+        rb.add_batch({**obs, **info, "action": action})
+        obs = venv.step(action)
+    batch = rb.sample(4, agent.config.run.batch_length)
+    before = {n: p.detach().clone() for n, p in agent.net.named_parameters()}
+    metrics = agent.update(batch).metrics
+    assert np.isfinite(metrics["loss/consistency"]) and -1 <= metrics["loss/consistency"] <= 1
+    changed = {n for n, p in agent.net.named_parameters() if not torch.equal(p, before[n])}
+    assert any(n.startswith("reward_lstm") for n in changed)
+    assert any(n.startswith("projection") for n in changed)
+    assert any(n.startswith("prediction_head") for n in changed)
