@@ -3,6 +3,8 @@ the observation branch a target without gradient), the value prefix (targets, th
 the horizon in the unroll and in the search, the edge reward as the difference of prefixes on a
 hand-worked tree), and one update with both on."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -202,3 +204,56 @@ def test_update_with_both_additions():
     assert any(n.startswith("reward_lstm") for n in changed)
     assert any(n.startswith("projection") for n in changed)
     assert any(n.startswith("prediction_head") for n in changed)
+
+
+def test_off_policy_horizon_schedule_by_hand():
+    """clip(5 - age // (0.3 x 50k), 1, 5) with the age in env steps (the reference's formula):
+    15k steps of age cost one step of horizon."""
+    agent, _ = _agent(
+        **{
+            "train.off_policy_correction": True,
+            "train.td_steps": 5,
+            "run.batch_length": 11,
+            "run.steps": 50_000,
+        }
+    )
+    agent.set_progress(100_000)
+    ages = torch.tensor([0, 14_999, 15_000, 29_999, 30_000, 59_999, 60_000, 100_000])
+    data = {"env_step": (100_000 - ages)[:, None].expand(-1, 11)}
+    assert agent.td_steps(data).tolist() == [5, 5, 4, 4, 3, 2, 1, 1]
+    agent.config.train.off_policy_correction = False
+    assert agent.td_steps(data) == 5
+
+
+def test_off_policy_correction_in_a_run(tmp_path):
+    """The loop tells the agent its env steps, so old windows get shorter horizons."""
+    from worldmodels.cli import main
+
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "efficientzero",
+        "--env",
+        "gym:CartPole-v1",
+        "--preset",
+        "debug",
+        "--steps",
+        "160",
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        "--set",
+        "train.off_policy_correction=true",
+        "--set",
+        "train.td_steps=3",
+        "--set",
+        "run.batch_length=9",
+        "--set",
+        "model.lstm_hidden=8",
+        "--set",
+        "model.projection=[16,12,8,12]",
+    ]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    td = [r["value/td_steps"] for r in rows if "value/td_steps" in r]
+    assert td and 1 <= min(td) and max(td) <= 3 and min(td) < 3

@@ -77,13 +77,13 @@ def test_builds_acts_updates(env_id):
     np.testing.assert_allclose(out.extras["policy"].sum(-1), 1.0, rtol=1e-5)
 
 
-def test_refuses_continuous_and_efficientzero_axes():
+def test_refuses_continuous_actions_and_a_mismatched_projection():
     env = make_env("toy:reach")
     cfg, _ = build_config("muzero", ["debug"])
     with pytest.raises(UserError, match="discrete"):
         MuZeroAgent(cfg, env.obs_space, env.act_space)
-    with pytest.raises(UserError, match="EfficientZero"):
-        _agent("toy:target", **{"train.off_policy_correction": True})
+    with pytest.raises(UserError, match="pred_out"):
+        _agent("toy:target", **{"train.consistency": 1.0, "model.projection": (8, 8, 4, 6)})
 
 
 def test_unroll_gradient_scale_placement():

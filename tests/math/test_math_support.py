@@ -117,3 +117,21 @@ def test_scale_gradient_and_min_max():
     torch.testing.assert_close(x.grad, 0.5 * w)
     s = min_max_scale(torch.tensor([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]]))
     torch.testing.assert_close(s, torch.tensor([[0.0, 1.0, 0.5], [0.0, 0.0, 0.0]]))
+
+
+def test_n_step_targets_with_one_horizon_per_row():
+    """A [B] tensor of horizons gives each row the targets of its own scalar n (hand-worked
+    above), e.g. EfficientZero's off-policy correction."""
+    g = torch.Generator().manual_seed(0)
+    reward = torch.randn(4, 9, generator=g)
+    value = torch.randn(4, 9, generator=g)
+    last, term = torch.zeros(4, 9, dtype=torch.bool), torch.zeros(4, 9, dtype=torch.bool)
+    last[1, 5] = term[1, 5] = True
+    last[2, 3] = True
+    n = torch.tensor([1, 5, 3, 2])
+    z = n_step_value_targets(reward, value, last, term, gamma=0.9, n=n)
+    for b in range(4):
+        ref = n_step_value_targets(
+            reward[b : b + 1], value[b : b + 1], last[b : b + 1], term[b : b + 1], 0.9, int(n[b])
+        )
+        torch.testing.assert_close(z[b : b + 1], ref)

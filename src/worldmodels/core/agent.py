@@ -120,6 +120,16 @@ class Reporter(Protocol):
 
 
 @runtime_checkable
+class ProgressAware(Protocol):
+    """Optional: agents whose update depends on how far the run is (EfficientZero's off-policy
+    correction ages replayed data by the env steps since it was stored)."""
+
+    def set_progress(self, env_steps: int) -> None:
+        """Called before every update with the env steps the run has taken so far (all envs
+        together, the clock of the replay's ``env_step`` key)."""
+
+
+@runtime_checkable
 class Imaginer(Protocol):
     """Optional: agents that imagine or plan with a model predict the return of their own
     greedy behaviour (the eval's ``imagined_return`` next to ``real_return``)."""

@@ -81,7 +81,7 @@ def n_step_value_targets(
     is_last: Tensor,
     is_terminal: Tensor,
     gamma: float,
-    n: int,
+    n: int | Tensor,
     sign: float = 1.0,
 ) -> Tensor:
     """Replayed ``[B, T]`` steps -> ``[B, T]`` n-step bootstrapped value targets (MuZero Eq. 3).
@@ -92,7 +92,9 @@ def n_step_value_targets(
     games: values are from the perspective of the player to move, rewards from the player who
     acted). m = n, shortened to end at the episode's last step e (``is_last``) and at the window
     end T - 1; at a true terminal (``is_terminal[e]``) the bootstrap v_e is 0 (a truncated last
-    step bootstraps from its own value). Each z_t stays within o_t's own episode.
+    step bootstraps from its own value). Each z_t stays within o_t's own episode. ``n`` is one
+    horizon for every row, or a ``[B]`` long tensor of one horizon per row (EfficientZero's
+    off-policy correction).
     """
     assert reward.shape == value.shape == is_last.shape == is_terminal.shape, (
         reward.shape,
@@ -108,9 +110,10 @@ def n_step_value_targets(
     scale = torch.ones_like(value)
     open_ = ~last  # [B, T]: o_{t+j-1} is not the last of o_t's episode, keep adding rewards
     boot = torch.zeros(B, T, dtype=torch.long, device=value.device)  # m for each t
-    for j in range(1, min(n, T - 1) + 1):
+    rows = torch.as_tensor(n, device=value.device).long().expand(B)  # n of each row
+    for j in range(1, min(int(rows.max()), T - 1) + 1):
         # u_{t+j} counts where o_t .. o_{t+j-1} are not last and t + j is inside the window.
-        take = open_.clone()
+        take = open_ & (rows >= j)[:, None]
         take[:, T - j :] = False
         r = torch.zeros_like(reward)
         r[:, : T - j] = reward[:, j:]

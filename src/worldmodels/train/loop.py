@@ -17,7 +17,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..core import EvalInterrupted, Stage
+from ..core import EvalInterrupted, ProgressAware, Stage
 from ..errors import UserError
 from ..logging import MetricsLogger, Progress, truncate_after
 from ..replay import ReplayBuffer
@@ -219,6 +219,8 @@ class Trainer:
 
     def _learn(self) -> None:
         """One update; a non-finite one is skipped and counted, and many in a row stop the run."""
+        if isinstance(self.agent, ProgressAware):
+            self.agent.set_progress(self.c.env_steps)
         if self.learner.step():
             self.c.updates += 1
             return

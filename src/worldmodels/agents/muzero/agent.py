@@ -46,6 +46,10 @@ def run_updates(run) -> float:
     return max(collected * run.train_ratio / (run.batch_size * run.batch_length), 1.0)
 
 
+AGE_KEY = "env_step"
+"""The replay key that holds the env step each step was stored at (docs/conventions.md)."""
+
+
 def negative_cosine(x: Tensor, y: Tensor, eps: float = 1e-5) -> Tensor:
     """[..., D] x, y -> [...] -<x/|x|, y/|y|> (norms floored at eps, as the reference's
     ``F.normalize``): -1 when they point the same way."""
@@ -87,11 +91,6 @@ class MuZeroAgent(AgentBase):
     ):
         self.check_env(config, obs_space, act_space)
         m, s, t = config.model, config.search, config.train
-        if t.off_policy_correction:
-            raise UserError(
-                "train.off_policy_correction (EfficientZero) is not implemented yet; "
-                "fix: leave it off"
-            )
         if t.consistency > 0 and m.projection[1] != m.projection[3]:
             raise UserError(
                 f"model.projection {tuple(m.projection)}: pred_out (4th) must equal proj_out "
@@ -163,7 +162,30 @@ class MuZeroAgent(AgentBase):
             symmetries=t.augment_symmetries,
         )
         self.updates = 0
+        self.env_steps = 0  # the run's env steps at the last set_progress
         self._symmetries: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def set_progress(self, env_steps: int) -> None:
+        """The run's env steps before an update (``ProgressAware``): the clock the off-policy
+        correction ages replayed windows by."""
+        self.env_steps = int(env_steps)
+
+    def td_steps(self, data: dict[str, Tensor]) -> int | Tensor:
+        """The n-step horizon: ``train.td_steps``, or with the off-policy correction one per
+        window, clip(td_steps - age // (auto_td_steps_ratio x run.steps), 1, td_steps), the age
+        counted in env steps from the window's first step (EfficientZero)."""
+        t = self.config.train
+        if not t.off_policy_correction:
+            return t.td_steps
+        if AGE_KEY not in data:
+            raise UserError(
+                f"train.off_policy_correction needs the replay's '{AGE_KEY}' key (the env step "
+                "each step was stored at); fix: train from a replay written by `worldmodels "
+                "train`, or leave the correction off"
+            )
+        age = (self.env_steps - data[AGE_KEY][:, 0].long()).clamp(min=0)
+        auto = max(int(t.auto_td_steps_ratio * self.config.run.steps), 1)
+        return (t.td_steps - age // auto).clamp(1, t.td_steps)
 
     def set_symmetries(self, symmetries) -> None:
         """The env's :attr:`~worldmodels.envs.base.Env.symmetries` (given when
@@ -399,8 +421,9 @@ class MuZeroAgent(AgentBase):
             root_value = self.target_net.scalar(value_logits, self.config.model.h_eps)
             root_value = root_value.float().view(policy.shape[:2])
         last, first = data["is_last"].bool(), data["is_first"].bool()
+        td = self.td_steps(data)
         z = n_step_value_targets(
-            data["reward"], root_value, last, data["is_terminal"], self.gamma, t.td_steps, self.sign
+            data["reward"], root_value, last, data["is_terminal"], self.gamma, td, self.sign
         )
         K = t.num_unroll_steps
         ended = torch.cumsum((last[:, :K] | first[:, 1 : K + 1]).long(), 1) > 0
@@ -414,6 +437,7 @@ class MuZeroAgent(AgentBase):
             "policy": policy[:, : K + 1],
             "alive": alive,
             "policy_mask": alive * (~last[:, : K + 1]).float(),
+            "td_steps": torch.as_tensor(td, dtype=torch.float32).mean(),
         }
 
     def unroll(
@@ -512,6 +536,7 @@ class MuZeroAgent(AgentBase):
                 if consistency_l is not None
                 else {}
             ),
+            **({"value/td_steps": float(tgt["td_steps"])} if "td_steps" in tgt else {}),
             "loss/total": float(total.detach()),
             "grad/norm": float(gnorm),
             "value/target": float(tgt["value"][:, 0].mean()),

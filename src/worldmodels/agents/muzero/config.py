@@ -1,7 +1,7 @@
 """MuZero configuration (Schrittwieser et al., Mastering Atari, Go, chess and shogi by planning
 with a learned model, Nature 2020). MuZero and EfficientZero are one agent: the EfficientZero
 additions are fields here (``value_prefix``, ``consistency``, ``off_policy_correction``), off in
-every MuZero preset (the off-policy correction is not implemented yet)."""
+every MuZero preset."""
 
 from __future__ import annotations
 
@@ -161,7 +161,12 @@ class MuZeroTrainConfig:
     g's state s^k and the projection of h(o_k), the latter a detached target, masked past the
     episode's end."""
     off_policy_correction: bool = False
-    """EfficientZero: shorten td_steps for old data (not implemented)."""
+    """EfficientZero: the n-step horizon of a replayed window shrinks with its age, n' =
+    clip(td_steps - age // (auto_td_steps_ratio x run.steps), 1, td_steps), age = env steps
+    since its first step was stored (the reference's schedule, one n' per window)."""
+    auto_td_steps_ratio: float = 0.3
+    """EfficientZero: the off-policy correction drops the horizon by one step per this fraction
+    of the run's env steps of age (paper: 0.3)."""
 
     CHECKS: ClassVar[dict[str, str]] = {  # config.validate
         "num_unroll_steps": ">= 1",
@@ -174,6 +179,7 @@ class MuZeroTrainConfig:
         "target_update_interval": ">= 1",
         "reanalyse_ratio": "[0, 1]",
         "consistency": ">= 0",
+        "auto_td_steps_ratio": "> 0",
     }
 
 
@@ -262,13 +268,15 @@ PRESETS: dict[str, Preset] = {
                 "run.batch_length": 11,  # K + 1 + td_steps
                 "run.train_ratio": 352.0,  # one update of 128 x 11 every 4 env steps
                 "train.target_update_interval": 200,
+                "train.off_policy_correction": True,
             },
             f"{_EZ}, on top of `muzero`: the value prefix (LSTM reset every 5 steps), the "
             "consistency loss at weight 2 with the 1024/1024/512/1024 projector and prediction "
-            "head, value loss 0.25, n = 5, the target network refreshed every 200 updates. "
-            "Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 (LightZero's "
-            "CartPole; the paper's 512 sits on Atari's ResNet); the off-policy correction and "
-            "the 99 % policy reanalysis are not implemented yet.",
+            "head, value loss 0.25, n = 5 shortened by one step per 0.3 x run.steps of the "
+            "data's age (off-policy correction), bootstraps from the target network refreshed "
+            "every 200 updates. Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 "
+            "(LightZero's CartPole; the paper's 512 sits on Atari's ResNet); the 99 % policy "
+            "reanalysis is not implemented yet.",
         ),
         Preset(
             "board",
