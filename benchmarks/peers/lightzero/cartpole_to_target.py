@@ -95,19 +95,15 @@ FIELDS = [
 ]
 
 
+def _cpu_model() -> str:
+    """The CPU model (our package's helper; this file's LightZero worker never calls it)."""
+    from worldmodels.bench.machine import cpu_model
+
+    return cpu_model() or platform.processor()
+
+
 def lightzero_venv() -> Path:
     return Path(os.environ.get("LIGHTZERO_VENV", ROOT / "runs/peers/lightzero-venv"))
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,7 +547,7 @@ def main() -> int:
     print()
     print("$", " ".join([os.path.relpath(sys.executable)] + sys.argv))
     print(
-        f"hardware: {platform.machine()} {cpu_model()}, {os.cpu_count()} CPUs; torch threads "
+        f"hardware: {platform.machine()} {_cpu_model()}, {os.cpu_count()} CPUs; torch threads "
         f"{args.threads}; python {platform.python_version()}"
     )
     versions = [f"ours torch {torch_version(args.ours_python)}"]
