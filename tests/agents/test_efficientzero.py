@@ -14,6 +14,7 @@ from worldmodels.agents import build_config
 from worldmodels.agents.muzero import MuZeroAgent
 from worldmodels.agents.muzero.agent import negative_cosine, value_prefix_targets
 from worldmodels.envs import make_env
+from worldmodels.errors import UserError
 from worldmodels.models.muzero import Inference
 from worldmodels.planners import MCTSConfig, RootOutput, muzero_search
 
@@ -58,10 +59,13 @@ def test_consistency_target_branch_gets_no_gradient():
 
     ours = loss_and_grads(lambda states: agent._consistency_loss(states, obs))
 
-    def by_hand(states):  # target computed with gradient, then detached
-        target = net.project(net.represent(obs.transpose(0, 1).flatten(0, 1)), False).detach()
-        online = net.project(torch.cat(states), True)
-        return -F.cosine_similarity(online, target, dim=-1, eps=1e-5)
+    def by_hand(states):  # target computed with gradient, then detached, step by step
+        out = []
+        for k in range(K):
+            target = net.project(net.represent(obs[:, k]), False).detach()
+            online = net.project(states[k], True)
+            out.append(-F.cosine_similarity(online, target, dim=-1, eps=1e-5))
+        return torch.stack(out, 1)
 
     ref = loss_and_grads(by_hand)
     assert ours.keys() == ref.keys()
@@ -185,7 +189,8 @@ def test_search_rewards_are_prefix_differences_with_resets():
 
 def test_update_with_both_additions():
     torch.manual_seed(0)
-    agent, env = _agent()
+    agent, env = _agent(**{"optim.weight_decay": 0.0})  # only gradients move the weights
+    torch.nn.init.normal_(agent.net.reward_head.out.weight)  # zero-initialised: no gradient
     from worldmodels.envs.vector import VectorEnv
     from worldmodels.replay import ReplayBuffer
 
@@ -217,6 +222,8 @@ def test_off_policy_horizon_schedule_by_hand():
             "run.steps": 50_000,
         }
     )
+    with pytest.raises(UserError, match="online"):
+        agent.td_steps({"env_step": torch.zeros(2, 11, dtype=torch.long)})
     agent.set_progress(100_000)
     ages = torch.tensor([0, 14_999, 15_000, 29_999, 30_000, 59_999, 60_000, 100_000])
     data = {"env_step": (100_000 - ages)[:, None].expand(-1, 11)}
@@ -257,3 +264,28 @@ def test_off_policy_correction_in_a_run(tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     td = [r["value/td_steps"] for r in rows if "value/td_steps" in r]
     assert td and 1 <= min(td) and max(td) <= 3 and min(td) < 3
+
+
+def test_search_prefixes_equal_the_unroll_on_the_real_network():
+    """Every node's value prefix in a search equals the unroll's along the node's path (the
+    same resets, H = 2), with non-zero heads."""
+    torch.manual_seed(3)
+    agent, _ = _agent(**{"model.lstm_horizon_len": 2})
+    net = agent.net
+    torch.nn.init.normal_(net.reward_head.out.weight)
+    obs = torch.randn(1, 4)
+    with torch.no_grad():
+        out = agent.search(obs, torch.ones(1, 2, dtype=torch.bool), explore=False)
+    tree, checked = out.tree, 0
+    for node in range(1, tree.parents.shape[1]):
+        path, n = [], node
+        while tree.parents[0, n] >= 0:
+            path.append(int(tree.action_from_parent[0, n]))
+            n = int(tree.parents[0, n])
+        path.reverse()
+        with torch.no_grad():
+            _, _, reward_logits = agent.unroll(obs, torch.tensor([path]))
+        prefix = net.scalar(reward_logits[:, -1], agent.config.model.h_eps)
+        torch.testing.assert_close(tree.embeddings["prefix"][0, node], prefix[0])
+        checked += len(path) >= 3
+    assert checked > 0  # some path crossed a reset

@@ -177,6 +177,11 @@ class MuZeroAgent(AgentBase):
         t = self.config.train
         if not t.off_policy_correction:
             return t.td_steps
+        if self.env_steps == 0:
+            raise UserError(
+                "train.off_policy_correction ages replayed data by the run's env steps, which "
+                "only online training reports; fix: leave it off for offline or staged runs"
+            )
         if AGE_KEY not in data:
             raise UserError(
                 f"train.off_policy_correction needs the replay's '{AGE_KEY}' key (the env step "
@@ -551,13 +556,16 @@ class MuZeroAgent(AgentBase):
         """EfficientZero's SimSiam loss: g's states s^1..s^K and the observations o_1..o_K
         [B, K, obs...] -> [B, K] negative cosine between the prediction head's output on s^k
         and the projection of h(o_k). The observation branch is a target: computed without
-        gradient (the reference detaches it), so neither h nor the projector learn from it."""
-        B, K = obs.shape[:2]
-        online = self.net.project(torch.cat(states), predict=True)
-        with torch.no_grad():
-            target = self.net.project(self.net.represent(obs.transpose(0, 1).flatten(0, 1)), False)
-        cos = negative_cosine(online.float(), target.float())
-        return cos.view(K, B).transpose(0, 1)
+        gradient (the reference detaches it), so neither h nor the projector learn from it.
+        Each step is projected on its own, so the projector's batch norm sees one step's batch
+        (as the reference's per-step calls)."""
+        losses = []
+        for k, state in enumerate(states):  # one projection per step: batch norm per step
+            online = self.net.project(state, predict=True)
+            with torch.no_grad():
+                target = self.net.project(self.net.represent(obs[:, k]), predict=False)
+            losses.append(negative_cosine(online.float(), target.float()))
+        return torch.stack(losses, 1)
 
     def _scalar_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """[..., 2S+1] (or [..., 1]) outputs, [...] targets -> [...] cross-entropy with the

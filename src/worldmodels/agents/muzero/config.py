@@ -269,12 +269,15 @@ PRESETS: dict[str, Preset] = {
                 "run.train_ratio": 352.0,  # one update of 128 x 11 every 4 env steps
                 "train.target_update_interval": 200,
                 "train.off_policy_correction": True,
+                "search.root_dirichlet_alpha": 0.3,
+                "search.unvisited_value": "parent",
             },
             f"{_EZ}, on top of `muzero`: the value prefix (LSTM reset every 5 steps), the "
             "consistency loss at weight 2 with the 1024/1024/512/1024 projector and prediction "
             "head, value loss 0.25, n = 5 shortened by one step per 0.3 x run.steps of the "
             "data's age (off-policy correction), bootstraps from the target network refreshed "
-            "every 200 updates. Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 "
+            "every 200 updates, Dirichlet alpha 0.3, unvisited children valued from their parent. "
+            "Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 "
             "(LightZero's CartPole; the paper's 512 sits on Atari's ResNet); the 99 % policy "
             "reanalysis is not implemented yet.",
         ),
