@@ -357,7 +357,7 @@ def test_qtransform_is_a_parameter():
     assert out.visit_counts[0].tolist() == reference_search(table, 0, 30, unvisited="parent")[0]
 
     def ignore_q(tree):
-        return lambda q, visits, row: torch.zeros_like(q)
+        return lambda q, visits: torch.zeros_like(q)
 
     other = Table(table.next_state, -3 * table.reward, table.discount, table.logits, -table.value)
     blind = MCTSConfig(num_simulations=30, qtransform=ignore_q, **NO_NOISE)

@@ -9,6 +9,8 @@ a value-prefix model keeps its LSTM state in the node beside the hidden state, a
 (N = num_simulations + 1 nodes; node 0 is the root, node k is added by simulation k), and each
 simulation is one descent of all B trees in lockstep (a Python loop over depth, tensor ops over
 the batch), one batched `recurrent_fn` call for the B new leaves, and one vectorised backup.
+pUCT scores the children of every node added so far in one pass at the start of a simulation
+(nothing changes during a descent), so the descent itself only follows each node's best child.
 
 Conventions (MuZero, Schrittwieser et al. 2020, Appendix B "Search", and its pseudocode):
 
@@ -392,9 +394,17 @@ def _set_column(embeddings: Embedding, node: int, value: Embedding) -> None:
         embeddings[:, node] = value
 
 
-# A score function maps (packed children stats [B, 3, A] of the current nodes, their flat rows
-# [B] = b * N + node, depth) to [B, A] scores; selection takes the argmax (ties: lowest index).
-ScoreFn = Callable[[Tensor, Tensor, int], Tensor]
+# A score function maps the packed children stats [B, n, 3, A] of the tree's first n nodes (the
+# ones added so far, as they stand at the start of a simulation) and n to [B, n, A] scores of
+# their children, node 0 by the root's rule; selection takes each node's argmax (ties: lowest
+# index). Nothing changes during a descent, so one pass over the nodes replaces a score per node
+# visited.
+ScoreFn = Callable[[Tensor, int], Tensor]
+
+# A path score function scores only the nodes a descent visits: (packed children stats [B, 3, A]
+# of the current nodes, their flat rows [B] = b * N + node, depth) -> [B, A]. Cheaper where
+# scoring is many ops per element and the batch is large (Gumbel's completed Q at B = 256).
+PathScoreFn = Callable[[Tensor, Tensor, int], Tensor]
 
 
 class _Search:
@@ -407,7 +417,6 @@ class _Search:
         self.dtype = tree.node_visits.dtype
         device = tree.node_visits.device
         self.base = torch.arange(B, device=device) * N  # flat row of each tree's root
-        self.stats_rows = tree.children_stats.view(B * N, 3, A)
         self.stats = tree.children_stats.view(-1)
         self.index = tree.children_index.view(-1)
         self.rewards = tree.children_rewards.view(-1)
@@ -423,12 +432,19 @@ class _Search:
         self.early_exit = device.type == "cpu"
         self.max_depth = 0
 
-    def run(self, num_simulations: int, make_score_fn: Callable[[int], ScoreFn]) -> None:
-        """Simulations 1..num_simulations; simulation k adds node k to every tree."""
+    def run(
+        self,
+        num_simulations: int,
+        make_score_fn: Callable[[int], ScoreFn | PathScoreFn],
+        per_path: bool = False,
+    ) -> None:
+        """Simulations 1..num_simulations; simulation k adds node k to every tree. The score
+        functions score all nodes (`ScoreFn`) or, with `per_path`, the visited ones
+        (`PathScoreFn`)."""
         for sim in range(1, num_simulations + 1):
-            self.simulate(sim, make_score_fn(sim))
+            self.simulate(sim, make_score_fn(sim), per_path)
 
-    def simulate(self, sim: int, score_fn: ScoreFn) -> None:
+    def simulate(self, sim: int, score_fn: ScoreFn | PathScoreFn, per_path: bool = False) -> None:
         """Select in lockstep, expand node `sim` in every tree with one model call, back up."""
         tree, base, A, dtype = self.tree, self.base, self.A, self.dtype
 
@@ -437,9 +453,17 @@ class _Search:
         active = torch.ones_like(base, dtype=torch.bool)
         action = node
         nodes, actions, nexts = [], [], []
+        if not per_path:  # the best child of each of the `sim` nodes added so far, [B * sim]
+            best_of = score_fn(tree.children_stats[:, :sim], sim).argmax(-1).view(-1)
+            best_base = torch.arange(self.B, device=base.device) * sim
+        else:
+            stats_rows = tree.children_stats.view(-1, 3, A)
         for depth in range(sim if self.early_exit else self.max_depth + 1):
             row = base + node
-            best = score_fn(self.stats_rows.index_select(0, row), row, depth).argmax(-1)
+            if per_path:
+                best = score_fn(stats_rows.index_select(0, row), row, depth).argmax(-1)
+            else:
+                best = best_of.index_select(0, best_base + node)
             action = best if depth == 0 else torch.where(active, best, action)
             nxt = self.index.index_select(0, row * A + action)
             nodes.append(node)
@@ -508,19 +532,21 @@ class _Search:
             self.max_depth = max(self.max_depth, int(on.sum(0).max()))
 
 
-# A Q transform maps a tree (at the start of a simulation) to a function (q [R, A], visits
-# [R, A], rows [R]) -> [R, A] value scores of the children of the nodes at the flat rows
-# (b * N + node, one row per tree), which pUCT adds to its exploration term (as mctx's
-# `qtransform`). The two below normalise by the tree's min-max bounds (MuZero's MinMaxStats).
-ValueScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+# A Q transform maps a tree (at the start of a simulation) to a function (q [B, N, A], visits
+# [B, N, A]) -> [B, N, A] value scores of every node's children, which pUCT adds to its
+# exploration term (as mctx's `qtransform`). The two below normalise by the tree's min-max bounds
+# (MuZero's MinMaxStats).
+ValueScoreFn = Callable[[Tensor, Tensor], Tensor]
+"""(q [B, n, A], visits [B, n, A]) of the tree's first n nodes -> [B, n, A]."""
 QTransform = Callable[[Tree], ValueScoreFn]
 
 
 def _min_max(tree: Tree) -> tuple[Tensor, Tensor]:
-    """[B, 1] offset and scale of the tree's min-max normalisation (identity while max <= min)."""
+    """[B, 1, 1] offset and scale of the tree's min-max normalisation (identity while
+    max <= min)."""
     bounded = tree.max_q > tree.min_q
-    offset = torch.where(bounded, tree.min_q, 0.0)[:, None]
-    scale = torch.where(bounded, tree.max_q - tree.min_q, 1.0)[:, None]
+    offset = torch.where(bounded, tree.min_q, 0.0)[:, None, None]
+    scale = torch.where(bounded, tree.max_q - tree.min_q, 1.0)[:, None, None]
     return offset, scale
 
 
@@ -529,7 +555,7 @@ def qtransform_min_max(tree: Tree) -> ValueScoreFn:
     unvisited ones (the lowest score, so the prior alone decides whether one is tried)."""
     offset, scale = _min_max(tree)
 
-    def value_score(q: Tensor, visits: Tensor, row: Tensor) -> Tensor:
+    def value_score(q: Tensor, visits: Tensor) -> Tensor:
         return (q - offset) / scale * (visits > 0)
 
     return value_score
@@ -539,11 +565,11 @@ def qtransform_min_max_parent(tree: Tree) -> ValueScoreFn:
     """As :func:`qtransform_min_max`, but an unvisited child scores its parent's current value
     V(s), normalised like a Q (mctx's choice; ``unvisited_value="parent"``)."""
     offset, scale = _min_max(tree)
-    node_values = tree.node_values().view(-1)
+    parent = tree.node_values()[:, :, None]
 
-    def value_score(q: Tensor, visits: Tensor, row: Tensor) -> Tensor:
-        parent = node_values.index_select(0, row)[:, None]
-        return (torch.where(visits > 0, q, parent) - offset) / scale
+    def value_score(q: Tensor, visits: Tensor) -> Tensor:
+        v = parent[:, : q.shape[1]]
+        return (torch.where(visits > 0, q, v) - offset) / scale
 
     return value_score
 
@@ -556,18 +582,18 @@ QTRANSFORMS: dict[str, QTransform] = {
 
 
 def _puct_score_fn(tree: Tree, pb_c: Tensor, qtransform: QTransform) -> ScoreFn:
-    """MuZero's pUCT scores (Appendix B): the Q transform's value score plus the exploration
-    term. `pb_c` [N + 1] tabulates (pb_c_init + log((n + pb_c_base + 1) / pb_c_base)) * sqrt(n).
-    """
-    node_visits = tree.node_visits.view(-1)
-    value_score = qtransform(tree)
+    """MuZero's pUCT scores (Appendix B) of every node: the Q transform's value score plus the
+    exploration term; illegal root actions score -inf. `pb_c` [N + 1] tabulates
+    (pb_c_init + log((n + pb_c_base + 1) / pb_c_base)) * sqrt(n)."""
     illegal = ~tree.root_legal
 
-    def score(stats: Tensor, row: Tensor, depth: int) -> Tensor:
-        visits, q, prior = stats.unbind(1)
-        exploration = pb_c.index_select(0, node_visits.index_select(0, row).long())
-        s = torch.addcmul(value_score(q, visits, row), prior, exploration[:, None] / (visits + 1.0))
-        return s.masked_fill(illegal, -math.inf) if depth == 0 else s
+    def score(stats: Tensor, n: int) -> Tensor:
+        visits, q, prior = stats.unbind(2)
+        value_score = qtransform(tree)(q, visits)
+        exploration = pb_c[tree.node_visits[:, :n].long()][:, :, None]
+        s = torch.addcmul(value_score, prior, exploration / (visits + 1.0))
+        s[:, 0].masked_fill_(illegal, -math.inf)
+        return s
 
     return score
 
@@ -625,9 +651,8 @@ def muzero_search(
         config.num_simulations + 1, config.pb_c_init, config.pb_c_base, tree.node_visits
     )
     qtransform = config.qtransform or QTRANSFORMS[config.unvisited_value]
-    _Search(tree, recurrent_fn).run(
-        config.num_simulations, lambda sim: _puct_score_fn(tree, pb_c, qtransform)
-    )
+    score_fn = _puct_score_fn(tree, pb_c, qtransform)
+    _Search(tree, recurrent_fn).run(config.num_simulations, lambda sim: score_fn)
     action = select_action(tree.children_visits[:, 0], temperature, generator, prior)
     return _outputs(tree, action)
 
@@ -663,7 +688,7 @@ def considered_visit_sequence(max_num_considered_actions: int, num_simulations: 
 def _completed_qvalues(
     q: Tensor, visits: Tensor, prior: Tensor, raw_value: Tensor, c_visit: float, c_scale: float
 ) -> Tensor:
-    """[B, A] sigma(completed Q): unvisited actions take the mixed value v_mix (App. D).
+    """[..., A] sigma(completed Q): unvisited actions take the mixed value v_mix (App. D).
 
     Completed Q is min-max rescaled over each node's actions before sigma (as mctx's
     `qtransform_completed_by_mix_value`).
@@ -674,7 +699,7 @@ def _completed_qvalues(
     p_visited = torch.where(visited, p, 0.0)
     weighted_q = (p_visited * q).sum(-1) / p_visited.sum(-1).clamp(min=torch.finfo(p.dtype).tiny)
     mixed = (raw_value + total * weighted_q) / (total + 1.0)
-    completed = torch.where(visited, q, mixed[:, None])
+    completed = torch.where(visited, q, mixed[..., None])
     lo, hi = completed.amin(-1, keepdim=True), completed.amax(-1, keepdim=True)
     completed = (completed - lo) / (hi - lo).clamp(min=1e-8)
     return (c_visit + visits.amax(-1, keepdim=True)) * c_scale * completed
@@ -682,7 +707,7 @@ def _completed_qvalues(
 
 def _gumbel_score_fn(
     tree: Tree, gumbel: Tensor, considered_visit: Tensor, c_visit: float, c_scale: float
-) -> ScoreFn:
+) -> PathScoreFn:
     """Root: sequential-halving scores; interior: argmax pi'(a) - N(a) / (1 + sum_b N(b))."""
     raw_values = tree.raw_values.view(-1)
     legal = tree.root_legal
@@ -744,11 +769,11 @@ def gumbel_muzero_search(
     )
     num_considered = legal.sum(-1).clamp(max=m)
 
-    def make_score_fn(sim: int) -> ScoreFn:
+    def make_score_fn(sim: int) -> PathScoreFn:
         considered = table[num_considered, sim - 1]
         return _gumbel_score_fn(tree, gumbel, considered, config.c_visit, config.c_scale)
 
-    _Search(tree, recurrent_fn).run(config.num_simulations, make_score_fn)
+    _Search(tree, recurrent_fn).run(config.num_simulations, make_score_fn, per_path=True)
 
     # Act: the best of the most-visited considered actions; train on the improved policy.
     visits = tree.children_visits[:, 0]
