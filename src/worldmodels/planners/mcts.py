@@ -454,7 +454,8 @@ class _Search:
         action = node
         nodes, actions, nexts = [], [], []
         if not per_path:  # the best child of each of the `sim` nodes added so far, [B * sim]
-            best_of = score_fn(tree.children_stats[:, :sim], sim).argmax(-1).view(-1)
+            # max(-1).indices: the first maximum, as argmax, and faster over a short last dim
+            best_of = score_fn(tree.children_stats[:, :sim], sim).max(-1).indices.view(-1)
             best_base = torch.arange(self.B, device=base.device) * sim
         else:
             stats_rows = tree.children_stats.view(-1, 3, A)
@@ -588,7 +589,7 @@ def _puct_score_fn(tree: Tree, pb_c: Tensor, qtransform: QTransform) -> ScoreFn:
     illegal = ~tree.root_legal
 
     def score(stats: Tensor, n: int) -> Tensor:
-        visits, q, prior = stats.unbind(2)
+        visits, q, prior = stats.permute(2, 0, 1, 3).contiguous().unbind(0)  # dense [B, n, A]
         value_score = qtransform(tree)(q, visits)
         exploration = pb_c[tree.node_visits[:, :n].long()][:, :, None]
         s = torch.addcmul(value_score, prior, exploration / (visits + 1.0))
