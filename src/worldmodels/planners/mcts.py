@@ -453,27 +453,40 @@ class _Search:
         active = torch.ones_like(base, dtype=torch.bool)
         action = node
         nodes, actions, nexts = [], [], []
-        if not per_path:  # the best child of each of the `sim` nodes added so far, [B * sim]
-            # max(-1).indices: the first maximum, as argmax, and faster over a short last dim
-            best_of = score_fn(tree.children_stats[:, :sim], sim).max(-1).indices.view(-1)
-            best_base = torch.arange(self.B, device=base.device) * sim
-        else:
+        if per_path:
             stats_rows = tree.children_stats.view(-1, 3, A)
-        for depth in range(sim if self.early_exit else self.max_depth + 1):
-            row = base + node
-            if per_path:
+            for depth in range(sim if self.early_exit else self.max_depth + 1):
+                row = base + node
                 best = score_fn(stats_rows.index_select(0, row), row, depth).argmax(-1)
-            else:
-                best = best_of.index_select(0, best_base + node)
-            action = best if depth == 0 else torch.where(active, best, action)
-            nxt = self.index.index_select(0, row * A + action)
-            nodes.append(node)
-            actions.append(action)
-            nexts.append(nxt)
-            active = nxt >= 0  # a parked tree keeps reading its unexpanded edge (-1)
-            node = torch.where(active, nxt, node)
-            if self.early_exit and not bool(active.any()):
-                break
+                action = best if depth == 0 else torch.where(active, best, action)
+                nxt = self.index.index_select(0, row * A + action)
+                nodes.append(node)
+                actions.append(action)
+                nexts.append(nxt)
+                active = nxt >= 0  # a parked tree keeps reading its unexpanded edge (-1)
+                node = torch.where(active, nxt, node)
+                if self.early_exit and not bool(active.any()):
+                    break
+        else:
+            # The best action of each of the `sim` nodes added so far and the child it leads to
+            # (-1 while unexpanded), [B * sim]; max(-1).indices is the first maximum, as argmax,
+            # and faster over a short last dim. The descent then only follows `next_of`; a
+            # parked tree re-reads its leaf, whose best action does not change.
+            best_of = score_fn(tree.children_stats[:, :sim], sim).max(-1).indices
+            next_of = tree.children_index[:, :sim].gather(2, best_of[:, :, None]).view(-1)
+            best_of = best_of.view(-1)
+            best_base = torch.arange(self.B, device=base.device) * sim
+            for _ in range(sim if self.early_exit else self.max_depth + 1):
+                nxt = next_of.index_select(0, best_base + node)
+                nodes.append(node)
+                nexts.append(nxt)
+                active = nxt >= 0
+                node = torch.where(active, nxt, node)
+                if self.early_exit and not bool(active.any()):
+                    break
+            on_path = torch.stack(nodes)  # [D, B]
+            actions = list(best_of[(best_base + on_path).view(-1)].view(len(nodes), -1).unbind(0))
+            action = actions[-1]
 
         # Expand: one batched model call for the B new leaves; `node` is their parent.
         parent_row = base + node
