@@ -289,3 +289,42 @@ def test_search_prefixes_equal_the_unroll_on_the_real_network():
         torch.testing.assert_close(tree.embeddings["prefix"][0, node], prefix[0])
         checked += len(path) >= 3
     assert checked > 0  # some path crossed a reset
+
+
+def test_batched_reanalysis_equals_roots_searched_one_by_one():
+    """The reanalysed policies and values of a batch (no root noise) are those of each root
+    searched alone, with the target network when asked; only the unrolled positions are
+    searched when bootstraps come from the target network."""
+    torch.manual_seed(0)
+    agent, _ = _agent(
+        **{
+            "train.reanalyse_ratio": 0.5,
+            "train.value_bootstrap": "target",
+            "train.reanalyse_network": "target",
+            "train.num_unroll_steps": 2,
+            "run.batch_length": 6,
+        }
+    )
+    for p in agent.target_net.parameters():  # a target that differs from the online network
+        p.data.add_(0.3 * torch.randn_like(p))
+    B, L, A = 4, 6, 2
+    obs = torch.randn(B, L, 4)
+    policy = torch.full((B, L, A), -1.0)
+    root_value = torch.full((B, L), -7.0)
+    agent._reanalyse({"vector": obs}, policy, root_value)
+    legal = torch.ones(1, A, dtype=torch.bool)
+    for b in range(B):
+        for t in range(L):
+            if b < 2 and t < 3:  # ceil(0.5 * 4) rows, K + 1 positions
+                one = agent.search(obs[b, t][None], legal, explore=False, net=agent.target_net)
+                torch.testing.assert_close(policy[b, t], one.action_weights[0].float())
+                torch.testing.assert_close(root_value[b, t], one.root_value[0].float())
+            else:
+                assert (policy[b, t] == -1).all() and root_value[b, t] == -7
+    online = agent.search(obs[0, 0][None], legal, explore=False)
+    assert not torch.allclose(online.root_value[0].float(), root_value[0, 0])
+
+
+def test_reanalysis_with_the_target_needs_a_target_network():
+    with pytest.raises(UserError, match="reanalyse_network"):
+        _agent(**{"train.reanalyse_network": "target", "train.value_bootstrap": "search"})

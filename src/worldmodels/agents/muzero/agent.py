@@ -148,6 +148,11 @@ class MuZeroAgent(AgentBase):
             raise UserError(
                 f"train.target_update_interval must be at least 1, got {t.target_update_interval}"
             )
+        if t.reanalyse_network == "target" and t.value_bootstrap != "target":
+            raise UserError(
+                "train.reanalyse_network=target needs the target network of "
+                "train.value_bootstrap=target; fix: set both, or reanalyse with the online one"
+            )
         self.target_net: MuZeroNetwork | None = None
         if t.value_bootstrap == "target":
             self.target_net = copy.deepcopy(self.net).requires_grad_(False)
@@ -248,33 +253,35 @@ class MuZeroAgent(AgentBase):
             raise UserError("model.network=resnet needs image observations; fix: --obs pixels")
 
     # Search
-    def _step(self, node, action: Tensor) -> tuple[Tensor, Inference, Any]:
-        """One model step from a search node: (reward [N], the network's outputs at the child,
-        the child node).
+    def _step(
+        self, node, action: Tensor, net: MuZeroNetwork | None = None
+    ) -> tuple[Tensor, Inference, Any]:
+        """One model step of ``net`` (default: the online network) from a search node:
+        (reward [N], the network's outputs at the child, the child node).
 
         Without a value prefix a node is the hidden state. With one it is a dict: the hidden
         state, the LSTM state (h, c), the predicted value prefix and the depth. The LSTM
         restarts from zero below every node whose depth is a multiple of
         ``model.lstm_horizon_len``, so the reward of the edge is the child's prefix minus its
         parent's, or the child's prefix itself below such a node (EfficientZero's tree)."""
-        eps = self.config.model.h_eps
+        eps, net = self.config.model.h_eps, net or self.net
         if not self.config.model.value_prefix:
-            out = self.net.recurrent_inference(node, action)
-            return self.net.scalar(out.reward_logits, eps), out, out.hidden
+            out = net.recurrent_inference(node, action)
+            return net.scalar(out.reward_logits, eps), out, out.hidden
         H = self.config.model.lstm_horizon_len
         reset = node["depth"] % H == 0
         state = tuple(torch.where(reset[:, None], 0.0, x) for x in (node["h"], node["c"]))
-        out = self.net.recurrent_inference(node["hidden"], action, state)
-        prefix = self.net.scalar(out.reward_logits, eps)
+        out = net.recurrent_inference(node["hidden"], action, state)
+        prefix = net.scalar(out.reward_logits, eps)
         reward = prefix - torch.where(reset, 0.0, node["prefix"].to(prefix.dtype))
         h, c = out.reward_state
         child = {"hidden": out.hidden, "h": h, "c": c, "prefix": prefix, "depth": node["depth"] + 1}
         return reward, out, child
 
-    def _recurrent_fn(self, node, action: Tensor):
+    def _recurrent_fn(self, node, action: Tensor, net: MuZeroNetwork | None = None):
         """The search's model: (s, a) -> (r, gamma, policy logits, v, s'); see :meth:`_step`."""
-        reward, out, child = self._step(node, action)
-        value = self.net.scalar(out.value_logits, self.config.model.h_eps)
+        reward, out, child = self._step(node, action, net)
+        value = (net or self.net).scalar(out.value_logits, self.config.model.h_eps)
         return reward, torch.full_like(value, self.gamma), out.policy_logits, value, child
 
     def _root_node(self, hidden: Tensor):
@@ -289,15 +296,29 @@ class MuZeroAgent(AgentBase):
         return {"hidden": hidden, "h": h, "c": c, "prefix": zero, "depth": depth}
 
     @torch.no_grad()
-    def search(self, obs: Tensor, legal: Tensor, explore: bool) -> MCTSOutput:
-        """[N, obs...] observations, [N, A] bool legal -> MCTSOutput of N batched searches."""
-        return self._search(self.net.initial_inference(obs), legal, explore)
+    def search(
+        self, obs: Tensor, legal: Tensor, explore: bool, net: MuZeroNetwork | None = None
+    ) -> MCTSOutput:
+        """[N, obs...] observations, [N, A] bool legal -> MCTSOutput of N batched searches with
+        ``net`` (default: the online network)."""
+        net = net or self.net
+        return self._search(net.initial_inference(obs), legal, explore, net)
 
-    def _search(self, root_inf: Inference, legal: Tensor, explore: bool) -> MCTSOutput:
+    def _search(
+        self,
+        root_inf: Inference,
+        legal: Tensor,
+        explore: bool,
+        net: MuZeroNetwork | None = None,
+    ) -> MCTSOutput:
         """:meth:`search` from the network's outputs at the N roots."""
-        s = self.config.search
-        value = self.net.scalar(root_inf.value_logits, self.config.model.h_eps)
+        s, net = self.config.search, net or self.net
+        value = net.scalar(root_inf.value_logits, self.config.model.h_eps)
         root = RootOutput(root_inf.policy_logits, value, self._root_node(root_inf.hidden))
+
+        def recurrent_fn(node, action):
+            return self._recurrent_fn(node, action, net)
+
         # A finished game has no legal move (its action is ignored): search it unmasked.
         legal = legal | ~legal.any(-1, keepdim=True)
         sims = s.num_simulations if explore or not s.eval_simulations else s.eval_simulations
@@ -308,7 +329,7 @@ class MuZeroAgent(AgentBase):
                 gumbel_scale=1.0 if explore else 0.0,
                 two_player=self.two_player,
             )
-            return gumbel_muzero_search(root, self._recurrent_fn, cfg, legal_actions=legal)
+            return gumbel_muzero_search(root, recurrent_fn, cfg, legal_actions=legal)
         cfg = MCTSConfig(
             num_simulations=sims,
             pb_c_init=s.pb_c_init,
@@ -320,9 +341,7 @@ class MuZeroAgent(AgentBase):
             unvisited_value=s.unvisited_value,
         )
         temperature = self.temperature() if explore else 0.0
-        return muzero_search(
-            root, self._recurrent_fn, cfg, legal_actions=legal, temperature=temperature
-        )
+        return muzero_search(root, recurrent_fn, cfg, legal_actions=legal, temperature=temperature)
 
     def temperature(self) -> float:
         """Visit-count temperature at the current update count (search.temperature_steps)."""
@@ -392,21 +411,28 @@ class MuZeroAgent(AgentBase):
 
     # Learning
     def _reanalyse(self, data: dict[str, Tensor], policy: Tensor, root_value: Tensor) -> None:
-        """Recompute the stored search policy and value of the first rows with the latest network
-        (MuZero Reanalyze, in place on ``policy`` [B, L, A] and ``root_value`` [B, L])."""
+        """Recompute the stored search policy and value of the first ``train.reanalyse_ratio``
+        of the rows by a fresh batched search (MuZero Reanalyze; EfficientZero's policy
+        reanalysis), in place on ``policy`` [B, L, A] and ``root_value`` [B, L]. The search runs
+        with ``train.reanalyse_network`` (online or target) and, with ``train.reanalyse_noise``,
+        the root's Dirichlet noise (as EfficientZero). Only the positions the targets read are
+        searched: all L with stored-value bootstraps, else the K + 1 unrolled ones."""
+        t = self.config.train
         B, L = root_value.shape
-        rows = int(math.ceil(self.config.train.reanalyse_ratio * B))
+        rows = int(math.ceil(t.reanalyse_ratio * B))
         if rows <= 0:
             return
-        obs = data[self.key][:rows].flatten(0, 1)
+        cols = L if t.value_bootstrap == "search" else min(t.num_unroll_steps + 1, L)
+        obs = data[self.key][:rows, :cols].flatten(0, 1)
         legal = (
-            data["legal"][:rows].flatten(0, 1).bool()
+            data["legal"][:rows, :cols].flatten(0, 1).bool()
             if "legal" in data
-            else torch.ones(rows * L, self.num_actions, dtype=torch.bool, device=self.device)
+            else torch.ones(rows * cols, self.num_actions, dtype=torch.bool, device=self.device)
         )
-        out = self.search(obs, legal, explore=False)
-        policy[:rows] = out.action_weights.float().view(rows, L, -1)
-        root_value[:rows] = out.root_value.float().view(rows, L)
+        net = self.target_net if t.reanalyse_network == "target" else self.net
+        out = self.search(obs, legal, explore=t.reanalyse_noise, net=net)
+        policy[:rows, :cols] = out.action_weights.float().view(rows, cols, -1)
+        root_value[:rows, :cols] = out.root_value.float().view(rows, cols)
 
     def targets(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
         """Replayed [B, L] window -> unroll targets for k = 0..K (MuZero Eq. 1-3).

@@ -150,6 +150,11 @@ class MuZeroTrainConfig:
     reanalyse_ratio: float = 0.0
     """Fraction of each batch whose policy and value targets are recomputed by a fresh search
     with the latest network (MuZero Reanalyze); 0 = off."""
+    reanalyse_network: Literal["online", "target"] = "online"
+    """The network the reanalysis searches with: the latest (MuZero Reanalyze) or the target
+    network (EfficientZero; needs ``value_bootstrap=target``)."""
+    reanalyse_noise: bool = False
+    """Reanalysis searches with the root's Dirichlet noise (EfficientZero) or without."""
     augment_symmetries: bool = False
     """Board games: train each replayed window under a random symmetry of the board (the env's
     ``symmetries``: 8 rotations and reflections in tic-tac-toe, the mirror in connect four), the
@@ -269,6 +274,9 @@ PRESETS: dict[str, Preset] = {
                 "run.train_ratio": 352.0,  # one update of 128 x 11 every 4 env steps
                 "train.target_update_interval": 200,
                 "train.off_policy_correction": True,
+                "train.reanalyse_ratio": 0.99,
+                "train.reanalyse_network": "target",
+                "train.reanalyse_noise": True,
                 "search.root_dirichlet_alpha": 0.3,
                 "search.unvisited_value": "parent",
             },
@@ -276,10 +284,10 @@ PRESETS: dict[str, Preset] = {
             "consistency loss at weight 2 with the 1024/1024/512/1024 projector and prediction "
             "head, value loss 0.25, n = 5 shortened by one step per 0.3 x run.steps of the "
             "data's age (off-policy correction), bootstraps from the target network refreshed "
-            "every 200 updates, Dirichlet alpha 0.3, unvisited children valued from their parent. "
+            "every 200 updates, 99 % of each batch's policies re-searched with the target network "
+            "and root noise, Dirichlet alpha 0.3, unvisited children valued from their parent. "
             "Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 "
-            "(LightZero's CartPole; the paper's 512 sits on Atari's ResNet); the 99 % policy "
-            "reanalysis is not implemented yet.",
+            "(LightZero's CartPole; the paper's 512 sits on Atari's ResNet).",
         ),
         Preset(
             "board",
