@@ -266,7 +266,7 @@ PRESETS: dict[str, Preset] = {
                 "model.value_prefix": True,
                 "model.lstm_horizon_len": 5,
                 "model.lstm_hidden": 128,
-                "model.projection": (1024, 1024, 512, 1024),
+                "model.projection": (256, 256, 64, 256),
                 "train.consistency": 2.0,
                 "train.value_loss_weight": 0.25,
                 "train.td_steps": 5,
@@ -281,13 +281,13 @@ PRESETS: dict[str, Preset] = {
                 "search.unvisited_value": "parent",
             },
             f"{_EZ}, on top of `muzero`: the value prefix (LSTM reset every 5 steps), the "
-            "consistency loss at weight 2 with the 1024/1024/512/1024 projector and prediction "
-            "head, value loss 0.25, n = 5 shortened by one step per 0.3 x run.steps of the "
+            "consistency loss at weight 2, value loss 0.25, n = 5 shortened by one step per 0.3 x run.steps of the "
             "data's age (off-policy correction), bootstraps from the target network refreshed "
             "every 200 updates, 99 % of each batch's policies re-searched with the target network "
             "and root noise, Dirichlet alpha 0.3, unvisited children valued from their parent. "
             "Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 "
-            "(LightZero's CartPole; the paper's 512 sits on Atari's ResNet).",
+            "(LightZero's CartPole; the paper's 512 sits on Atari's ResNet) and the reference's "
+            "base projector 256/256/64/256 instead of its Atari 1024/1024/512/1024.",
         ),
         Preset(
             "board",
