@@ -234,8 +234,8 @@ PRESETS: dict[str, Preset] = {
             },
             "worldmodels: the TakeCover pipeline at 2-core CPU scale (500 rollouts, one VAE "
             "epoch, LSTM 256, CMA-ES 32 x 8 for 60 generations; 90 min measured beside other "
-            "jobs). Its M learns when random play ends rather than what ends it: the controller "
-            "exploits the dream and scores as random play in the real game (docs/results.md)",
+            "jobs). Its M dreams no fireballs: the controller exploits the dream and scores as "
+            "random play in the real game (docs/results.md)",
             "cpu",
         ),
         Preset(
