@@ -281,8 +281,9 @@ PRESETS: dict[str, Preset] = {
                 "search.unvisited_value": "parent",
             },
             f"{_EZ}, on top of `muzero`: the value prefix (LSTM reset every 5 steps), the "
-            "consistency loss at weight 2, value loss 0.25, n = 5 shortened by one step per 0.3 x run.steps of the "
-            "data's age (off-policy correction), bootstraps from the target network refreshed "
+            "consistency loss at weight 2, value loss 0.25, n = 5 shortened by one step per "
+            "0.3 x run.steps of the data's age (off-policy correction), bootstraps from the "
+            "target network refreshed "
             "every 200 updates, 99 % of each batch's policies re-searched with the target network "
             "and root noise, Dirichlet alpha 0.3, unvisited children valued from their parent. "
             "Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 "
