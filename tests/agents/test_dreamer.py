@@ -23,8 +23,8 @@ from worldmodels.replay import random_replay
     "env_id,overrides",
     [
         ("toy:target", {}),
-        ("toy:reach", {}),  # dynamics gradients (default for continuous actions)
-        ("toy:reach", {"behavior.actor_grad_cont": "reinforce"}),  # Nature 2025's choice
+        ("toy:reach", {}),  # REINFORCE (Nature 2025, the default for continuous actions)
+        ("toy:reach", {"behavior.actor_grad_cont": "dynamics"}),  # the 2023 reference's
         ("toy:image_target", {}),
     ],
 )
