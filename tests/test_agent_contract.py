@@ -37,9 +37,10 @@ def _replay(agent, env_id: str, steps: int = 64) -> ReplayBuffer:
     venv = VectorEnv([lambda: make_env(env_id, seed=0)])
     rb = ReplayBuffer(10_000, chunk_size=32, seed=0)
     obs, state = venv.reset(seed=0), agent.init_state(1)
-    for _ in range(steps):
+    for t in range(steps):
         state, action, extras = agent.act(state, obs, "explore")
-        rb.add_batch({**obs, **extras, "action": action})
+        # as the loop's Collector writes it: the env step each step was stored at
+        rb.add_batch({**obs, **extras, "action": action, "env_step": np.full(1, t, np.int64)})
         obs = venv.step(action)
     venv.close()
     return rb

@@ -222,8 +222,9 @@ def test_off_policy_horizon_schedule_by_hand():
             "run.steps": 50_000,
         }
     )
-    with pytest.raises(UserError, match="online"):
-        agent.td_steps({"env_step": torch.zeros(2, 11, dtype=torch.long)})
+    # Before set_progress the newest sampled step is the clock.
+    early = {"env_step": torch.tensor([[0] * 11, [15_000] * 11, [30_000] * 11])}
+    assert agent.td_steps(early).tolist() == [3, 4, 5]
     agent.set_progress(100_000)
     ages = torch.tensor([0, 14_999, 15_000, 29_999, 30_000, 59_999, 60_000, 100_000])
     data = {"env_step": (100_000 - ages)[:, None].expand(-1, 11)}

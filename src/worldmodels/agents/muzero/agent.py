@@ -178,22 +178,21 @@ class MuZeroAgent(AgentBase):
     def td_steps(self, data: dict[str, Tensor]) -> int | Tensor:
         """The n-step horizon: ``train.td_steps``, or with the off-policy correction one per
         window, clip(td_steps - age // (auto_td_steps_ratio x run.steps), 1, td_steps), the age
-        counted in env steps from the window's first step (EfficientZero)."""
+        counted in env steps from the window's first step (EfficientZero). The clock is the run's
+        env steps (``set_progress``), or the newest step of the batch where none was given."""
         t = self.config.train
         if not t.off_policy_correction:
             return t.td_steps
-        if self.env_steps == 0:
-            raise UserError(
-                "train.off_policy_correction ages replayed data by the run's env steps, which "
-                "only online training reports; fix: leave it off for offline or staged runs"
-            )
         if AGE_KEY not in data:
             raise UserError(
                 f"train.off_policy_correction needs the replay's '{AGE_KEY}' key (the env step "
                 "each step was stored at); fix: train from a replay written by `worldmodels "
                 "train`, or leave the correction off"
             )
-        age = (self.env_steps - data[AGE_KEY][:, 0].long()).clamp(min=0)
+        stored = data[AGE_KEY][:, 0].long()
+        # Before any set_progress (an offline run, a direct call), the newest sampled step is now.
+        now = self.env_steps if self.env_steps > 0 else int(stored.max())
+        age = (now - stored).clamp(min=0)
         auto = max(int(t.auto_td_steps_ratio * self.config.run.steps), 1)
         return (t.td_steps - age // auto).clamp(1, t.td_steps)
 
@@ -317,6 +316,8 @@ class MuZeroAgent(AgentBase):
         root = RootOutput(root_inf.policy_logits, value, self._root_node(root_inf.hidden))
 
         def recurrent_fn(node, action):
+            if net is self.net:
+                return self._recurrent_fn(node, action)
             return self._recurrent_fn(node, action, net)
 
         # A finished game has no legal move (its action is ignored): search it unmasked.
