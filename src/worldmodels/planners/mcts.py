@@ -546,8 +546,8 @@ class _Search:
             self.max_depth = max(self.max_depth, int(on.sum(0).max()))
 
 
-# A Q transform maps a tree (at the start of a simulation) to a function (q [B, N, A], visits
-# [B, N, A]) -> [B, N, A] value scores of every node's children, which pUCT adds to its
+# A Q transform maps a tree (at the start of a simulation) to a function (q [B, n, A], visits
+# [B, n, A]) -> [B, n, A] value scores of the children of its first n nodes, which pUCT adds to its
 # exploration term (as mctx's `qtransform`). The two below normalise by the tree's min-max bounds
 # (MuZero's MinMaxStats).
 ValueScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -568,7 +568,6 @@ def qtransform_min_max(tree: Tree) -> ValueScoreFn:
     """The pseudocode's value score: (Q - min) / (max - min) for visited children, 0 for
     unvisited ones (the lowest score, so the prior alone decides whether one is tried)."""
     offset, scale = _min_max(tree)
-
     inv_scale = 1.0 / scale
 
     def value_score(q: Tensor, visits: Tensor) -> Tensor:

@@ -15,10 +15,7 @@ import torch
 
 from ..core import Agent, Imaginer, check_stop
 from ..errors import UserError
-from ..replay import ReplayBuffer
-
-AGE_KEY = "env_step"
-"""Replay key holding the env step each stored step was collected at (its age)."""
+from ..replay import AGE_KEY, ReplayBuffer
 
 MAX_NONFINITE = 100
 """Updates in a row with a non-finite loss or gradient after which a run saves and stops."""

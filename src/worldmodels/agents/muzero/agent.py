@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from ...planners.mcts import (
     select_action,
     visit_temperature,
 )
+from ...replay import AGE_KEY
 from .config import MuZeroConfig
 
 
@@ -44,10 +46,6 @@ def run_updates(run) -> float:
     the prefill on: (steps - prefill) * train_ratio / (batch_size * batch_length)), at least 1."""
     collected = max(run.steps - run.prefill, 0)
     return max(collected * run.train_ratio / (run.batch_size * run.batch_length), 1.0)
-
-
-AGE_KEY = "env_step"
-"""The replay key that holds the env step each step was stored at (docs/conventions.md)."""
 
 
 def negative_cosine(x: Tensor, y: Tensor, eps: float = 1e-5) -> Tensor:
@@ -288,8 +286,8 @@ class MuZeroAgent(AgentBase):
         value prefix a dict with a zero LSTM state, prefix 0 and depth 0."""
         if not self.config.model.value_prefix:
             return hidden
-        h, c = self.net.initial_reward_state(hidden.shape[0], hidden)
         n = hidden.shape[0]
+        h, c = self.net.initial_reward_state(n, hidden)
         zero = torch.zeros(n, dtype=hidden.dtype, device=hidden.device)
         depth = torch.zeros(n, dtype=torch.long, device=hidden.device)
         return {"hidden": hidden, "h": h, "c": c, "prefix": zero, "depth": depth}
@@ -315,10 +313,10 @@ class MuZeroAgent(AgentBase):
         value = net.scalar(root_inf.value_logits, self.config.model.h_eps)
         root = RootOutput(root_inf.policy_logits, value, self._root_node(root_inf.hidden))
 
-        def recurrent_fn(node, action):
-            if net is self.net:
-                return self._recurrent_fn(node, action)
-            return self._recurrent_fn(node, action, net)
+        # the online network's model is `_recurrent_fn` itself (tests replace it); others bind
+        recurrent_fn = self._recurrent_fn
+        if net is not self.net:
+            recurrent_fn = partial(self._recurrent_fn, net=net)
 
         # A finished game has no legal move (its action is ignored): search it unmasked.
         legal = legal | ~legal.any(-1, keepdim=True)
