@@ -1,5 +1,6 @@
 """atari:<game> over ale-py: the Atari 100k settings (frame skip with max-pooling, 64x64 RGB or
-96x96 grey, sticky actions, no-op starts, lives, the 108k-frame cap) and one-line errors."""
+96x96 grey, sticky actions, no-op starts, lives, the 108k-frame cap, frame stacking, reward
+clipping) and one-line errors."""
 
 import importlib.util
 import sys
@@ -121,6 +122,96 @@ def test_episodic_life_ends_episode_and_continues_the_game():
     assert env._ale.lives() == lives  # an explicit seed starts a new game
 
 
+def play_pair(game, actions, plain_kwargs, other_kwargs, **common):
+    """The reset and step results of two envs that differ only in ``other_kwargs``, seeded
+    alike and given the same ``actions``."""
+    runs = []
+    for kwargs in (plain_kwargs, other_kwargs):
+        env = make_env(game, obs="pixels", **common, **kwargs)
+        runs.append((env, [env.reset()] + [env.step(np.int64(a)) for a in actions]))
+    return runs
+
+
+@needs_ale
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_frame_stack_concatenates_the_last_k_frames_oldest_first(grayscale):
+    k, channels = 4, 1 if grayscale else 3
+    actions = [1] + list(np.random.default_rng(0).integers(0, 4, size=40))
+    (plain, plain_steps), (stacked, stacked_steps) = play_pair(
+        "atari:breakout",
+        actions,
+        {},
+        {"frame_stack": k},
+        seed=3,
+        size=(24, 20),
+        grayscale=grayscale,
+    )
+    assert plain.obs_space["image"].shape == (24, 20, channels)
+    assert stacked.obs_space["image"].shape == (24, 20, channels * k)
+    previous = None
+    for t, (ref, step) in enumerate(zip(plain_steps, stacked_steps, strict=True)):
+        check_step(step, stacked)
+        image = step["image"]
+        slices = [image[..., i * channels : (i + 1) * channels] for i in range(k)]
+        np.testing.assert_array_equal(slices[-1], ref["image"])  # the newest frame is last
+        if t == 0:
+            for s in slices:  # a reset fills the stack with its first frame
+                np.testing.assert_array_equal(s, ref["image"])
+        else:  # one step shifts the stack by one frame
+            np.testing.assert_array_equal(image[..., :-channels], previous[..., channels:])
+        assert step["reward"] == ref["reward"]
+        previous = image
+    assert not np.array_equal(slices[0], slices[-1])  # the stack holds different frames
+
+
+@needs_ale
+def test_frame_stack_refills_after_a_lost_life():
+    k = 3
+    env = make_env(
+        "atari:breakout",
+        obs="pixels",
+        seed=1,
+        size=(16, 16),
+        grayscale=True,
+        episodic_life=True,
+        frame_stack=k,
+    )
+    env.reset()
+    lives = env._ale.lives()
+    for _ in range(2000):
+        step = env.step(np.int64(1))  # FIRE serves, then the paddle stays: the ball is lost
+        if step["is_last"]:
+            break
+    assert step["is_terminal"] and env._ale.lives() == lives - 1
+    image = env.reset()["image"]
+    assert env._ale.lives() == lives - 1  # the same game goes on
+    for i in range(1, k):
+        np.testing.assert_array_equal(image[..., i : i + 1], image[..., :1])
+    assert not np.array_equal(image, step["image"])  # not the stack of the last episode
+
+
+@needs_ale
+def test_clip_rewards_gives_the_sign_of_the_game_reward():
+    actions = np.random.default_rng(0).integers(0, 6, size=300)
+    (_, plain_steps), (clipped, clipped_steps) = play_pair(
+        "atari:space_invaders",
+        actions,
+        {},
+        {"clip_rewards": True},
+        seed=0,
+        size=(16, 16),
+        grayscale=True,
+    )
+    raw = np.array([s["reward"] for s in plain_steps])
+    clipped_rewards = np.array([s["reward"] for s in clipped_steps])
+    assert raw.max() > 1  # a step worth more than one point, so clipping changes something
+    assert clipped_rewards.dtype == np.float32 and set(clipped_rewards) <= {-1.0, 0.0, 1.0}
+    np.testing.assert_array_equal(clipped_rewards, np.sign(raw))
+    for ref, step in zip(plain_steps, clipped_steps, strict=True):
+        check_step(step, clipped)
+        np.testing.assert_array_equal(step["image"], ref["image"])  # only the reward differs
+
+
 @needs_ale
 @pytest.mark.parametrize(
     "env_id,kwargs,hint",
@@ -130,6 +221,9 @@ def test_episodic_life_ends_episode_and_continues_the_game():
         ("atari:pong", {"obs": "pixels", "frameskip": 4}, "action_repeat"),
         ("atari:pong", {"obs": "pixels", "repeat_action_probability": 2}, "[0, 1]"),
         ("atari:pong", {"obs": "pixels", "noop_max": -1}, "noop_max"),
+        ("atari:pong", {"obs": "pixels", "frame_stack": 0}, "frame_stack"),
+        ("atari:pong", {"obs": "pixels", "frame_stack": "x"}, "frame_stack"),
+        ("atari:pong", {"obs": "pixels", "frame_stack": 2.0}, "fix: e.g. 4"),
     ],
 )
 def test_bad_input_is_one_line_user_error(env_id, kwargs, hint):

@@ -37,15 +37,27 @@ its ``atari`` settings:
   ``episode_length`` is ``max_frames / action_repeat`` agent steps (27_000).
 * ``full_action_space`` (default False): False gives the game's minimal action set (6 for
   Pong; Atari 100k, EfficientZero), True all 18 ALE actions (DreamerV3's ``atari`` setting).
+* ``frame_stack`` (default 1: no stacking): with ``k > 1`` ``'image'`` is uint8
+  ``(H, W, C*k)``, the last ``k`` observed frames (each max-pooled, resized and grey as
+  above) concatenated along the channel axis, oldest first (channels ``[-C:]`` are the current
+  frame). Every ``reset()``, the one that goes on after a lost life included, fills the stack
+  with ``k`` copies of its first frame. ``frame_stack=4, size=(96, 96), grayscale=True`` is
+  EfficientZero's input (its ``stacked_observations=4``). The replay then stores ``k`` frames
+  per step: ``k`` times the memory of the observations.
+* ``clip_rewards`` (default False): True gives the sign of each agent step's reward (the sum
+  over its ``action_repeat`` frames), in ``{-1, 0, +1}`` (Mnih et al. 2015; EfficientZero's
+  ``clip_reward=True``). For training envs only: keep False in evaluation envs so that returns
+  are game scores.
 
-A game over is a termination. Rewards are the score differences, unclipped (an agent that
-clips rewards does it itself). Seeding: the first ``reset()`` seeds the emulator (sticky
+A game over is a termination. Rewards are the score differences, unclipped unless
+``clip_rewards=True``. Seeding: the first ``reset()`` seeds the emulator (sticky
 actions) and the no-op draws with ``seed``; later ``reset()`` calls without a seed continue
 those generators. ``render()`` gives the last full 210x160 RGB screen.
 """
 
 from __future__ import annotations
 
+import collections
 import difflib
 import re
 from typing import Any
@@ -64,6 +76,8 @@ OPTIONS = (
     "episodic_life",
     "max_frames",
     "full_action_space",
+    "frame_stack",
+    "clip_rewards",
 )
 """Keyword arguments ``atari:`` envs take (besides ``obs``, ``seed`` and ``size``)."""
 
@@ -91,6 +105,8 @@ class AtariEnv(Env):
         episodic_life: bool = False,
         max_frames: int = 108_000,
         full_action_space: bool = False,
+        frame_stack: int = 1,
+        clip_rewards: bool = False,
     ):
         self.name = f"atari:{name}"
         if obs != "pixels":
@@ -109,6 +125,18 @@ class AtariEnv(Env):
         self._max_frames = _non_negative_int(max_frames, "max_frames", self.name)
         if self._max_frames < 1:
             raise UserError(f"env '{self.name}': max_frames must be >= 1; fix: e.g. 108000")
+        if (
+            isinstance(frame_stack, bool)
+            or not isinstance(frame_stack, (int, np.integer))
+            or frame_stack < 1
+        ):
+            raise UserError(
+                f"env '{self.name}': frame_stack must be an integer >= 1, got {frame_stack!r}; "
+                "fix: e.g. 4 (EfficientZero) or 1 (no stacking)"
+            )
+        self._stack = int(frame_stack)
+        self._frames: collections.deque[np.ndarray] = collections.deque(maxlen=self._stack)
+        self._clip_rewards = bool(clip_rewards)
         self._grayscale = bool(grayscale)
         self._episodic_life = bool(episodic_life)
         self._size = (int(size[0]), int(size[1]))
@@ -143,7 +171,7 @@ class AtariEnv(Env):
         self.act_space = ActionSpace(discrete=True, n=len(self._actions))
         self.action_names = tuple(a.name for a in self._actions)
         channels = 1 if self._grayscale else 3
-        self.obs_space = {"image": Spec((*self._size, channels), np.uint8)}
+        self.obs_space = {"image": Spec((*self._size, channels * self._stack), np.uint8)}
         self.episode_length = -(-self._max_frames // self._repeat)
         self._seed = seed
         self._seeded = False
@@ -166,14 +194,27 @@ class AtariEnv(Env):
         """The current screen, grey ``(210, 160)`` or RGB ``(210, 160, 3)``."""
         return self._ale.getScreenGrayscale() if self._grayscale else self._ale.getScreenRGB()
 
-    def _observe(self, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _observe(self, frames: list[np.ndarray], first: bool = False) -> dict[str, np.ndarray]:
+        """The observation after ``frames`` (the last one or two screens of a step); with
+        ``first`` (a reset) the frame stack is filled with copies of it."""
+        frame = self._process(frames)
+        if self._stack == 1:
+            return {"image": frame}
+        if first:
+            self._frames.extend([frame] * self._stack)
+        else:
+            self._frames.append(frame)
+        return {"image": np.concatenate(self._frames, axis=-1)}
+
+    def _process(self, frames: list[np.ndarray]) -> np.ndarray:
+        """One ``(H, W, C)`` uint8 frame: max-pooled over the last two screens, resized."""
         frame = frames[-1] if len(frames) == 1 else np.maximum(frames[-2], frames[-1])
         h, w = self._size
         if frame.shape[:2] != (h, w):
             frame = self._cv2.resize(frame, (w, h), interpolation=self._cv2.INTER_AREA)
         if frame.ndim == 2:
             frame = frame[:, :, None]
-        return {"image": np.ascontiguousarray(frame, dtype=np.uint8)}
+        return np.ascontiguousarray(frame, dtype=np.uint8)
 
     def _truncated(self) -> bool:
         return self._ale.getEpisodeFrameNumber() >= self._max_frames
@@ -200,7 +241,7 @@ class AtariEnv(Env):
             self._ale.reset_game()
         self._game_over = False
         self._lives = self._ale.lives()
-        return make_step(self._observe([self._screen()]), 0.0, is_first=True)
+        return make_step(self._observe([self._screen()], first=True), 0.0, is_first=True)
 
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
         act = self._actions[discrete_index(action, self.act_space.n)]
@@ -223,6 +264,8 @@ class AtariEnv(Env):
         truncated = self._truncated()
         terminal = game_over or life_lost
         self._game_over = game_over or truncated
+        if self._clip_rewards:
+            reward = float(np.sign(reward))
         return make_step(
             self._observe(frames),
             reward,
