@@ -105,6 +105,16 @@ def test_bad_inputs(tmp_path, trained, capsys, monkeypatch):
         capsys,
         "run.action_repeat must be >= 0, got -1",
     )
+    _bad(
+        ["train", "dreamerv3", "--env", "gym:Pendulum-v1", "--set", "run.env_options=g"],
+        capsys,
+        "is not key=value",
+    )
+    _bad(
+        ["train", "dreamerv3", "--env", "toy:target", "--set", "run.eval_env_options=bogus=1"],
+        capsys,
+        "bogus",
+    )
     _bad(["train", "--resume", str(tmp_path)], capsys, "not a run directory")
     _bad(["eval", str(tmp_path)], capsys, "not a run directory")
     _bad(
@@ -208,6 +218,35 @@ def test_run_action_repeat_reaches_training_and_eval_envs(tmp_path):
     for vec in (train, evaluation):
         assert vec._envs[0].episode_length == 100
         vec.close()
+
+
+def test_env_options_reach_training_envs_and_eval_options_only_eval_envs(tmp_path):
+    from worldmodels.train.run import make_envs, new_run, parse_env_options
+
+    assert parse_env_options(("a=true", "b=3", "c=0.5", "d=x y", "size=96x64", "e=False")) == {
+        "a": True,
+        "b": 3,
+        "c": 0.5,
+        "d": "x y",
+        "size": (96, 64),
+        "e": False,
+    }
+    assert parse_env_options(("size=32",)) == {"size": (32, 32)}
+    info = new_run(
+        "tdmpc2",
+        "gym:Pendulum-v1",
+        presets=["debug"],
+        overrides={
+            "run.env_options": "max_episode_steps=60",
+            "run.eval_env_options": "max_episode_steps=40",
+        },
+        run_dir=tmp_path / "r",
+    )
+    train, evaluation = make_envs(info, 1)
+    assert train._envs[0].episode_length == 60
+    assert evaluation._envs[0].episode_length == 40
+    train.close()
+    evaluation.close()
 
 
 def test_resume_extends_a_run_and_records_run_settings(trained, tmp_path, capsys):

@@ -118,6 +118,16 @@ class RunConfig:
     default (dmc: 2, as TD-MPC2 and Dreamer on DMC; others: 1). ``steps``, ``train_ratio``,
     ``eval_every`` and ``prefill`` count agent steps; the simulator runs action_repeat times
     as many."""
+    env_options: tuple[str, ...] = ()
+    """Settings of the env as ``key=value`` entries, given to ``make_env`` as keyword arguments
+    (each suite's settings are listed in its module docstring, e.g. ``worldmodels.envs.atari``):
+    ``--set run.env_options=repeat_action_probability=0,grayscale=true,size=96x96``. Values
+    read as true/false, ints, floats, ``HxW`` for ``size`` (or one int for a square), else
+    text."""
+    eval_env_options: tuple[str, ...] = ()
+    """``key=value`` entries that evaluation envs take instead of (or besides) those of
+    ``env_options``, e.g. ``episodic_life=false,clip_rewards=false`` so that evaluations score
+    whole games when training envs end episodes at a lost life (EfficientZero's protocol)."""
     tensorboard: bool = True
     """Write TensorBoard events when tensorboard is installed."""
 

@@ -329,3 +329,36 @@ def test_batched_reanalysis_equals_roots_searched_one_by_one():
 def test_reanalysis_with_the_target_needs_a_target_network():
     with pytest.raises(UserError, match="reanalyse_network"):
         _agent(**{"train.reanalyse_network": "target", "train.value_bootstrap": "search"})
+
+
+def test_atari100k_preset_runs_at_debug_size(tmp_path):
+    """The `efficientzero_atari100k` protocol end to end at debug size: 96 x 96 RGB with 4 frames
+    stacked, lives and clipped rewards in training envs only, then resumable training."""
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from worldmodels.cli import main
+    from worldmodels.train.run import load_run, make_envs
+
+    cfg, _ = build_config("efficientzero", ["efficientzero_atari100k"])
+    assert cfg.run.action_repeat == 4 and cfg.run.eval_episodes == 32
+    assert cfg.train.discount == pytest.approx(0.997**4)
+    run = tmp_path / "run"
+    shrink = ["model.lstm_hidden=8", "model.projection=[16,12,8,12]", "run.batch_size=2"]
+    shrink += ["run.eval_env_options=episodic_life=false,clip_rewards=false,max_frames=400"]
+    args = ["train", "efficientzero", "--env", "atari:breakout", "--run-dir", str(run)]
+    args += ["--preset", "efficientzero_atari100k", "--preset", "debug", "--steps", "80"]
+    args += ["--no-progress", *[a for s in shrink for a in ("--set", s)]]
+    assert main(args) == 0
+    info = load_run(run)
+    train, evaluation = make_envs(info, 1)
+    try:
+        env, eval_env = train._envs[0], evaluation._envs[0]
+        assert env.obs_space["image"].shape == (96, 96, 12)
+        assert env._episodic_life and env._clip_rewards and env._repeat == 4
+        assert not eval_env._episodic_life and not eval_env._clip_rewards
+        assert eval_env._max_frames == 400 and env._max_frames == 12_000
+    finally:
+        train.close()
+        evaluation.close()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval/return_mean" in r for r in rows)

@@ -130,6 +130,8 @@ def new_run(
             cls.prepare(cfg, probe)
         finally:
             probe.close()
+        if cfg.run.eval_env_options:  # evaluation's own settings fail now, not at the 1st eval
+            make_env(env, obs=cfg.run.obs, seed=seed, **env_kwargs(cfg.run, True)).close()
     path = Path(run_dir) if run_dir else default_run_dir(agent, env or "offline", seed)
     if (path / "config.json").exists():
         raise UserError(
@@ -222,15 +224,62 @@ def load_run(run_dir: str | Path) -> RunInfo:
         ) from None
 
 
-def env_kwargs(run: Any) -> dict[str, Any]:
+def _option_value(key: str, text: str) -> Any:
+    """One ``env_options`` value: true/false, an int, a float, ``HxW`` (or one int) for
+    ``size``, else the text itself."""
+    low = text.strip().lower()
+    if key == "size":
+        parts = low.split("x")
+        try:
+            dims = [int(p) for p in parts]
+        except ValueError:
+            dims = []
+        if len(dims) not in (1, 2):
+            raise UserError(
+                f"run.env_options: size={text!r} is not HxW; fix: e.g. size=96x96 or size=64"
+            )
+        return (dims[0], dims[-1])
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(low)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_env_options(entries: Any, field: str = "run.env_options") -> dict[str, Any]:
+    """``('grayscale=true', 'size=96x96')`` -> ``{'grayscale': True, 'size': (96, 96)}``."""
+    out: dict[str, Any] = {}
+    for entry in entries:
+        key, sep, text = str(entry).partition("=")
+        if not sep or not key.strip():
+            raise UserError(
+                f"{field}: {entry!r} is not key=value; fix: e.g. "
+                f"--set {field}=repeat_action_probability=0,size=96x96"
+            )
+        out[key.strip()] = _option_value(key.strip(), text)
+    return out
+
+
+def env_kwargs(run: Any, evaluation: bool = False) -> dict[str, Any]:
     """``make_env`` keyword arguments a RunConfig sets: ``action_repeat`` unless it is 0
-    (``make_env`` checks the value)."""
-    return {"action_repeat": run.action_repeat} if run.action_repeat != 0 else {}
+    (``make_env`` checks the value), then ``env_options``, then for evaluation envs
+    ``eval_env_options``."""
+    out: dict[str, Any] = {"action_repeat": run.action_repeat} if run.action_repeat != 0 else {}
+    out.update(parse_env_options(getattr(run, "env_options", ())))
+    if evaluation:
+        out.update(parse_env_options(getattr(run, "eval_env_options", ()), "run.eval_env_options"))
+    return out
 
 
-def run_env(info: RunInfo, seed: int):
-    """One env of a run: its env id, observation mode and env settings, seeded ``seed``."""
-    return make_env(info.env, obs=info.config.run.obs, seed=seed, **env_kwargs(info.config.run))
+def run_env(info: RunInfo, seed: int, evaluation: bool = False):
+    """One env of a run: its env id, observation mode and env settings, seeded ``seed``
+    (``evaluation``: with ``run.eval_env_options`` on top)."""
+    return make_env(
+        info.env, obs=info.config.run.obs, seed=seed, **env_kwargs(info.config.run, evaluation)
+    )
 
 
 EVAL_BATCH = 16
@@ -241,7 +290,7 @@ def eval_envs(info: RunInfo, episodes: int, seed_offset: int = 10_000) -> Vector
     """min(episodes, EVAL_BATCH) envs of the run for ``train.loop.evaluate``."""
     n = max(1, min(int(episodes), EVAL_BATCH))
     return VectorEnv(
-        [functools.partial(run_env, info, info.seed + seed_offset + i) for i in range(n)]
+        [functools.partial(run_env, info, info.seed + seed_offset + i, True) for i in range(n)]
     )
 
 

@@ -658,7 +658,7 @@ class DreamServer:
 
         from ..train.run import run_env
 
-        env = run_env(self.info, self.info.seed + SEED_OFFSET + self.sessions)
+        env = run_env(self.info, self.info.seed + SEED_OFFSET + self.sessions, True)
         self.sessions += 1
         session = DreamSession(self.agent, env)
         wake = asyncio.Event()

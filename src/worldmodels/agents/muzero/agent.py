@@ -155,7 +155,12 @@ class MuZeroAgent(AgentBase):
         if t.value_bootstrap == "target":
             self.target_net = copy.deepcopy(self.net).requires_grad_(False)
         o = config.optim
-        self.opt = torch.optim.Adam(self.net.parameters(), o.lr, weight_decay=o.weight_decay)
+        if o.optimizer == "sgd":
+            self.opt: torch.optim.Optimizer = torch.optim.SGD(
+                self.net.parameters(), o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+            )
+        else:
+            self.opt = torch.optim.Adam(self.net.parameters(), o.lr, weight_decay=o.weight_decay)
         self.traits = Traits(
             prefill="policy",
             sampling=Sampling(t.priority_alpha, t.priority_beta)
@@ -601,11 +606,18 @@ class MuZeroAgent(AgentBase):
         return support_loss(logits, target, m.support_size, m.h_eps)
 
     def learning_rate(self) -> float:
-        """lr * lr_decay_rate ** (updates / lr_decay_steps) (MuZero pseudocode);
-        lr_decay_steps 0 = :func:`run_updates`, so the rate is reached at the run's end."""
+        """lr * lr_decay_rate ** (updates / lr_decay_steps) (MuZero pseudocode), the exponent
+        floored with ``lr_decay_staircase``; lr_decay_steps 0 = :func:`run_updates`, so the rate
+        is reached at the run's end. With ``warmup_steps`` W the lr is lr * (u + 1) / W for the
+        first W updates u and the decay counts u - W (EfficientZero)."""
         o = self.config.optim
+        if self.updates < o.warmup_steps:
+            return o.lr * (self.updates + 1) / o.warmup_steps
         steps = o.lr_decay_steps or run_updates(self.config.run)
-        return o.lr * o.lr_decay_rate ** (self.updates / steps)
+        exponent = (self.updates - o.warmup_steps) / steps
+        if o.lr_decay_staircase:
+            exponent = math.floor(exponent)
+        return o.lr * o.lr_decay_rate**exponent
 
     # Report
     @torch.no_grad()

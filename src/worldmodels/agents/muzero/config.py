@@ -190,6 +190,10 @@ class MuZeroTrainConfig:
 
 @dataclass
 class MuZeroOptimConfig:
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """Adam (weight decay as L2), or SGD with momentum (the paper, EfficientZero)."""
+    momentum: float = 0.9
+    """SGD only: momentum (paper, EfficientZero: 0.9)."""
     lr: float = 3e-3
     lr_decay_rate: float = 0.1
     lr_decay_steps: float = 350e3
@@ -197,6 +201,12 @@ class MuZeroOptimConfig:
     paper's Atari schedule is 0.1 every 350k updates; rate 1 = constant; steps 0 = the run's
     total updates ((run.steps - run.prefill) * train_ratio / (batch_size * batch_length)), so
     the lr reaches lr * lr_decay_rate at the end of the run whatever --steps is."""
+    lr_decay_staircase: bool = False
+    """Decay in steps, lr * lr_decay_rate ** floor(updates / lr_decay_steps) (EfficientZero),
+    instead of continuously."""
+    warmup_steps: int = 0
+    """Updates over which the lr rises linearly from 0 (EfficientZero: 1 % of its 100k updates);
+    the decay counts updates after the warm-up."""
     weight_decay: float = 1e-4
     """L2 regularisation c ||theta||^2 of the paper's loss (as AdamW-free Adam weight decay)."""
     clip: float = 5.0
@@ -206,6 +216,8 @@ class MuZeroOptimConfig:
         "lr": "> 0",
         "lr_decay_rate": "> 0",
         "lr_decay_steps": ">= 0",
+        "warmup_steps": ">= 0",
+        "momentum": "[0, 1)",
         "weight_decay": ">= 0",
         "clip": "> 0",
     }
@@ -289,6 +301,74 @@ PRESETS: dict[str, Preset] = {
             "Deviations (docs/deviations.md, EfficientZero): an LSTM of 128 "
             "(LightZero's CartPole; the paper's 512 sits on Atari's ResNet) and the reference's "
             "base projector 256/256/64/256 instead of its Atari 1024/1024/512/1024.",
+        ),
+        Preset(
+            "efficientzero_atari100k",
+            {
+                "run.obs": "pixels",
+                "run.action_repeat": 4,
+                "run.env_options": (
+                    "size=96x96",
+                    "frame_stack=4",
+                    "repeat_action_probability=0",
+                    "noop_max=30",
+                    "episodic_life=true",
+                    "clip_rewards=true",
+                    "max_frames=12000",
+                ),
+                "run.eval_env_options": (
+                    "episodic_life=false",
+                    "clip_rewards=false",
+                    "max_frames=108000",
+                ),
+                "run.steps": 100_000,
+                "run.prefill": 2_000,
+                "run.num_envs": 4,
+                "run.batch_size": 256,
+                "run.batch_length": 11,  # K + 1 + td_steps
+                "run.train_ratio": 2816.0,  # one update of 256 x 11 per env step
+                "run.replay_capacity": 100_000,
+                "run.eval_every": 10_000,
+                "run.eval_episodes": 32,
+                "model.network": "resnet",
+                "model.channels": 64,
+                "model.blocks": 1,
+                "model.reduced_channels": 16,
+                "model.units": 32,
+                "model.downsample": True,
+                "model.support_size": 300,
+                "model.lstm_hidden": 512,
+                "model.projection": (1024, 1024, 512, 1024),
+                "search.num_simulations": 50,
+                "search.temperature_steps": (50_000.0, 75_000.0),
+                "train.discount": 0.997**4,
+                "train.target_update_interval": 200,
+                "optim.optimizer": "sgd",
+                "optim.momentum": 0.9,
+                "optim.lr": 0.2,
+                "optim.weight_decay": 1e-4,
+                "optim.warmup_steps": 1_000,
+                "optim.lr_decay_rate": 0.1,
+                "optim.lr_decay_steps": 100_000,
+                "optim.lr_decay_staircase": True,
+                "optim.clip": 5.0,
+            },
+            f"{_EZ}: the Atari 100k protocol and EfficientZero's Atari settings, on top of "
+            "`efficientzero`. Protocol: 100k agent steps (400k frames, frame skip 4 with the "
+            "max of the last two frames), RGB 96 x 96 with the last 4 frames stacked, no sticky "
+            "actions, 1-30 no-op starts, training episodes end at a lost life with rewards "
+            "clipped to their sign and cut at 12k frames; evaluation plays whole games unclipped "
+            "up to 108k frames, 32 episodes every 10k steps (`run.eval_env_options`). Agent: "
+            "ResNet of 1 block x 64 planes with the 96 -> 6 stem, heads of 16 planes and 32 "
+            "units, support 601 points, LSTM 512, projector 1024/1024/512/1024, 50 simulations, "
+            "gamma 0.997^4 per agent step, batch 256, one update per env step after 2k random "
+            "steps, target network every 200 updates, SGD 0.2 with momentum 0.9, weight decay "
+            "1e-4, 1k warm-up updates and x0.1 after 100k, clip 5, visit temperature 1 / 0.5 / "
+            "0.25 at 50 % / 75 % of the updates. Deviations (docs/deviations.md, EfficientZero): "
+            "layer norm instead of batch norm in the ResNet, no random-shift and intensity "
+            "augmentation of the consistency targets, 4 envs collecting side by side. The full "
+            "benchmark needs a GPU (an update of this size takes seconds on a CPU).",
+            extends=("efficientzero",),
         ),
         Preset(
             "board",
