@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup setup-dev demo test lint format browser bench-cartpole bench-pendulum bench-tdmpc2-pendulum \
-	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-fidelity bench-efficientzero bench-worldmodels-takecover bench-regression bench-mcts bench-replay bench-resume clean
+	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-fidelity bench-efficientzero bench-efficientzero-minatar bench-worldmodels-takecover bench-regression bench-mcts bench-replay bench-resume clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench-fidelity: setup
 bench-efficientzero: setup
 	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_efficientzero_cartpole.txt \
 		--out runs/bench/efficientzero --resume --max-parallel 2 --budget $(BUDGET)
+
+bench-efficientzero-minatar: setup
+	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_efficientzero_minatar.txt \
+		--out runs/bench/efficientzero-minatar --resume --max-parallel 2 --budget $(BUDGET)
 
 bench-worldmodels-takecover: setup
 	$(BIN)/python -m pip install -q -e '.[doom]'

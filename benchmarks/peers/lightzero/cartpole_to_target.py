@@ -5,9 +5,9 @@
 
 Runs, one at a time, for each seed: LightZero's MuZero and EfficientZero CartPole configs (the
 installed wheel's zoo/classic_control/cartpole/config/cartpole_{muzero,efficientzero}_config.py)
-in the LightZero venv (install.sh), and our MuZero,
+in the LightZero venv (install.sh), and ours (MuZero and EfficientZero, AGENT below),
 
-    python -m worldmodels.cli train muzero --env gym:CartPole-v1 --seed S --set run.threads=1
+    python -m worldmodels.cli train AGENT --env gym:CartPole-v1 --seed S --set run.threads=1
         --set run.eval_every=1000 --set run.eval_episodes=10 --set run.stop_at_return=450
         --steps 50000 --run-dir DIR --no-progress
 
@@ -69,8 +69,13 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-RUNS = {"lightzero": ("muzero", "efficientzero"), "ours": ("muzero",)}
-DEFAULT_RUNS = ["lightzero:muzero", "lightzero:efficientzero", "ours:muzero"]
+RUNS = {"lightzero": ("muzero", "efficientzero"), "ours": ("muzero", "efficientzero")}
+DEFAULT_RUNS = [
+    "lightzero:muzero",
+    "lightzero:efficientzero",
+    "ours:muzero",
+    "ours:efficientzero",
+]
 # Budgets when --max-env-steps is not given: ours as in the brief's command (our MuZero's lr and
 # temperature schedules do not depend on it being larger), LightZero its config's max_env_step.
 DEFAULT_BUDGET = {"ours": 50_000, "lightzero": 100_000}
@@ -460,7 +465,6 @@ def table(args, rows: list[dict], runs: list[tuple[str, str]], budgets: dict) ->
             [float(r["wall_s"]) for r in ok],
             [float(r["best_eval_mean"]) for r in sel],
         )
-    ours = stats.get(("ours", "muzero"))
     lines = [
         f"| run | reached {args.target:g} | env steps to {args.target:g} | wall s to "
         f"{args.target:g} | ours/this env steps | ours/this wall | best eval, all seeds |",
@@ -468,6 +472,7 @@ def table(args, rows: list[dict], runs: list[tuple[str, str]], budgets: dict) ->
     ]
     for (fw, cf), (k, n, steps, walls, best) in stats.items():
         r_steps = r_wall = "-"
+        ours = stats.get(("ours", cf))  # ours beside the peer's config of the same agent
         if ours and ours[2] and steps and fw != "ours":
             r_steps = f"{statistics.median(ours[2]) / statistics.median(steps):.2f}"
             r_wall = f"{statistics.median(ours[3]) / statistics.median(walls):.2f}"
