@@ -417,6 +417,7 @@ class _Search:
         self.dtype = tree.node_visits.dtype
         device = tree.node_visits.device
         self.base = torch.arange(B, device=device) * N  # flat row of each tree's root
+        self.node_ids = torch.arange(N, device=device)
         self.stats = tree.children_stats.view(-1)
         self.index = tree.children_index.view(-1)
         self.rewards = tree.children_rewards.view(-1)
@@ -472,9 +473,10 @@ class _Search:
             # (-1 while unexpanded), [B * sim]; max(-1).indices is the first maximum, as argmax,
             # and faster over a short last dim. The descent then only follows `next_of`; a
             # parked tree re-reads its leaf, whose best action does not change.
-            best_of = score_fn(tree.children_stats[:, :sim], sim).max(-1).indices
-            next_of = tree.children_index[:, :sim].gather(2, best_of[:, :, None]).view(-1)
-            best_of = best_of.view(-1)
+            best_of = score_fn(tree.children_stats[:, :sim], sim).max(-1).indices.view(-1)
+            # flat edge of each node's best action: (b * N + node) * A + best, [B * sim]
+            edges = (self.base[:, None] + self.node_ids[:sim]).view(-1) * A + best_of
+            next_of = self.index.index_select(0, edges)
             best_base = torch.arange(self.B, device=base.device) * sim
             for _ in range(sim if self.early_exit else self.max_depth + 1):
                 nxt = next_of.index_select(0, best_base + node)
