@@ -179,6 +179,42 @@ def test_m_trains_on_aligned_targets_and_never_across_an_autoreset():
     assert float(losses["reward"].detach()) == pytest.approx(expect, rel=1e-5)
 
 
+def test_vae_max_updates_caps_the_v_stage_across_epochs_and_a_resume(tmp_path):
+    """vae.max_updates: V stops after that many batches although epochs remain, also when the
+    stage is resumed mid-way."""
+    agent = _agent(**{"vae.epochs": 5, "vae.batch_size": 4, "vae.max_updates": 7})
+    frames = np.zeros((10, *agent.obs_space[agent.key].shape), np.uint8)  # 3 batches an epoch
+
+    class Replay:
+        @staticmethod
+        def segments():
+            return [[{agent.key: frames}]]
+
+    class Context:
+        replay, run_dir = Replay(), tmp_path
+
+        def __init__(self, stop_after=None):
+            self.asked, self.stop_after = 0, stop_after
+
+        def should_stop(self):
+            self.asked += 1
+            return self.stop_after is not None and self.asked > self.stop_after
+
+        def log(self, row):
+            pass
+
+        def save(self):
+            pass
+
+    steps = []
+    real_step = agent.vae_opt.step
+    agent.vae_opt.step = lambda *a, **k: (steps.append(1), real_step(*a, **k))
+    assert agent._fit_vae(Context(stop_after=4)) == {}  # stopped after 4 batches
+    assert len(steps) == 4 and agent.progress["vae"] == {"epoch": 1, "batch": 1}
+    agent._fit_vae(Context())  # resumed: 3 more batches, then the cap ends the stage
+    assert len(steps) == 7 and agent.progress["vae"]["epoch"] == 5
+
+
 def test_threshold_controller_reads_left_none_right_off_one_tanh_output():
     agent = _agent(**{"controller.inputs": "zh", "controller.threshold_actions": (0, 2, 1)})
     # toy:image_target has 4 actions: threshold needs 3, so prepare refuses it

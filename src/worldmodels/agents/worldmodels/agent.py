@@ -305,7 +305,8 @@ class WorldModelsAgent(AgentBase):
         return [chunk[key] for seg in replay.segments() for chunk in seg]
 
     def _fit_vae(self, context: Any) -> dict[str, float]:
-        """V on every collected frame, ``vae.epochs`` passes in a fresh random order each."""
+        """V on every collected frame, ``vae.epochs`` passes in a fresh random order each, or
+        its first ``vae.max_updates`` batches."""
         v = self.config.vae
         chunks = self._frame_chunks(context.replay, self.key)
         sizes = np.array([len(c) for c in chunks])
@@ -322,6 +323,9 @@ class WorldModelsAgent(AgentBase):
         while p["epoch"] < v.epochs:
             order = np.random.default_rng([p["epoch"], 17]).permutation(total)
             while p["batch"] < per_epoch:
+                if v.max_updates and p["epoch"] * per_epoch + p["batch"] >= v.max_updates:
+                    p["epoch"] = v.epochs  # the cap ends the stage
+                    break
                 if context.should_stop():
                     return {}
                 idx = np.sort(order[p["batch"] * v.batch_size : (p["batch"] + 1) * v.batch_size])
@@ -342,8 +346,9 @@ class WorldModelsAgent(AgentBase):
                     context.log({f"vae/{k}": v for k, v in last.items()})
                     sums, count = {}, 0
                 saver()
-            p["epoch"] += 1
-            p["batch"] = 0
+            else:
+                p["epoch"] += 1
+                p["batch"] = 0
         return {k: s / count for k, s in sums.items()} if count else last
 
     # Encode

@@ -42,8 +42,12 @@ class VAEConfig:
     batch_size: int = 100
     epochs: int = 10
     """Passes over every collected frame."""
+    max_updates: int = 0
+    """Stop V after this many batches (0 = every epoch): with many episodes collected for M,
+    V can learn from a random part of their frames."""
 
     CHECKS: ClassVar[dict[str, str]] = {
+        "max_updates": ">= 0",
         "z_dim": ">= 1",
         "depth": ">= 1",
         "kl_tolerance": ">= 0",
