@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from worldmodels.cli import main
+from worldmodels.errors import UserError
 
 CLI = [sys.executable, "-m", "worldmodels.cli"]
 DEBUG = ["--preset", "debug", "--no-progress"]
@@ -114,6 +115,12 @@ def test_bad_inputs(tmp_path, trained, capsys, monkeypatch):
         ["train", "dreamerv3", "--env", "toy:target", "--set", "run.eval_env_options=bogus=1"],
         capsys,
         "bogus",
+    )
+    _bad(
+        ["train", "dreamerv3", "--env", "toy:image_target"]
+        + ["--set", "run.eval_env_options=size=32"],
+        capsys,
+        "change the observations",
     )
     _bad(["train", "--resume", str(tmp_path)], capsys, "not a run directory")
     _bad(["eval", str(tmp_path)], capsys, "not a run directory")
@@ -232,6 +239,22 @@ def test_env_options_reach_training_envs_and_eval_options_only_eval_envs(tmp_pat
         "e": False,
     }
     assert parse_env_options(("size=32",)) == {"size": (32, 32)}
+    words = ("a=yes", "b=off", "c=On", "d=NO", "e=none", "f=null", "g=-2", "h=1e-3")
+    assert parse_env_options(words) == {
+        "a": True,
+        "b": False,
+        "c": True,
+        "d": False,
+        "e": None,
+        "f": None,
+        "g": -2,
+        "h": 0.001,
+    }
+    for bad, says in (("g=", "has no value"), ("seed=3", "--seed"), ("obs=x", "--obs")):
+        with pytest.raises(UserError, match=says):
+            parse_env_options((bad,))
+    with pytest.raises(UserError, match="run.action_repeat"):
+        parse_env_options(("action_repeat=2",))
     info = new_run(
         "tdmpc2",
         "gym:Pendulum-v1",

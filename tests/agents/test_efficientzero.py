@@ -333,7 +333,8 @@ def test_reanalysis_with_the_target_needs_a_target_network():
 
 def test_atari100k_preset_runs_at_debug_size(tmp_path):
     """The `efficientzero_atari100k` protocol end to end at debug size: 96 x 96 RGB with 4 frames
-    stacked, lives and clipped rewards in training envs only, then resumable training."""
+    stacked, lives and clipped rewards in training envs only, whole unclipped games in
+    evaluation."""
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")
     from worldmodels.cli import main

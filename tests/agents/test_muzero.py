@@ -463,22 +463,32 @@ def test_learning_rate_decay_over_the_run():
 
 
 def test_sgd_warmup_and_staircase_decay_as_efficientzero():
-    """EfficientZero's schedule by hand: lr_init * (step + 1) / warmup for the first warmup
-    updates, then lr_init * rate ** floor((step - warmup) / decay_steps); SGD with momentum."""
+    """EfficientZero's ``adjust_lr`` by hand: lr_init * step / warmup for the first warmup
+    updates (step counted from 0), then lr_init * rate ** floor((step - warmup) / decay_steps);
+    SGD with momentum."""
     overrides = {"optim.optimizer": "sgd", "optim.momentum": 0.9, "optim.lr": 0.2}
     overrides |= {"optim.lr_decay_rate": 0.1, "optim.lr_decay_steps": 100}
     overrides |= {"optim.lr_decay_staircase": True, "optim.warmup_steps": 10}
     agent, _ = _agent("toy:target", **overrides)
     assert isinstance(agent.opt, torch.optim.SGD)
     assert agent.opt.param_groups[0]["momentum"] == 0.9
-    expected = {0: 0.02, 4: 0.1, 9: 0.2, 10: 0.2, 109: 0.2, 110: 0.02, 309: 0.002}
+    expected = {0: 0.0, 4: 0.08, 9: 0.18, 10: 0.2, 109: 0.2, 110: 0.02, 309: 0.002}
     for updates, lr in expected.items():
         agent.updates = updates
         assert agent.learning_rate() == pytest.approx(lr)
     rb = _collect(agent, "toy:target")
-    agent.updates = 0
+    agent.updates = 5
     agent.update(rb.sample(4, agent.config.run.batch_length))
-    assert agent.opt.param_groups[0]["lr"] == pytest.approx(0.02)
+    assert agent.opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_step_scales_pseudocode_and_uniform():
+    """Pseudocode: gradient_scale 1 for the initial inference, 1/K for each recurrent step;
+    EfficientZero: the whole loss times 1/K."""
+    agent, _ = _agent("toy:target", **{"train.num_unroll_steps": 4})
+    np.testing.assert_allclose(agent.step_scales().numpy(), [1, 0.25, 0.25, 0.25, 0.25])
+    agent, _ = _agent("toy:target", **{"train.num_unroll_steps": 4, "train.loss_scale": "uniform"})
+    np.testing.assert_allclose(agent.step_scales().numpy(), [0.25] * 5)
 
 
 def test_board_games_use_scalar_mse_heads():

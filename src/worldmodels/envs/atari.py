@@ -15,8 +15,8 @@ its ``atari`` settings:
   frames, sums their rewards, and observes the pixel-wise maximum of the last two frames
   (which removes sprite flicker).
 * ``size`` (default ``(64, 64)``) and ``grayscale`` (default False): ``'image'`` is uint8
-  ``(H, W, 3)`` RGB, or ``(H, W, 1)`` luminance when ``grayscale=True``. ``size=(96, 96),
-  grayscale=True`` is EfficientZero's input and DreamerV3's ``atari`` setting. Frames are
+  ``(H, W, 3)`` RGB, or ``(H, W, 1)`` luminance when ``grayscale=True``. ``size=(96, 96)``
+  is EfficientZero's input (RGB), grey 96 x 96 DreamerV3's ``atari`` setting. Frames are
   resized from 210x160 with OpenCV's area interpolation.
 * ``repeat_action_probability`` (default 0.25; sticky actions, Machado et al. 2018, as ALE v5
   and DreamerV3's ``atari`` setting): at every emulator frame the previous action is played
@@ -41,9 +41,9 @@ its ``atari`` settings:
   ``(H, W, C*k)``, the last ``k`` observed frames (each max-pooled, resized and grey as
   above) concatenated along the channel axis, oldest first (channels ``[-C:]`` are the current
   frame). Every ``reset()``, the one that goes on after a lost life included, fills the stack
-  with ``k`` copies of its first frame. ``frame_stack=4, size=(96, 96), grayscale=True`` is
-  EfficientZero's input (its ``stacked_observations=4``). The replay then stores ``k`` frames
-  per step: ``k`` times the memory of the observations.
+  with ``k`` copies of its first frame. ``frame_stack=4, size=(96, 96)`` (RGB) is
+  EfficientZero's input (its ``stacked_observations=4``: 12 channels). The replay then stores
+  ``k`` frames per step: ``k`` times the memory of the observations.
 * ``clip_rewards`` (default False): True gives the sign of each agent step's reward (the sum
   over its ``action_repeat`` frames), in ``{-1, 0, +1}`` (Mnih et al. 2015; EfficientZero's
   ``clip_reward=True``). For training envs only: keep False in evaluation envs so that returns

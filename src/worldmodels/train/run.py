@@ -131,7 +131,17 @@ def new_run(
         finally:
             probe.close()
         if cfg.run.eval_env_options:  # evaluation's own settings fail now, not at the 1st eval
-            make_env(env, obs=cfg.run.obs, seed=seed, **env_kwargs(cfg.run, True)).close()
+            spaces = (probe.obs_space, probe.act_space)
+            probe = make_env(env, obs=cfg.run.obs, seed=seed, **env_kwargs(cfg.run, True))
+            try:
+                if (probe.obs_space, probe.act_space) != spaces:
+                    raise UserError(
+                        "run.eval_env_options change the observations or actions (eval "
+                        f"{probe.obs_space}, {probe.act_space}; training {spaces[0]}, "
+                        f"{spaces[1]}); fix: give evaluation only settings that keep them"
+                    )
+            finally:
+                probe.close()
     path = Path(run_dir) if run_dir else default_run_dir(agent, env or "offline", seed)
     if (path / "config.json").exists():
         raise UserError(
@@ -224,10 +234,21 @@ def load_run(run_dir: str | Path) -> RunInfo:
         ) from None
 
 
-def _option_value(key: str, text: str) -> Any:
-    """One ``env_options`` value: true/false, an int, a float, ``HxW`` (or one int) for
-    ``size``, else the text itself."""
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+RESERVED_ENV_OPTIONS = {
+    "obs": "--obs",
+    "seed": "--seed",
+    "action_repeat": "--set run.action_repeat=N",
+}
+"""``make_env`` arguments a run sets itself: not settable through ``env_options``."""
+
+
+def _option_value(key: str, text: str, field: str) -> Any:
+    """One ``env_options`` value: a bool (true/false, yes/no, on/off, as ``--set``), None
+    (none/null), an int, a float, ``HxW`` (or one int) for ``size``, else the text itself."""
     low = text.strip().lower()
+    if not low:
+        raise UserError(f"{field}: {key}= has no value; fix: e.g. {key}=true or {key}=0")
     if key == "size":
         parts = low.split("x")
         try:
@@ -235,17 +256,17 @@ def _option_value(key: str, text: str) -> Any:
         except ValueError:
             dims = []
         if len(dims) not in (1, 2):
-            raise UserError(
-                f"run.env_options: size={text!r} is not HxW; fix: e.g. size=96x96 or size=64"
-            )
+            raise UserError(f"{field}: size={text!r} is not HxW; fix: e.g. size=96x96 or size=64")
         return (dims[0], dims[-1])
-    if low in ("true", "false"):
-        return low == "true"
+    if low in ("none", "null"):
+        return None
     for cast in (int, float):
         try:
             return cast(low)
         except ValueError:
             pass
+    if low in _TRUE or low in _FALSE:
+        return low in _TRUE
     return text.strip()
 
 
@@ -254,12 +275,17 @@ def parse_env_options(entries: Any, field: str = "run.env_options") -> dict[str,
     out: dict[str, Any] = {}
     for entry in entries:
         key, sep, text = str(entry).partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise UserError(
                 f"{field}: {entry!r} is not key=value; fix: e.g. "
                 f"--set {field}=repeat_action_probability=0,size=96x96"
             )
-        out[key.strip()] = _option_value(key.strip(), text)
+        if key in RESERVED_ENV_OPTIONS:
+            raise UserError(
+                f"{field}: {key} is the run's own setting; fix: use {RESERVED_ENV_OPTIONS[key]}"
+            )
+        out[key] = _option_value(key, text, field)
     return out
 
 

@@ -509,9 +509,10 @@ class MuZeroAgent(AgentBase):
         """One gradient step on the K-step unroll; new priorities |v^0 - z_0| when the batch was
         sampled by priority (it has ``index``).
 
-        l = sum_k scale_k (l^p(pi_k, p^k) + w_v l^v(z_k, v^k) + l^r(u_k, r^k)), scale_0 = 1,
-        scale_k = 1/K, the gradient between consecutive g steps halved (not the one from the first
-        g into h), each sample weighted by its importance weight (MuZero Appendix G).
+        l = sum_k scale_k (l^p(pi_k, p^k) + w_v l^v(z_k, v^k) + l^r(u_k, r^k)), scale_0 = 1
+        (1/K with ``train.loss_scale=uniform``), scale_k = 1/K, the gradient between
+        consecutive g steps halved (not the one from the first g into h), each sample weighted by
+        its importance weight (MuZero Appendix G).
         """
         t, eps = self.config.train, self.config.model.h_eps
         source = self.augment(batch) if self._symmetries is not None else batch
@@ -528,13 +529,12 @@ class MuZeroAgent(AgentBase):
             data[self.key][:, 0], action[:, :K], states
         )
 
-        # Losses per step, scaled 1 at k = 0 and 1/K after
+        # Losses per step, scaled 1 (or 1/K) at k = 0 and 1/K after
         value_l = self._scalar_loss(value_logits, tgt["value"])  # [B, K+1]
         reward_l = self._scalar_loss(reward_logits, tgt["reward"][:, 1:])  # [B, K]
         log_p = torch.log_softmax(policy_logits.float(), -1)
         policy_l = -(tgt["policy"] * log_p).sum(-1) * tgt["policy_mask"]  # [B, K+1]
-        scale = torch.full((K + 1,), 1.0 / K, device=self.device)
-        scale[0] = 1.0
+        scale = self.step_scales()
         per_sample = (scale * (t.value_loss_weight * value_l + policy_l)).sum(1) + (
             scale[1:] * reward_l
         ).sum(1)
@@ -582,6 +582,15 @@ class MuZeroAgent(AgentBase):
         }
         return Update(metrics, priorities)
 
+    def step_scales(self) -> Tensor:
+        """[K + 1] scale of each unrolled step's losses: 1, 1/K, ..., 1/K (pseudocode) or 1/K
+        at every step (``train.loss_scale=uniform``, EfficientZero)."""
+        K = self.config.train.num_unroll_steps
+        scale = torch.full((K + 1,), 1.0 / K, device=self.device)
+        if self.config.train.loss_scale == "pseudocode":
+            scale[0] = 1.0
+        return scale
+
     def _consistency_loss(self, states: list[Tensor], obs: Tensor) -> Tensor:
         """EfficientZero's SimSiam loss: g's states s^1..s^K and the observations o_1..o_K
         [B, K, obs...] -> [B, K] negative cosine between the prediction head's output on s^k
@@ -608,12 +617,13 @@ class MuZeroAgent(AgentBase):
     def learning_rate(self) -> float:
         """lr * lr_decay_rate ** (updates / lr_decay_steps) (MuZero pseudocode), the exponent
         floored with ``lr_decay_staircase``; lr_decay_steps 0 = :func:`run_updates`, so the rate
-        is reached at the run's end. With ``warmup_steps`` W the lr is lr * (u + 1) / W for the
-        first W updates u and the decay counts u - W (EfficientZero)."""
+        is reached at the run's end. With ``warmup_steps`` W the lr is lr * u / W for the
+        first W updates u = 0..W-1 (EfficientZero's ``adjust_lr``: the first update has lr 0)
+        and the decay counts u - W (over the run's updates less W when lr_decay_steps is 0)."""
         o = self.config.optim
         if self.updates < o.warmup_steps:
-            return o.lr * (self.updates + 1) / o.warmup_steps
-        steps = o.lr_decay_steps or run_updates(self.config.run)
+            return o.lr * self.updates / o.warmup_steps
+        steps = o.lr_decay_steps or max(run_updates(self.config.run) - o.warmup_steps, 1)
         exponent = (self.updates - o.warmup_steps) / steps
         if o.lr_decay_staircase:
             exponent = math.floor(exponent)

@@ -132,6 +132,10 @@ class MuZeroTrainConfig:
     """Alternating zero-sum game: auto = the env has a ``to_play`` observation (board self-play)."""
     value_loss_weight: float = 1.0
     """Weight of the value loss (paper pseudocode: 1; the paper's Reanalyze runs use 0.25)."""
+    loss_scale: Literal["pseudocode", "uniform"] = "pseudocode"
+    """Scale of each unrolled step's losses: 1 at k = 0 and 1/K at k = 1..K (the pseudocode's
+    ``gradient_scale``), or 1/K at every step including k = 0 (EfficientZero, a hook on the
+    whole loss). Only the relative weight of step 0 and, with SGD, the step size differ."""
     dynamics_gradient_scale: float = 0.5
     """Gradient scale on the hidden state each dynamics step passes to the next (paper: 1/2,
     pseudocode ``scale_gradient(hidden_state, 0.5)`` after each recurrent_inference); the
@@ -326,10 +330,13 @@ PRESETS: dict[str, Preset] = {
                 "run.num_envs": 4,
                 "run.batch_size": 256,
                 "run.batch_length": 11,  # K + 1 + td_steps
-                "run.train_ratio": 2816.0,  # one update of 256 x 11 per env step
+                # 120k updates (the reference's 100k + 20k after collection) over 98k steps
+                "run.train_ratio": 3449.0,
                 "run.replay_capacity": 100_000,
                 "run.eval_every": 10_000,
                 "run.eval_episodes": 32,
+                "run.gap_horizon": 0,  # the model's rewards are clipped, the eval's are not
+                "train.loss_scale": "uniform",
                 "model.network": "resnet",
                 "model.channels": 64,
                 "model.blocks": 1,
@@ -361,13 +368,16 @@ PRESETS: dict[str, Preset] = {
             "up to 108k frames, 32 episodes every 10k steps (`run.eval_env_options`). Agent: "
             "ResNet of 1 block x 64 planes with the 96 -> 6 stem, heads of 16 planes and 32 "
             "units, support 601 points, LSTM 512, projector 1024/1024/512/1024, 50 simulations, "
-            "gamma 0.997^4 per agent step, batch 256, one update per env step after 2k random "
-            "steps, target network every 200 updates, SGD 0.2 with momentum 0.9, weight decay "
-            "1e-4, 1k warm-up updates and x0.1 after 100k, clip 5, visit temperature 1 / 0.5 / "
-            "0.25 at 50 % / 75 % of the updates. Deviations (docs/deviations.md, EfficientZero): "
-            "layer norm instead of batch norm in the ResNet, no random-shift and intensity "
-            "augmentation of the consistency targets, 4 envs collecting side by side. The full "
-            "benchmark needs a GPU (an update of this size takes seconds on a CPU).",
+            "gamma 0.997^4 per agent step, batch 256, 2k steps before the first update, 120k "
+            "updates (the reference's 100k + 20k), target network every 200 updates, every "
+            "step's loss scaled 1/K, SGD 0.2 with momentum 0.9, weight decay 1e-4, 1k warm-up "
+            "updates and x0.1 after 101k, clip 5, visit temperature 1 / 0.5 / 0.25 at 50k / 75k "
+            "updates. Deviations (docs/deviations.md, EfficientZero): the 20k last updates "
+            "interleaved with collection instead of after it, prefill by the untrained net's "
+            "search instead of random actions, fixed PER beta 0.4 instead of annealed to 1, "
+            "GroupNorm instead of BatchNorm, hidden states min-max normalised, no "
+            "augmentation, frames stacked in the env (the replay holds 4 frames a step), "
+            "evaluation of 108k-frame games at every eval. The full benchmark needs a GPU.",
             extends=("efficientzero",),
         ),
         Preset(
