@@ -113,6 +113,8 @@ def open_loop(agent, episodes: list[dict], before: int, horizon: int, tau: float
             top = np.concatenate(list(truth.byte().cpu().numpy()), 1)
             bottom = np.concatenate(list(rows[1][:n].byte().cpu().numpy()), 1)
             strips.append(np.concatenate([top, bottom], 0))
+    if not errors:
+        return np.zeros((3, 0)), 0, strips
     return np.mean(errors, 0), len(errors), strips
 
 
