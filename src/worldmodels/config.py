@@ -189,6 +189,11 @@ def field_names(cfg: Any, prefix: str = "") -> list[str]:
     return out
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+"""How a bool is written on the command line (``--set``, ``run.env_options``), any case."""
+
+
 def _parse_value(text: str, typ: Any, key: str) -> Any:
     origin = typing.get_origin(typ)
     args = typing.get_args(typ)
@@ -215,9 +220,9 @@ def _parse_value(text: str, typ: Any, key: str) -> Any:
         return tuple(vals) if origin is tuple else vals
     if typ is bool:
         low = text.lower()
-        if low in ("1", "true", "yes", "on"):
+        if low in TRUE_WORDS:
             return True
-        if low in ("0", "false", "no", "off"):
+        if low in FALSE_WORDS:
             return False
         raise UserError(f"bad value for {key}: {text!r} is not a bool; use true or false")
     if typ is int:

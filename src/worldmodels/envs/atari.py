@@ -121,20 +121,11 @@ class AtariEnv(Env):
                 f"env '{self.name}': repeat_action_probability must be in [0, 1], got "
                 f"{repeat_action_probability!r}; fix: e.g. 0.25 (sticky) or 0.0 (Atari 100k)"
             )
-        self._noop_max = _non_negative_int(noop_max, "noop_max", self.name)
-        self._max_frames = _non_negative_int(max_frames, "max_frames", self.name)
-        if self._max_frames < 1:
-            raise UserError(f"env '{self.name}': max_frames must be >= 1; fix: e.g. 108000")
-        if (
-            isinstance(frame_stack, bool)
-            or not isinstance(frame_stack, (int, np.integer))
-            or frame_stack < 1
-        ):
-            raise UserError(
-                f"env '{self.name}': frame_stack must be an integer >= 1, got {frame_stack!r}; "
-                "fix: e.g. 4 (EfficientZero) or 1 (no stacking)"
-            )
-        self._stack = int(frame_stack)
+        self._noop_max = _int_at_least(noop_max, "noop_max", self.name)
+        self._max_frames = _int_at_least(max_frames, "max_frames", self.name, 1, "e.g. 108000")
+        self._stack = _int_at_least(
+            frame_stack, "frame_stack", self.name, 1, "e.g. 4 (EfficientZero) or 1 (no stacking)"
+        )
         self._frames: collections.deque[np.ndarray] = collections.deque(maxlen=self._stack)
         self._clip_rewards = bool(clip_rewards)
         self._grayscale = bool(grayscale)
@@ -280,7 +271,9 @@ class AtariEnv(Env):
         self._ale = None  # type: ignore[assignment]
 
 
-def _non_negative_int(value: Any, what: str, env: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise UserError(f"env '{env}': {what} must be an integer >= 0, got {value!r}")
+def _int_at_least(value: Any, what: str, env: str, least: int = 0, fix: str = "") -> int:
+    """``value`` as an int, or a UserError when it is not an integer >= ``least``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        hint = f"; fix: {fix}" if fix else ""
+        raise UserError(f"env '{env}': {what} must be an integer >= {least}, got {value!r}{hint}")
     return int(value)

@@ -16,7 +16,15 @@ import torch
 from .. import __version__
 from ..agents import build_config, get_agent_spec
 from ..checkpoint import atomic_write_text
-from ..config import apply_overrides, check_seed, load_config, to_dict, validate
+from ..config import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    apply_overrides,
+    check_seed,
+    load_config,
+    to_dict,
+    validate,
+)
 from ..envs import make_env
 from ..envs.base import ActionSpace, Spec
 from ..envs.vector import VectorEnv
@@ -234,7 +242,6 @@ def load_run(run_dir: str | Path) -> RunInfo:
         ) from None
 
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 RESERVED_ENV_OPTIONS = {
     "obs": "--obs",
     "seed": "--seed",
@@ -265,8 +272,8 @@ def _option_value(key: str, text: str, field: str) -> Any:
             return cast(low)
         except ValueError:
             pass
-    if low in _TRUE or low in _FALSE:
-        return low in _TRUE
+    if low in TRUE_WORDS or low in FALSE_WORDS:
+        return low in TRUE_WORDS
     return text.strip()
 
 
@@ -294,9 +301,9 @@ def env_kwargs(run: Any, evaluation: bool = False) -> dict[str, Any]:
     (``make_env`` checks the value), then ``env_options``, then for evaluation envs
     ``eval_env_options``."""
     out: dict[str, Any] = {"action_repeat": run.action_repeat} if run.action_repeat != 0 else {}
-    out.update(parse_env_options(getattr(run, "env_options", ())))
+    out.update(parse_env_options(run.env_options))
     if evaluation:
-        out.update(parse_env_options(getattr(run, "eval_env_options", ()), "run.eval_env_options"))
+        out.update(parse_env_options(run.eval_env_options, "run.eval_env_options"))
     return out
 
 
