@@ -162,6 +162,44 @@ def test_crash_before_latest_loads_previous(tmp_path):
     assert not (tmp_path / "ckpt-0000000003.safetensors").exists()
 
 
+def test_rewrite_at_the_same_step_survives_a_crash_between_its_renames(tmp_path, monkeypatch):
+    # A stage that trains without stepping the env (CMA-ES generations) saves step N again and
+    # again; a kill after the new tensors are renamed but before the sidecar is must leave the
+    # previous pair loadable, not new tensors beside a sidecar holding the old sha256.
+    save_checkpoint(tmp_path, {"g": torch.tensor(1)}, step=5, meta=META)
+    save_checkpoint(tmp_path, {"g": torch.tensor(2)}, step=5, meta=META)
+    assert load_checkpoint(tmp_path)[0]["g"].item() == 2
+    assert len(list(tmp_path.glob("ckpt-0000000005*.safetensors"))) == 1
+
+    real = ck.atomic_write_text
+
+    def killed(path, text):
+        if str(path).endswith("ckpt-0000000005.json"):
+            raise KeyboardInterrupt  # the process dies before the sidecar's rename
+        real(path, text)
+
+    monkeypatch.setattr(ck, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, {"g": torch.tensor(3)}, step=5, meta=META)
+    monkeypatch.setattr(ck, "atomic_write_text", real)
+    assert load_checkpoint(tmp_path)[0]["g"].item() == 2
+    save_checkpoint(tmp_path, {"g": torch.tensor(4)}, step=5, meta=META)
+    assert load_checkpoint(tmp_path)[0]["g"].item() == 4
+    assert len(list(tmp_path.glob("ckpt-0000000005*.safetensors"))) == 1
+    assert list_checkpoints(tmp_path) == [5]
+
+
+def test_sidecar_naming_a_tensors_file_of_another_step_is_corrupt(tmp_path):
+    save_checkpoint(tmp_path, {"w": torch.randn(3)}, step=1, meta=META)
+    side = tmp_path / "ckpt-0000000001.json"
+    d = json.loads(side.read_text())
+    d["tensors"]["file"] = "../elsewhere.safetensors"
+    side.write_text(json.dumps(d))
+    with pytest.raises(UserError, match="corrupt.*names tensors file") as e:
+        load_checkpoint(tmp_path)
+    _one_line(e)
+
+
 def test_missing_dir(tmp_path):
     with pytest.raises(UserError, match="no checkpoint in .*checkpoints/latest.json"):
         load_checkpoint(tmp_path / "nope")

@@ -8,6 +8,12 @@ A checkpoint of step ``N`` in a directory is three files:
   safetensors file so that a damaged file is noticed on load;
 * ``latest.json``: ``{"step": N, "files": [...]}``, rewritten last.
 
+A second save at the same step (a stage that trains without stepping the env, such as the
+CMA-ES generations of World Models) writes its tensors under another name,
+``ckpt-000000000N-<12 random hex digits>.safetensors``, and the sidecar, renamed over the old one,
+is what switches to it; the old tensors are deleted only after that. So a crash between the
+two renames leaves the old pair, not new tensors beside an old sidecar.
+
 Each file is written to a temp file in the same directory, flushed, fsynced and renamed over
 its final name, then the directory is fsynced, so a crash at any point leaves either the
 previous checkpoint or the new one reachable from ``latest.json``, never a half-written one.
@@ -22,6 +28,7 @@ import json
 import math
 import os
 import re
+import secrets
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -48,7 +55,7 @@ __all__ = [
 
 FORMAT = 1
 LATEST = "latest.json"
-_CKPT_RE = re.compile(r"^ckpt-(\d{10,})\.(safetensors|json)$")
+_CKPT_RE = re.compile(r"^ckpt-(\d{10,})(?:-[0-9a-f]{12})?\.(safetensors|json)$")
 _TMP_PREFIX = "."
 _TMP_SUFFIX = ".tmp"
 
@@ -267,8 +274,10 @@ def save_checkpoint(
     tensors, skeleton = flatten_state(state)
 
     stem = _stem(step)
-    tensors_path = directory / f"{stem}.safetensors"
     sidecar_path = directory / f"{stem}.json"
+    tensors_path = directory / f"{stem}.safetensors"
+    while tensors_path.exists():  # a rewrite at this step: never replace what the sidecar names
+        tensors_path = directory / f"{stem}-{secrets.token_hex(6)}.safetensors"
     with _atomic_path(tensors_path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": str(FORMAT), "step": str(step)})
         digest = _sha256(tmp)
@@ -280,6 +289,10 @@ def save_checkpoint(
         "skeleton": skeleton,
     }
     atomic_write_text(sidecar_path, json.dumps(sidecar, allow_nan=False))
+    for p in directory.glob(f"{stem}*.safetensors"):  # tensors of an earlier save at this step
+        if p.name != tensors_path.name and _CKPT_RE.match(p.name):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
     latest = {"step": step, "files": [sidecar_path.name, tensors_path.name]}
     atomic_write_text(directory / LATEST, json.dumps(latest, indent=1) + "\n")
     _cleanup(directory, current=step, keep=keep)
@@ -390,7 +403,6 @@ def load_checkpoint(
     step = _latest_step(directory)
     stem = _stem(step)
     sidecar_path = directory / f"{stem}.json"
-    tensors_path = directory / f"{stem}.safetensors"
     if not sidecar_path.exists():
         raise _corrupt(sidecar_path, "file missing")
     sidecar = _read_json(sidecar_path)
@@ -402,6 +414,11 @@ def load_checkpoint(
             f"reads format {FORMAT}; fix: load it with the worldmodels version that wrote it "
             f"({(sidecar.get('meta') or {}).get('version', 'unknown')})"
         )
+    name = (sidecar.get("tensors") or {}).get("file") or f"{stem}.safetensors"
+    m = _CKPT_RE.match(str(name))
+    if not m or int(m.group(1)) != step or m.group(2) != "safetensors":
+        raise _corrupt(sidecar_path, f"it names tensors file {name!r}, not one of step {step}")
+    tensors_path = directory / name
     if not tensors_path.exists():
         raise _corrupt(tensors_path, "file missing")
     expected = (sidecar.get("tensors") or {}).get("sha256")
