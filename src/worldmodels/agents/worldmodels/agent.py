@@ -362,18 +362,31 @@ class WorldModelsAgent(AgentBase):
         first frames' (mu, logvar) are where dreams start."""
         v = self.config.vae
         keys = ("action", "reward", "is_first", "is_last", "is_terminal")
+        segments = context.replay.segments()
+        # (mu, logvar) of every frame go into two arrays allocated once, not one small array per
+        # batch: small long-lived allocations between the batches' large transient ones fragment
+        # the C heap until it holds several times the frames (measured: 7.9 -> 23.7 GB, killed,
+        # on 626k frames).
+        total = sum(len(chunk[self.key]) for seg in segments for chunk in seg)
+        out = {name: np.empty((total, v.z_dim), np.float16) for name in ("mu", "logvar")}
         series: list[dict[str, np.ndarray]] = []
-        for seg in context.replay.segments():
-            parts: dict[str, list[np.ndarray]] = {"mu": [], "logvar": [], **{k: [] for k in keys}}
+        at = 0
+        for seg in segments:
+            start = at
             for chunk in seg:
                 frames = chunk[self.key]
                 for i in range(0, len(frames), 256):
                     mu, logvar = self.vae.encode(frames_to_input(frames[i : i + 256], self.device))
-                    parts["mu"].append(mu.cpu().numpy().astype(np.float16))
-                    parts["logvar"].append(logvar.cpu().numpy().astype(np.float16))
-                for k in keys:
-                    parts[k].append(np.asarray(chunk[k]))
-            series.append({k: np.concatenate(arrs) for k, arrs in parts.items()})
+                    out["mu"][at : at + len(mu)] = mu.cpu().numpy()
+                    out["logvar"][at : at + len(mu)] = logvar.cpu().numpy()
+                    at += len(mu)
+            series.append(
+                {
+                    "mu": out["mu"][start:at],
+                    "logvar": out["logvar"][start:at],
+                    **{k: np.concatenate([np.asarray(chunk[k]) for chunk in seg]) for k in keys},
+                }
+            )
         if not series:
             raise UserError("the encode stage found no frames; fix: run the data stage first")
         path = self.series_path(context.run_dir)
