@@ -319,3 +319,24 @@ def test_a_run_killed_in_the_cma_es_stage_resumes_from_its_last_generation(tmp_p
     assert first[0] >= gen and len(first) == 40 - first[0]
     state, _ = load_checkpoint(run / "checkpoints")
     assert "controller" in state["agent"]["done"]
+
+
+def test_a_crash_after_the_data_stage_keeps_every_collected_step_on_disk(tmp_path, monkeypatch):
+    """The checkpoint written when the data stage ends counts N env steps; a process that dies
+    right after it (no flush on the way out) must leave those N steps in the replay's files,
+    the last partial chunk included, or the resumed run trains V and M on fewer episodes than
+    it counted."""
+    from worldmodels.agents.worldmodels.agent import WorldModelsAgent
+    from worldmodels.replay.buffer import ReplayBuffer
+
+    def crash(self, context):
+        raise MemoryError("killed")
+
+    monkeypatch.setattr(WorldModelsAgent, "_fit_vae", crash)
+    run = tmp_path / "c"
+    with pytest.raises(MemoryError):
+        _train(run)
+    state, _ = load_checkpoint(run / "checkpoints")
+    on_disk = ReplayBuffer(10**6, directory=run / "replay")
+    assert state["counters"]["env_steps"] > 0
+    assert len(on_disk) == state["counters"]["env_steps"]

@@ -159,7 +159,11 @@ class Trainer:
         }
 
     def save(self) -> None:
-        """Atomic checkpoint of agent, counters, RNG states and the replay's sampling position."""
+        """Atomic checkpoint of agent, counters, RNG states and the replay's sampling position.
+        The replay's partial chunks are written first, so a run killed after this save finds
+        on disk every step the checkpoint counts (its collect stage its episodes)."""
+        if not self.offline:
+            self.replay.flush()
         self.c.wall_time = self.logger.elapsed
         state = {
             "agent": self.agent.state_dict(),
@@ -430,11 +434,9 @@ class Trainer:
             self.progress.write(f"step {position}: no report written yet: {why}")
 
     def _save_and_exit(self) -> NoReturn:
-        """A stop signal arrived: checkpoint, flush the replay and leave via KeyboardInterrupt."""
+        """A stop signal arrived: checkpoint (replay flushed) and leave via KeyboardInterrupt."""
         self.progress.write(f"signal {self._stop_signal}: saving and exiting")
         self.save()
-        if not self.offline:
-            self.replay.flush()
         raise KeyboardInterrupt
 
     def _evaluate(self) -> dict[str, Any]:
