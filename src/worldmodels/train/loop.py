@@ -160,9 +160,13 @@ class Trainer:
 
     def save(self) -> None:
         """Atomic checkpoint of agent, counters, RNG states and the replay's sampling position.
-        The replay's partial chunks are written first, so a run killed after this save finds
-        on disk every step the checkpoint counts (its collect stage its episodes)."""
-        if not self.offline:
+
+        A staged run writes the replay's partial chunks first, so a process killed after this
+        save finds on disk every episode its collect stage counts. Online runs do not: a flush
+        ends a chunk, and chunk boundaries set at wall-clock save times would make eviction and
+        prioritised sampling differ between runs of one seed; they lose at most the steps of
+        the partial chunks to a kill."""
+        if self.agent.traits.stages and not self.offline:
             self.replay.flush()
         self.c.wall_time = self.logger.elapsed
         state = {
@@ -434,9 +438,11 @@ class Trainer:
             self.progress.write(f"step {position}: no report written yet: {why}")
 
     def _save_and_exit(self) -> NoReturn:
-        """A stop signal arrived: checkpoint (replay flushed) and leave via KeyboardInterrupt."""
+        """A stop signal arrived: checkpoint, flush the replay and leave via KeyboardInterrupt."""
         self.progress.write(f"signal {self._stop_signal}: saving and exiting")
         self.save()
+        if not self.offline:
+            self.replay.flush()
         raise KeyboardInterrupt
 
     def _evaluate(self) -> dict[str, Any]:
