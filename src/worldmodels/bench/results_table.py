@@ -35,7 +35,7 @@ CSV = Path("benchmarks") / "results.csv"
 ABLATION = Path("benchmarks") / "ablation_dreamerv3_cartpole_10k.csv"
 DOC = Path("docs") / "results.md"
 README = Path("README.md")
-PAGES = ("dreamer", "planet", "tdmpc2", "muzero")
+PAGES = ("dreamer", "planet", "tdmpc2", "muzero", "worldmodels")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 _COMMIT = re.compile(r"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b")
 
