@@ -290,7 +290,8 @@ def save_checkpoint(
     }
     atomic_write_text(sidecar_path, json.dumps(sidecar, allow_nan=False))
     for p in directory.glob(f"{stem}*.safetensors"):  # tensors of an earlier save at this step
-        if p.name != tensors_path.name and _CKPT_RE.match(p.name):
+        m = _CKPT_RE.match(p.name)
+        if m and int(m.group(1)) == step and p.name != tensors_path.name:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
     latest = {"step": step, "files": [sidecar_path.name, tensors_path.name]}
