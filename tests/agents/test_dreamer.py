@@ -239,3 +239,42 @@ def test_open_loop_report_observes_context_then_imagines():
     np.testing.assert_allclose(report["vector/model"], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(report["vector/model"][:, :context], posterior, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(report["vector/real"], batch["vector"].numpy())
+
+
+def test_imagined_values_are_the_online_critic_on_every_imagined_state(monkeypatch):
+    """The REINFORCE update takes the values of s_0..s_{H-1} from the critic's pass that its loss
+    uses (one pass, not two) and the last state's from the heads: together they must equal the
+    online critic, before its step, applied to all H+1 imagined states."""
+    import copy
+
+    import worldmodels.agents.dreamer.agent as mod
+
+    env = make_env("toy:target")
+    torch.manual_seed(0)
+    cfg, _ = build_config("dreamerv3", ["debug"])
+    agent = DreamerAgent(cfg, env.obs_space, env.act_space)
+    with torch.no_grad():  # the critic's output layer starts at zero: give it weights
+        for p in agent.critic.parameters():
+            p.add_(0.1 * torch.randn(p.shape))
+    critic = copy.deepcopy(agent.critic)
+    seen = {}
+    imagine, lam = agent._imagine, mod.lambda_return
+
+    def spy_imagine(*args, **kwargs):
+        seen["feat"], action = imagine(*args, **kwargs)
+        return seen["feat"], action
+
+    def spy_lambda(reward, cont, value, *args):
+        seen["value"] = value
+        return lam(reward, cont, value, *args)
+
+    monkeypatch.setattr(agent, "_imagine", spy_imagine)
+    monkeypatch.setattr(mod, "lambda_return", spy_lambda)
+    start = agent.wm.rssm.initial(6)
+    start["stoch"] = torch.nn.functional.one_hot(torch.randint(0, 4, (6, 4)), 4).float()
+    start["deter"] = torch.randn(6, agent.wm.rssm.deter)
+    agent._train_behavior(start, torch.ones(6))
+    with torch.no_grad():
+        want = critic(seen["feat"]).pred()
+    assert seen["value"].shape == want.shape == (6, cfg.behavior.horizon + 1)
+    torch.testing.assert_close(seen["value"], want)

@@ -110,13 +110,14 @@ class DreamerAgent(AgentBase):
         """Global-norm clip of the Adam setting; LaProp clips per tensor (AGC) instead."""
         return norm if self.config.optim.optimizer == "adam" else float("inf")
 
-    def _imag_heads_eager(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Imagined features ``[N, H+1, F]`` -> reward, continue ``[N, H]``, value ``[N, H+1]``."""
+    def _imag_heads_eager(self, feat: Tensor, last: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """Imagined features ``[N, H+1, F]`` -> reward, continue ``[N, H]``, value ``[N, H+1]``,
+        or with ``last`` the value of the last state only, ``[N, 1]``."""
         after = feat[:, 1:].contiguous()  # one copy, not one per head
         reward = self.wm.reward(after).pred()
         cont = self.wm.cont(after).pred()
         critic = self.slow_critic if self.config.behavior.slow_target else self.critic
-        return reward, cont, critic(feat).pred()
+        return reward, cont, critic(feat[:, -1:] if last else feat).pred()
 
     def _imag_step_eager(self, deter: Tensor, stoch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One imagined step: a_t ~ pi(sg(s_t)), then s_{t+1} ~ p(. | s_t, clip(a_t)) -> a_t, h, z.
@@ -279,14 +280,21 @@ class DreamerAgent(AgentBase):
         if grad:
             for p in wm_params:
                 p.requires_grad_(False)
+        # Without gradients through the rollout, the values of s_0..s_{H-1} for the returns come
+        # from the online critic's own pass that its loss needs: one pass over them, not two.
+        shared = not grad and not b.slow_target
         try:
             feat, action = self._imagine(start, b.horizon, grad=grad)
             with torch.set_grad_enabled(grad):
-                reward, cont, value = self._imag_heads(feat)
+                reward, cont, value = self._imag_heads(feat, shared)
         finally:
             if grad:
                 for p in wm_params:
                     p.requires_grad_(True)
+        before = feat[:, :-1].detach().contiguous()  # s_0..s_{H-1}, shared by actor and critic
+        if shared:
+            dist = self.critic(before)
+            value = torch.cat([dist.pred().detach(), value], 1)
         ret = lambda_return(reward, cont, value, b.gamma, b.lam)  # [N, H]
         weight = discount_weights(b.gamma * cont, 1.0).detach() * start_cont[:, None]  # [N, H+1]
         if b.retnorm == "percentile":
@@ -297,7 +305,6 @@ class DreamerAgent(AgentBase):
         metrics: dict[str, Tensor] = {}
 
         # Actor: REINFORCE with the critic as baseline, dynamics backprop, or DreamerV2's mix
-        before = feat[:, :-1].detach().contiguous()  # s_0..s_{H-1}, shared by actor and critic
         policy = self.actor(before)
         objs = {}
         if self.actor_grad in ("dynamics", "mix"):
@@ -322,7 +329,8 @@ class DreamerAgent(AgentBase):
         step_if_finite(self.actor_opt, metrics["grad/actor"])
 
         # Critic: regress the lambda-return; V3 also regularises towards the slow critic
-        dist = self.critic(before)
+        if not shared:
+            dist = self.critic(before)
         critic_loss = dist.loss(ret.detach())
         if b.slow_reg > 0:
             with torch.no_grad():
