@@ -10,6 +10,8 @@ M's open-loop error before recorded deaths (``tools/worldmodels_m_probe.py``), C
 dream with the run's CMA-ES settings, C's mean return in ``--dream-episodes`` dreams and in
 ``--episodes`` real episodes. Writes ``OUT/mdn.pt`` (M's weights, reused on a rerun),
 ``OUT/controller.pt`` and ``OUT/result.json``; the run directory is not touched.
+``--untrained-m`` is the control that shows M matters: the same CMA-ES budget inside an M with
+its initial random weights (not trained, not probed).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=100, help="real episodes to score C")
     p.add_argument("--dream-episodes", type=int, default=256)
     p.add_argument("--probe-deaths", type=int, default=200, help="recorded episodes to probe")
+    p.add_argument(
+        "--untrained-m",
+        action="store_true",
+        help="the control: evolve C inside M with its initial random weights (no M training)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     try:
@@ -75,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     context = _Log(args.run)
     row: dict = {"run": str(args.run), "set": args.set}
     weights = args.out / "mdn.pt"
-    if weights.exists():
+    row["untrained_m"] = args.untrained_m
+    if args.untrained_m:
+        print("M: initial random weights (the untrained-M control)")
+    elif weights.exists():
         agent.mdn.load_state_dict(torch.load(weights))
         print(f"M: {weights} (trained earlier)")
     else:
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     agent.done.append("mdnrnn")
     tau = cfg.controller.temperature
     episodes = split_episodes(load_series(agent.series_path(args.run)))[: args.probe_deaths]
-    err, n, _ = open_loop(agent, episodes, 24, 24, tau, 1)
+    err, n, _ = open_loop(agent, episodes, 24, 24, tau, 1) if not args.untrained_m else (0, 0, 0)
     if n:  # runs whose episodes never end in a death have nothing to probe
         names = ("most_likely", "sampled", "hold")
         row["open_loop"] = {"deaths": n, **{k: e.tolist() for k, e in zip(names, err)}}
