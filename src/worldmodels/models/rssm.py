@@ -298,21 +298,28 @@ class RSSM(nn.Module):
         """Filter a sequence: embed ``[B, T, E]``, prev_action ``[B, T, A]`` (a_{t-1}),
         is_first ``[B, T]`` -> posterior states ``[B, T, ...]``, prior stats ``[B, T, ...]``.
 
-        ``step`` replaces ``observe_step`` in the loop (e.g. its compiled version)."""
+        ``step`` replaces ``observe_step`` in the loop (e.g. its compiled version).
+
+        Under bf16 autocast the batched parts before and after the loop run in bf16 and the
+        loop itself in float32: its steps are matrix products of a few rows, which bf16 does
+        not speed up and whose casts cost more than the products (measured on CPU)."""
         B, T = embed.shape[:2]
         if state is None:
             state = self.initial(B, embed.device)
         keep = (~is_first).to(embed.dtype).unsqueeze(-1)
-        action_in = self.embed_action(prev_action * keep)  # batched over time
-        embed_in = self.post_embed(embed)
+        action_in = self.embed_action(prev_action * keep).float()  # batched over time
+        embed_in = self.post_embed(embed).float()
         step = step or self.observe_step
-        deter, stoch = state["deter"], state["stoch"]
+        deter, stoch = state["deter"].float(), state["stoch"].float()
         deters, stochs, stats = [], [], []
-        for t in range(T):
-            deter, stoch, stat = step(deter, stoch, action_in[:, t], embed_in[:, t], is_first[:, t])
-            deters.append(deter)
-            stochs.append(stoch)
-            stats.append(stat)
+        with torch.autocast(embed.device.type, enabled=False):
+            for t in range(T):
+                deter, stoch, stat = step(
+                    deter, stoch, action_in[:, t], embed_in[:, t], is_first[:, t]
+                )
+                deters.append(deter)
+                stochs.append(stoch)
+                stats.append(stat)
         post = {
             "deter": torch.stack(deters, 1),
             "stoch": torch.stack(stochs, 1),
