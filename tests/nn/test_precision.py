@@ -80,3 +80,24 @@ def test_planet_bf16_acts_and_updates():
 def test_float32_only_agents_have_no_precision_setting(agent_name):
     with pytest.raises(UserError, match="precision"):
         build_config(agent_name, ["debug"], {"precision": "bf16"})
+
+
+def test_rms_norm_matches_its_formula_in_float32_and_bf16():
+    """y = x / sqrt(mean(x^2) + eps) * w; a bf16 input (autocast) gives a bf16 output within
+    bf16 rounding of the float32 formula, on the fused path (no dtype-mismatch warning)."""
+    import warnings
+
+    from worldmodels.nn.layers import make_norm
+
+    torch.manual_seed(0)
+    norm = make_norm("rms", 8)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2.0, 8))
+    x = torch.randn(5, 8) * 3
+    want = x / torch.sqrt((x**2).mean(-1, keepdim=True) + 1e-3) * norm.weight
+    torch.testing.assert_close(norm(x), want)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = norm(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), want, rtol=2e-2, atol=2e-2)

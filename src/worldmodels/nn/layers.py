@@ -11,10 +11,22 @@ from torch import Tensor, nn
 from ..math.dists import softmax
 
 
+class RMSNorm(nn.RMSNorm):
+    """``nn.RMSNorm`` whose scale takes the input's dtype: under bf16 autocast the input is bf16
+    and a float32 scale would send ``rms_norm`` to its unfused path, with a float32 output that
+    the next layer casts back. The fused kernel accumulates in float32 either way."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight
+        if w is not None and w.dtype != x.dtype:
+            w = w.to(x.dtype)
+        return F.rms_norm(x, self.normalized_shape, w, self.eps)
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
     """``rms`` | ``layer`` | ``none`` normalisation over the last dim (eps 1e-3 as DreamerV3)."""
     if kind == "rms":
-        return nn.RMSNorm(dim, eps=1e-3)
+        return RMSNorm(dim, eps=1e-3)
     if kind == "layer":
         return nn.LayerNorm(dim, eps=1e-3)
     if kind == "none":
