@@ -39,18 +39,19 @@ def test_actor_input_carries_no_gradient_while_imagining():
     """V1 ``self._actor(tf.stop_gradient(feat))``, V2 and V3 ``self.actor(sg(s))``."""
     agent = _agent(actor_grad="dynamics")
     seen = []
-    forward = agent.actor.forward
+    raw = agent.actor.raw
 
     def spy(feat, *a, **kw):
         seen.append(feat.requires_grad)
-        return forward(feat, *a, **kw)
+        return raw(feat, *a, **kw)
 
-    agent.actor.forward = spy
+    agent.actor.raw = spy
     for p in agent.wm.parameters():
         p.requires_grad_(False)
-    feat, _ = agent._imagine(_start(agent), 5, grad=True)
+    feat, _, outputs = agent._imagine(_start(agent), 5, grad=True)
     assert feat.requires_grad  # the rollout itself is differentiable through the actions
-    assert len(seen) == 6 and not any(seen)
+    assert outputs.requires_grad  # the actor's own pass, which its loss reuses
+    assert len(seen) == 5 and not any(seen)
 
 
 def test_imagined_actions_are_raw_samples_and_the_model_gets_them_clipped():
@@ -64,11 +65,11 @@ def test_imagined_actions_are_raw_samples_and_the_model_gets_them_clipped():
 
     agent.wm.rssm.img_step = spy
     torch.manual_seed(2)
-    _, actions = agent._imagine(_start(agent, 64), 15, grad=False)
+    _, actions, _ = agent._imagine(_start(agent, 64), 15, grad=False)
     given = torch.cat(given)
     assert actions.abs().max() > 1.0  # the raw samples REINFORCE scores
     assert given.abs().max() <= 1.0
-    torch.testing.assert_close(given, actions[:, :-1].transpose(0, 1).reshape(-1, 1).clamp(-1, 1))
+    torch.testing.assert_close(given, actions.transpose(0, 1).reshape(-1, 1).clamp(-1, 1))
 
 
 def _actor_step(agent, seed=3):
@@ -92,7 +93,7 @@ def _reference_v3_dynamics_loss(agent, seed=3):
     for p in agent.wm.parameters():
         p.requires_grad_(False)
     torch.manual_seed(seed)
-    feat, action = agent._imagine(_start(agent), b.horizon, grad=True)
+    feat, action, _ = agent._imagine(_start(agent), b.horizon, grad=True)
     after = feat[:, 1:]
     reward = agent.wm.reward(after).pred()
     cont = agent.wm.cont(after).pred()

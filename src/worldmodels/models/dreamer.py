@@ -236,7 +236,14 @@ class Actor(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, feat: Tensor):
-        x = self.out(self.mlp(feat)).float()
+        return self.dist(self.raw(feat))
+
+    def raw(self, feat: Tensor) -> Tensor:
+        """The network's output ``[..., n]`` (discrete) or ``[..., 2n]`` (mean, std), float32."""
+        return self.out(self.mlp(feat)).float()
+
+    def dist(self, x: Tensor):
+        """The action distribution of raw outputs ``x`` (as ``raw`` returns them)."""
         if self.discrete:
             return OneHotCategoricalST(unimix_logits(x, self.unimix))
         mean, std = x.chunk(2, -1)

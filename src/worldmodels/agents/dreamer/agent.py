@@ -119,18 +119,26 @@ class DreamerAgent(AgentBase):
         critic = self.slow_critic if self.config.behavior.slow_target else self.critic
         return reward, cont, critic(feat[:, -1:] if last else feat).pred()
 
-    def _imag_step_eager(self, deter: Tensor, stoch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One imagined step: a_t ~ pi(sg(s_t)), then s_{t+1} ~ p(. | s_t, clip(a_t)) -> a_t, h, z.
+    def _imag_step_eager(
+        self, deter: Tensor, stoch: Tensor, through: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One imagined step: a_t ~ pi(sg(s_t)), then s_{t+1} ~ p(. | s_t, clip(a_t)) ->
+        (the actor's raw output at s_t, a_t, h_{t+1}, z_{t+1}).
 
         The actor sees the state without its gradient (every reference: V1 ``self._actor(
         tf.stop_gradient(feat))``, V2, V3 ``self.actor(sg(s))``): dynamics gradients reach the
-        actor through the actions only. The returned action is the raw sample, which REINFORCE
-        scores; the model receives it clipped to [-1, 1] (``clip_action``, as V3's RSSM)."""
+        actor through the actions only, and only with ``through``; without, the action enters
+        the model detached. The raw output keeps the actor's gradient (the actor's loss reuses
+        this pass). The returned action is the raw sample, which REINFORCE scores; the model
+        receives it clipped to [-1, 1] (``clip_action``, as V3's RSSM)."""
         rssm = self.wm.rssm
         state = {"deter": deter, "stoch": stoch}
-        action = self.actor(rssm.feat(state).detach()).sample()
+        raw = self.actor.raw(rssm.feat(state).detach())
+        action = self.actor.dist(raw).sample()
+        if not through:
+            action = action.detach()
         nxt = rssm.img_step(state, clip_action(action))
-        return action, nxt["deter"], nxt["stoch"]
+        return raw, action, nxt["deter"], nxt["stoch"]
 
     # Acting
     def init_state(self, batch_size: int) -> dict[str, Tensor]:
@@ -255,19 +263,23 @@ class DreamerAgent(AgentBase):
         return post, metrics
 
     def _imagine(self, start: dict[str, Tensor], horizon: int, grad: bool):
-        """Roll the actor out in the model: features ``[N, H+1, F]``, actions ``[N, H+1, A]``."""
+        """Roll the actor out in the model: features ``[N, H+1, F]`` (s_0..s_H), actions
+        ``[N, H, A]`` (a_0..a_{H-1}) and the actor's raw outputs at s_0..s_{H-1} ``[N, H, .]``
+        with the actor's gradient. With ``grad``, features and actions carry the gradient of
+        the rollout (dynamics backprop; the world model's parameters are frozen by the
+        caller); without, only the actor's outputs have one."""
         rssm = self.wm.rssm
         deter, stoch = start["deter"], start["stoch"]
-        deters, stochs, actions = [deter], [stoch], []
+        deters, stochs, actions, raws = [deter], [stoch], [], []
+        for _ in range(horizon):
+            raw, action, deter, stoch = self._imag_step(deter, stoch, grad)
+            raws.append(raw)
+            actions.append(action)
+            deters.append(deter)
+            stochs.append(stoch)
         with torch.set_grad_enabled(grad):
-            for _ in range(horizon):
-                action, deter, stoch = self._imag_step(deter, stoch)
-                actions.append(action)
-                deters.append(deter)
-                stochs.append(stoch)
             feat = rssm.feat({"deter": torch.stack(deters, 1), "stoch": torch.stack(stochs, 1)})
-            actions.append(self.actor(feat[:, -1].detach()).sample())
-        return feat, torch.stack(actions, 1)
+        return feat, torch.stack(actions, 1), torch.stack(raws, 1)
 
     def _train_behavior(
         self, start: dict[str, Tensor], start_cont: Tensor, replay: dict[str, Tensor] | None = None
@@ -277,20 +289,18 @@ class DreamerAgent(AgentBase):
         b, o = self.config.behavior, self.config.optim
         grad = self.actor_grad in ("dynamics", "mix")  # backprop through the imagined rollout
         wm_params = list(self.wm.parameters())
-        if grad:
-            for p in wm_params:
-                p.requires_grad_(False)
+        for p in wm_params:  # the actor's pass in the rollout keeps its graph, the model's not
+            p.requires_grad_(False)
         # Without gradients through the rollout, the values of s_0..s_{H-1} for the returns come
         # from the online critic's own pass that its loss needs: one pass over them, not two.
         shared = not grad and not b.slow_target
         try:
-            feat, action = self._imagine(start, b.horizon, grad=grad)
+            feat, action, raw = self._imagine(start, b.horizon, grad=grad)
             with torch.set_grad_enabled(grad):
                 reward, cont, value = self._imag_heads(feat, shared)
         finally:
-            if grad:
-                for p in wm_params:
-                    p.requires_grad_(True)
+            for p in wm_params:
+                p.requires_grad_(True)
         before = feat[:, :-1].detach().contiguous()  # s_0..s_{H-1}, shared by actor and critic
         if shared:
             dist = self.critic(before)
@@ -304,8 +314,9 @@ class DreamerAgent(AgentBase):
             scale, offset = torch.ones((), device=ret.device), torch.zeros((), device=ret.device)
         metrics: dict[str, Tensor] = {}
 
-        # Actor: REINFORCE with the critic as baseline, dynamics backprop, or DreamerV2's mix
-        policy = self.actor(before)
+        # Actor: REINFORCE with the critic as baseline, dynamics backprop, or DreamerV2's mix;
+        # pi(. | s_t) is the rollout's own pass of the actor over s_0..s_{H-1}
+        policy = self.actor.dist(raw)
         objs = {}
         if self.actor_grad in ("dynamics", "mix"):
             # V3 2023: (ret - lo) / S - (v(s_t) - lo) / S, v keeping its gradient through s_t
@@ -313,7 +324,7 @@ class DreamerAgent(AgentBase):
             objs["dynamics"] = (ret - base) / scale
         if self.actor_grad in ("reinforce", "mix"):
             adv = (ret - value[:, :-1]).detach() / scale
-            objs["reinforce"] = policy.log_prob(action[:, :-1].detach()) * adv
+            objs["reinforce"] = policy.log_prob(action.detach()) * adv
         if self.actor_grad == "mix":  # dreamerv2/agent.py: mix * dynamics + (1 - mix) * reinforce
             mix = b.actor_grad_mix
             actor_obj = mix * objs["dynamics"] + (1 - mix) * objs["reinforce"]
