@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup setup-dev demo test lint format browser bench-cartpole bench-pendulum bench-tdmpc2-pendulum \
-	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-fidelity bench-efficientzero bench-efficientzero-minatar bench-worldmodels-takecover bench-regression bench-mcts bench-replay bench-resume clean
+	bench-muzero-cartpole bench-dreamer-v1-v2-planet bench-fidelity bench-dreamerv3-bf16 bench-efficientzero bench-efficientzero-minatar bench-worldmodels-takecover bench-regression bench-mcts bench-replay bench-resume clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-dreamer-v1-v2-planet: setup
 bench-fidelity: setup
 	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_fidelity.txt \
 		--out runs/bench/fidelity --resume --max-parallel 2 --budget $(BUDGET)
+
+bench-dreamerv3-bf16: setup
+	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_dreamerv3_bf16.txt \
+		--out runs/bench/dreamerv3-bf16 --resume --max-parallel 2 --budget $(BUDGET)
 
 bench-efficientzero: setup
 	$(BIN)/python benchmarks/parallel.py --jobs benchmarks/jobs_efficientzero_cartpole.txt \
