@@ -5,6 +5,7 @@ of a dream), resume inside the CMA-ES stage, and bad input."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 
@@ -78,6 +79,25 @@ def test_dream_ends_on_the_step_m_predicts_the_end_and_counts_its_reward():
     ret, length = agent.dream(torch.randn(4, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
     # the reference pays +1 for the step on which the episode ends (TakeCover's living reward)
     assert length.tolist() == [1] * 4 and ret.tolist() == [1.0] * 4
+
+
+def test_sampled_dream_ends_come_at_m_s_end_probability():
+    """controller.done=sample: with a constant P(end) = p every step, a dream's length is
+    geometric, mean 1 / p and P(length = 1) = p; the threshold rule (p < 0.5) never ends one."""
+    agent = _agent(**{"controller.done": "sample"})
+    _start(agent)
+    p = 0.1
+    _set_done_bias(agent, math.log(p / (1 - p)))
+    n = 4000
+    gen = torch.Generator().manual_seed(0)
+    _, length = agent.dream(torch.randn(n, agent.c_dim), 1.0, gen, max_steps=1000)
+    length = length.double()
+    assert abs(length.mean().item() - 1 / p) < 4 * ((1 - p) / p**2 / n) ** 0.5  # 4 std errors
+    assert abs((length == 1).double().mean().item() - p) < 4 * (p * (1 - p) / n) ** 0.5
+    agent.config.controller.done = "threshold"
+    _, length = agent.dream(torch.randn(8, agent.c_dim), 1.0, torch.Generator().manual_seed(0),
+                            max_steps=50)  # fmt: skip
+    assert length.tolist() == [50] * 8
 
 
 def test_dream_is_deterministic_for_a_seed_and_respects_the_temperature():
