@@ -277,8 +277,7 @@ class DreamerAgent(AgentBase):
             actions.append(action)
             deters.append(deter)
             stochs.append(stoch)
-        with torch.set_grad_enabled(grad):
-            feat = rssm.feat({"deter": torch.stack(deters, 1), "stoch": torch.stack(stochs, 1)})
+        feat = rssm.feat({"deter": torch.stack(deters, 1), "stoch": torch.stack(stochs, 1)})
         return feat, torch.stack(actions, 1), torch.stack(raws, 1)
 
     def _train_behavior(
@@ -302,8 +301,8 @@ class DreamerAgent(AgentBase):
             for p in wm_params:
                 p.requires_grad_(True)
         before = feat[:, :-1].detach().contiguous()  # s_0..s_{H-1}, shared by actor and critic
+        dist = self.critic(before)  # its loss below; the actor's step does not change it
         if shared:
-            dist = self.critic(before)
             value = torch.cat([dist.pred().detach(), value], 1)
         ret = lambda_return(reward, cont, value, b.gamma, b.lam)  # [N, H]
         weight = discount_weights(b.gamma * cont, 1.0).detach() * start_cont[:, None]  # [N, H+1]
@@ -340,8 +339,6 @@ class DreamerAgent(AgentBase):
         step_if_finite(self.actor_opt, metrics["grad/actor"])
 
         # Critic: regress the lambda-return; V3 also regularises towards the slow critic
-        if not shared:
-            dist = self.critic(before)
         critic_loss = dist.loss(ret.detach())
         if b.slow_reg > 0:
             with torch.no_grad():
