@@ -5,7 +5,10 @@
 
 One workload on every system: DreamerV3 with the size1m model (deter 512 in 8 blocks, hidden 64,
 32 x 4 latents, units 64) on gymnasium's CartPole-v1 vector observations, 1 env, batch 16 x 64,
-train ratio 512 (replayed steps per env step: one update every 2 env steps), float32 on the CPU.
+train ratio 512 (replayed steps per env step: one update every 2 env steps), on the CPU, every
+system at one compute dtype (--precision): float32, or bf16 matrix products with float32 parameters
+and optimiser state (ours `precision=bf16`, sheeprl `fabric.precision=bf16-mixed`, the reference's
+`jax.compute_dtype bfloat16`, its own default).
 Each run is one process, started one after another by this script, pinned to `threads` CPUs
 (sched_setaffinity; --cpus picks which) with the framework's own thread setting at the same
 number (torch intra-op threads; XLA's CPU thread pool follows the affinity). Systems (--systems):
@@ -22,12 +25,11 @@ number (torch intra-op threads; XLA's CPU thread pool follows the affinity). Sys
   checkpoints, no metrics, no test; eager, and with `algo.compile.enabled=True`.
 - dreamerv3-jax: danijar/dreamerv3 (commit e3f02248693a79dc8b0ebd62c93683888ddaccfe) on CPU JAX
   0.4.33, its own `dreamerv3/main.py` with `--configs defaults size1m`, batch_size 16,
-  batch_length 64, run.train_ratio 512, run.envs 1, jax.platform cpu, jax.compute_dtype float32
-  (--jax-dtype; its default bfloat16 is for GPUs), no logging, reports or checkpoints inside the
-  window (run.log_every/report_every/save_every 0), the JAX profiler trace of updates 100-120
-  off. CartPole-v1 comes through a small adapter in this file (its gym wrapper needs gym<0.26);
-  it starts training once its replay holds batch_size x batch_length steps (train.py), so --fill
-  does not apply.
+  batch_length 64, run.train_ratio 512, run.envs 1, jax.platform cpu, jax.compute_dtype from
+  --precision, no logging, reports or checkpoints inside the window (run.log_every/report_every/
+  save_every 0), the JAX profiler trace of updates 100-120 off. CartPole-v1 comes through a small
+  adapter in this file (its gym wrapper needs gym<0.26); it starts training once its replay holds
+  batch_size x batch_length steps (train.py), so --fill does not apply.
 
 What is measured: the training loop as each system runs it (acting in the env, replay, updates),
 timed over --measure updates after --warmup updates (compilation, allocator warm-up and the
@@ -45,7 +47,7 @@ checkpoint); sheeprl, world model + actor + critic (what its one optimizer train
 its variables under enc, dyn, dec, rew, con, pol and val (what its `Optimizer opt` trains).
 
 Each finished run is a row of the CSV (--csv, default runs/peers/dreamerv3/update_speed.csv);
-a rerun skips the (system, threads, warmup, measure, jax dtype) rows it already has, so a killed
+a rerun skips the (system, threads, warmup, measure, precision) rows it already has, so a killed
 run continues where it stopped. Then it prints a markdown table of what the CSV holds for the
 selected systems and thread counts: updates/s, ours / system, peak RSS, parameters, versions.
 --smoke: a handful of updates per system (warmup 2, measure 3), 1 thread, --fill 256, its own
@@ -75,13 +77,18 @@ INSTALL = "bash benchmarks/peers/dreamerv3/install.sh DREAMERV3_SRC"
 SYSTEMS = ("ours", "ours-eager", "sheeprl", "sheeprl-compile", "dreamerv3-jax")
 DEFAULT_SYSTEMS = ["ours", "sheeprl", "sheeprl-compile", "dreamerv3-jax"]
 BATCH, LENGTH, TRAIN_RATIO = 16, 64, 512
+# The compute dtype as each system spells it (parameters and optimiser state stay float32).
+PRECISIONS = {
+    "float32": {"ours": "fp32", "sheeprl": "32-true", "jax": "float32"},
+    "bf16": {"ours": "bf16", "sheeprl": "bf16-mixed", "jax": "bfloat16"},
+}
 DREAMERV3_COMMIT = "e3f02248693a79dc8b0ebd62c93683888ddaccfe"
 FIELDS = [
     "system",
     "threads",
     "warmup_updates",
     "measured_updates",
-    "jax_dtype",
+    "precision",
     "updates_per_s",
     "window_s",
     "max_rss_mib",
@@ -185,6 +192,7 @@ def sheeprl_worker(args: argparse.Namespace) -> None:
         "metric.log_level=0",
         "model_manager.disabled=True",
         f"num_threads={args.threads}",
+        f"fabric.precision={PRECISIONS[args.precision]['sheeprl']}",
         "fabric.accelerator=cpu",
         "seed=0",
         f"log_root={log_dir}",
@@ -310,7 +318,7 @@ def dreamerv3_worker(args: argparse.Namespace) -> None:
         "--run.debug", "True",
         "--run.usage.nvsmi", "False",
         "--jax.platform", "cpu",
-        "--jax.compute_dtype", args.jax_dtype,
+        "--jax.compute_dtype", PRECISIONS[args.precision]["jax"],
         "--jax.prealloc", "False",
         "--logger.outputs", "jsonl",
     ]  # fmt: skip
@@ -400,6 +408,7 @@ def build_command(system: str, args, threads: int, work: Path) -> tuple[list[str
         }
         if system == "ours-eager":
             sets["compile"] = "false"
+        sets["precision"] = PRECISIONS[args.precision]["ours"]
         for key, value in sets.items():
             cmd += ["--set", f"{key}={value}"]
         env["PYTHONPATH"] = os.pathsep.join(
@@ -410,12 +419,12 @@ def build_command(system: str, args, threads: int, work: Path) -> tuple[list[str
     venv = sheeprl_venv() if worker == "sheeprl" else jax_venv()
     cmd = [str(venv / "bin/python"), str(Path(__file__).resolve()), "--worker", worker,
            "--threads", str(threads), "--warmup", str(args.warmup), "--measure", str(args.measure),
-           "--fill", str(args.fill), "--out", str(work / "result.json"),
+           "--fill", str(args.fill), "--precision", args.precision,
+           "--out", str(work / "result.json"),
            "--log-dir", str(work)]  # fmt: skip
     if system == "sheeprl-compile":
         cmd += ["--compile"]
     if worker == "dreamerv3":
-        cmd += ["--jax-dtype", args.jax_dtype]
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     return cmd, env
 
@@ -478,7 +487,7 @@ def run_one(system: str, args, threads: int, cpus: list[int], out_dir: Path) -> 
         "threads": threads,
         "warmup_updates": args.warmup,
         "measured_updates": n,
-        "jax_dtype": args.jax_dtype,
+        "precision": args.precision,
         "updates_per_s": f"{rate:.4f}",
         "window_s": f"{window:.2f}",
         "max_rss_mib": f"{rss_mib:.0f}",
@@ -507,11 +516,11 @@ def read_rows(path: Path) -> list[dict]:
 
 def find_row(rows: list[dict], system: str, threads: int, args) -> dict | None:
     for r in reversed(rows):
-        if (r["system"], int(r["threads"]), int(r["warmup_updates"]), r["jax_dtype"]) != (
+        if (r["system"], int(r["threads"]), int(r["warmup_updates"]), r["precision"]) != (
             system,
             threads,
             args.warmup,
-            args.jax_dtype,
+            args.precision,
         ):
             continue
         n = int(r["measured_updates"])
@@ -553,7 +562,7 @@ def print_table(rows: list[dict], args, threads_list: list[int]) -> None:
             )
     models = sorted({r["cpu_model"] for r in rows if r["cpu_model"]})
     print(f"\nCPU: {'; '.join(models) or '?'}; updates/s over {args.measure} updates after "
-          f"{args.warmup} of warm-up; JAX compute dtype {args.jax_dtype}")  # fmt: skip
+          f"{args.warmup} of warm-up; precision {args.precision}")  # fmt: skip
 
 
 def check_venvs(systems: list[str]) -> None:
@@ -577,7 +586,13 @@ def main() -> int:
     p.add_argument(
         "--fill", type=int, default=1024, help="env steps before training (ours, sheeprl)"
     )
-    p.add_argument("--jax-dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=list(PRECISIONS),
+        help="every system's compute dtype: float32, or bf16 (ours precision=bf16, sheeprl "
+        "fabric.precision=bf16-mixed, the reference's jax.compute_dtype bfloat16)",
+    )
     p.add_argument("--cpus", type=int, nargs="+", help="CPUs to pin to (default: the first ones)")
     p.add_argument("--csv", type=Path, help="default runs/peers/dreamerv3/update_speed.csv")
     p.add_argument("--out-dir", type=Path, default=ROOT / "runs/peers/dreamerv3")
