@@ -154,8 +154,9 @@ class Tree:
     children_index: Tensor
     """[B, N, A] long, node index of each child (-1 while unexpanded)."""
     children_stats: Tensor
-    """[B, N, 3, A] N(s, a), Q(s, a) and P(s, a) side by side (one gather per selection step);
-    read them as `children_visits`, `children_qvalues` and `children_prior`."""
+    """[3, B, N, A] N(s, a), Q(s, a) and P(s, a) stacked (one gather per selection step, and
+    each plane a view that pUCT scores without a copy); read them as `children_visits`,
+    `children_qvalues` and `children_prior`."""
     children_rewards: Tensor
     """[B, N, A] r(s, a) (0 while unexpanded)."""
     children_discounts: Tensor
@@ -174,17 +175,17 @@ class Tree:
     @property
     def children_visits(self) -> Tensor:
         """[B, N, A] N(s, a) (a view)."""
-        return self.children_stats[:, :, 0]
+        return self.children_stats[0]
 
     @property
     def children_qvalues(self) -> Tensor:
         """[B, N, A] Q(s, a) = r + sign * d * V(child), player at s; 0 while unvisited (a view)."""
-        return self.children_stats[:, :, 1]
+        return self.children_stats[1]
 
     @property
     def children_prior(self) -> Tensor:
         """[B, N, A] prior probabilities (at the root: legal-masked, with noise) (a view)."""
-        return self.children_stats[:, :, 2]
+        return self.children_stats[2]
 
     def node_values(self) -> Tensor:
         """[B, N] V(s) = value sum / visits (0 for nodes not yet added)."""
@@ -348,7 +349,7 @@ def _init_tree(
         parents=torch.full((B, N), -1, dtype=torch.long, device=device),
         action_from_parent=torch.full((B, N), -1, dtype=torch.long, device=device),
         children_index=torch.full((B, N, A), -1, dtype=torch.long, device=device),
-        children_stats=torch.zeros(B, N, 3, A, dtype=dtype, device=device),
+        children_stats=torch.zeros(3, B, N, A, dtype=dtype, device=device),
         children_rewards=torch.zeros(B, N, A, dtype=dtype, device=device),
         children_discounts=torch.zeros(B, N, A, dtype=dtype, device=device),
         embeddings=_map(lambda e: e.new_zeros((B, N) + tuple(e.shape[1:])), root.embedding),
@@ -360,7 +361,7 @@ def _init_tree(
     tree.node_visits[:, 0] = 1.0
     tree.node_value_sums[:, 0] = value
     tree.raw_values[:, 0] = value
-    tree.children_stats[:, 0, 2] = root_prior.to(dtype)
+    tree.children_stats[2, :, 0] = root_prior.to(dtype)
     _set_column(tree.embeddings, 0, root.embedding)
     return tree
 
@@ -394,14 +395,14 @@ def _set_column(embeddings: Embedding, node: int, value: Embedding) -> None:
         embeddings[:, node] = value
 
 
-# A score function maps the packed children stats [B, n, 3, A] of the tree's first n nodes (the
+# A score function maps the stacked children stats [3, B, n, A] of the tree's first n nodes (the
 # ones added so far, as they stand at the start of a simulation) and n to [B, n, A] scores of
 # their children, node 0 by the root's rule; selection takes each node's argmax (ties: lowest
 # index). Nothing changes during a descent, so one pass over the nodes replaces a score per node
 # visited.
 ScoreFn = Callable[[Tensor, int], Tensor]
 
-# A path score function scores only the nodes a descent visits: (packed children stats [B, 3, A]
+# A path score function scores only the nodes a descent visits: (stacked children stats [3, B, A]
 # of the current nodes, their flat rows [B] = b * N + node, depth) -> [B, A]. Cheaper where
 # scoring is many ops per element and the batch is large (Gumbel's completed Q at B = 256).
 PathScoreFn = Callable[[Tensor, Tensor, int], Tensor]
@@ -419,6 +420,7 @@ class _Search:
         self.base = torch.arange(B, device=device) * N  # flat row of each tree's root
         self.node_ids = torch.arange(N, device=device)
         self.stats = tree.children_stats.view(-1)
+        self.plane = B * N * A  # flat offset of the Q plane from the N(s, a) plane
         self.index = tree.children_index.view(-1)
         self.rewards = tree.children_rewards.view(-1)
         self.discounts = tree.children_discounts.view(-1)
@@ -455,10 +457,10 @@ class _Search:
         action = node
         nodes, actions, nexts = [], [], []
         if per_path:
-            stats_rows = tree.children_stats.view(-1, 3, A)
+            stats_rows = tree.children_stats.view(3, -1, A)
             for depth in range(sim if self.early_exit else self.max_depth + 1):
                 row = base + node
-                best = score_fn(stats_rows.index_select(0, row), row, depth).argmax(-1)
+                best = score_fn(stats_rows.index_select(1, row), row, depth).argmax(-1)
                 action = best if depth == 0 else torch.where(active, best, action)
                 nxt = self.index.index_select(0, row * A + action)
                 nodes.append(node)
@@ -473,7 +475,7 @@ class _Search:
             # (-1 while unexpanded), [B * sim]; max(-1).indices is the first maximum, as argmax,
             # and faster over a short last dim. The descent then only follows `next_of`; a
             # parked tree re-reads its leaf, whose best action does not change.
-            best_of = score_fn(tree.children_stats[:, :sim], sim).max(-1).indices.view(-1)
+            best_of = score_fn(tree.children_stats[:, :, :sim], sim).max(-1).indices.view(-1)
             # flat edge of each node's best action: (b * N + node) * A + best, [B * sim]
             edges = (self.base[:, None] + self.node_ids[:sim]).view(-1) * A + best_of
             next_of = self.index.index_select(0, edges)
@@ -507,7 +509,7 @@ class _Search:
         self.rewards[edge] = reward.to(dtype)
         self.discounts[edge] = discount.to(dtype)
         _set_column(tree.embeddings, sim, embedding)
-        tree.children_stats[:, sim, 2] = _softmax(prior_logits.to(dtype))
+        tree.children_stats[2, :, sim] = _softmax(prior_logits.to(dtype))
         value = value.to(dtype)
         tree.node_visits[:, sim] = 1.0
         tree.node_value_sums[:, sim] = value
@@ -534,14 +536,14 @@ class _Search:
         rows, onf = rows.view(-1), onf.view(-1)
         self.visits.index_add_(0, rows, onf)
         self.sums.index_add_(0, rows, returns.view(-1) * onf)
-        stat_edges = rows * (3 * A) + path_actions.view(-1)  # N(s, a) in the packed stats
+        stat_edges = rows * A + path_actions.view(-1)  # N(s, a) in the stacked stats
         self.stats.index_add_(0, stat_edges, onf)
         child_rows = (base + torch.where(path_next >= 0, path_next, sim)).view(-1)
         child_values = self.sums.index_select(0, child_rows) / self.visits.index_select(
             0, child_rows
         )
         q = torch.addcmul(r, g, child_values.view(D, B))
-        self.stats.index_put_((stat_edges + A,), q.view(-1))  # Q(s, a); duplicates agree
+        self.stats.index_put_((stat_edges + self.plane,), q.view(-1))  # Q(s, a); duplicates agree
         tree.min_q = torch.minimum(tree.min_q, torch.where(on, q, self.inf).amin(0))
         tree.max_q = torch.maximum(tree.max_q, torch.where(on, q, -self.inf).amax(0))
         if not self.early_exit:
@@ -607,7 +609,7 @@ def _puct_score_fn(tree: Tree, pb_c: Tensor, qtransform: QTransform) -> ScoreFn:
     illegal = ~tree.root_legal
 
     def score(stats: Tensor, n: int) -> Tensor:
-        visits, q, prior = stats.permute(2, 0, 1, 3).contiguous().unbind(0)  # dense [B, n, A]
+        visits, q, prior = stats.unbind(0)  # [B, n, A] views
         value_score = qtransform(tree)(q, visits)
         exploration = pb_c[tree.node_visits[:, :n].long()][:, :, None]
         s = torch.addcmul(value_score, prior, exploration / (visits + 1.0))
@@ -732,7 +734,7 @@ def _gumbel_score_fn(
     legal = tree.root_legal
 
     def score(stats: Tensor, row: Tensor, depth: int) -> Tensor:
-        visits, q, prior = stats.unbind(1)
+        visits, q, prior = stats.unbind(0)
         raw = raw_values.index_select(0, row)
         sigma = _completed_qvalues(q, visits, prior, raw, c_visit, c_scale)
         logits = prior.clamp(min=torch.finfo(prior.dtype).tiny).log()
