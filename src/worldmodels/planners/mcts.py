@@ -489,7 +489,8 @@ class _Search:
                 if self.early_exit and not bool(active.any()):
                     break
             on_path = torch.stack(nodes)  # [D, B]
-            actions = list(best_of[(best_base + on_path).view(-1)].view(len(nodes), -1).unbind(0))
+            on_best = best_of.index_select(0, (best_base + on_path).view(-1))
+            actions = list(on_best.view(len(nodes), -1).unbind(0))
             action = actions[-1]
 
         # Expand: one batched model call for the B new leaves; `node` is their parent.
@@ -611,7 +612,8 @@ def _puct_score_fn(tree: Tree, pb_c: Tensor, qtransform: QTransform) -> ScoreFn:
     def score(stats: Tensor, n: int) -> Tensor:
         visits, q, prior = stats.unbind(0)  # [B, n, A] views
         value_score = qtransform(tree)(q, visits)
-        exploration = pb_c[tree.node_visits[:, :n].long()][:, :, None]
+        node_visits = tree.node_visits[:, :n].long().view(-1)
+        exploration = pb_c.index_select(0, node_visits).view(-1, n, 1)
         s = torch.addcmul(value_score, prior, exploration / (visits + 1.0))
         s[:, 0].masked_fill_(illegal, -math.inf)
         return s
