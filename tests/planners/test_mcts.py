@@ -722,3 +722,20 @@ def test_gumbel_two_player_game():
     out = gumbel_muzero_search(game.root([0]), game, cfg)
     assert out.action.item() == 1
     assert out.action_weights[0, 1] > out.action_weights[0, 0]
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (64, 40, 9)])
+def test_first_argmax_is_the_first_maximum_on_the_action_major_layout(shape):
+    """Both branches (a row reduction when small, the outer-dimension one when large) pick the
+    first maximum of each row, with many ties and -inf entries, on scores laid out as the tree's
+    views are (action-major)."""
+    B, n, A = shape
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 3, (A, B, n), generator=g).float().permute(1, 2, 0)
+    scores[0, 0, :2] = -math.inf
+    scores[-1, -1, :] = -math.inf
+    scores[-1, -1, -1] = 0.0
+    rank = torch.arange(A, 0, -1, dtype=torch.float32).view(A, 1, 1)
+    rows = scores.tolist()
+    expected = torch.tensor([[r.index(max(r)) for r in node] for node in rows])
+    assert torch.equal(mcts._first_argmax(scores, rank), expected)

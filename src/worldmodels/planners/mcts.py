@@ -154,9 +154,11 @@ class Tree:
     children_index: Tensor
     """[B, N, A] long, node index of each child (-1 while unexpanded)."""
     children_stats: Tensor
-    """[3, B, N, A] N(s, a), Q(s, a) and P(s, a) stacked (one gather per selection step, and
-    each plane a view that pUCT scores without a copy); read them as `children_visits`,
-    `children_qvalues` and `children_prior`."""
+    """[3, A, B, N] N(s, a), Q(s, a) and P(s, a) stacked, action-major in memory: pUCT scores
+    the planes as views without a copy, its elementwise results keep that layout, and the best
+    action of every node is then a reduction over the outer dimension (`_first_argmax`); a
+    selection step gathers all three with one index. Read them as `children_visits`,
+    `children_qvalues` and `children_prior` ([B, N, A] views)."""
     children_rewards: Tensor
     """[B, N, A] r(s, a) (0 while unexpanded)."""
     children_discounts: Tensor
@@ -175,17 +177,17 @@ class Tree:
     @property
     def children_visits(self) -> Tensor:
         """[B, N, A] N(s, a) (a view)."""
-        return self.children_stats[0]
+        return self.children_stats[0].permute(1, 2, 0)
 
     @property
     def children_qvalues(self) -> Tensor:
         """[B, N, A] Q(s, a) = r + sign * d * V(child), player at s; 0 while unvisited (a view)."""
-        return self.children_stats[1]
+        return self.children_stats[1].permute(1, 2, 0)
 
     @property
     def children_prior(self) -> Tensor:
         """[B, N, A] prior probabilities (at the root: legal-masked, with noise) (a view)."""
-        return self.children_stats[2]
+        return self.children_stats[2].permute(1, 2, 0)
 
     def node_values(self) -> Tensor:
         """[B, N] V(s) = value sum / visits (0 for nodes not yet added)."""
@@ -349,7 +351,7 @@ def _init_tree(
         parents=torch.full((B, N), -1, dtype=torch.long, device=device),
         action_from_parent=torch.full((B, N), -1, dtype=torch.long, device=device),
         children_index=torch.full((B, N, A), -1, dtype=torch.long, device=device),
-        children_stats=torch.zeros(3, B, N, A, dtype=dtype, device=device),
+        children_stats=torch.zeros(3, A, B, N, dtype=dtype, device=device),
         children_rewards=torch.zeros(B, N, A, dtype=dtype, device=device),
         children_discounts=torch.zeros(B, N, A, dtype=dtype, device=device),
         embeddings=_map(lambda e: e.new_zeros((B, N) + tuple(e.shape[1:])), root.embedding),
@@ -361,7 +363,7 @@ def _init_tree(
     tree.node_visits[:, 0] = 1.0
     tree.node_value_sums[:, 0] = value
     tree.raw_values[:, 0] = value
-    tree.children_stats[2, :, 0] = root_prior.to(dtype)
+    tree.children_stats[2, :, :, 0] = root_prior.to(dtype).t()
     _set_column(tree.embeddings, 0, root.embedding)
     return tree
 
@@ -395,17 +397,30 @@ def _set_column(embeddings: Embedding, node: int, value: Embedding) -> None:
         embeddings[:, node] = value
 
 
-# A score function maps the stacked children stats [3, B, n, A] of the tree's first n nodes (the
-# ones added so far, as they stand at the start of a simulation) and n to [B, n, A] scores of
-# their children, node 0 by the root's rule; selection takes each node's argmax (ties: lowest
-# index). Nothing changes during a descent, so one pass over the nodes replaces a score per node
-# visited.
+# A score function maps the stacked children stats [3, B, n, A] (views over the action-major
+# `Tree.children_stats`) of the tree's first n nodes (the ones added so far, as they stand at the
+# start of a simulation) and n to [B, n, A] scores of their children, node 0 by the root's rule;
+# selection takes each node's argmax (ties: lowest index). Nothing changes during a descent, so one
+# pass over the nodes replaces a score per node visited.
 ScoreFn = Callable[[Tensor, int], Tensor]
 
 # A path score function scores only the nodes a descent visits: (stacked children stats [3, B, A]
 # of the current nodes, their flat rows [B] = b * N + node, depth) -> [B, A]. Cheaper where
 # scoring is many ops per element and the batch is large (Gumbel's completed Q at B = 256).
 PathScoreFn = Callable[[Tensor, Tensor, int], Tensor]
+
+
+def _first_argmax(scores: Tensor, rank: Tensor) -> Tensor:
+    """[B, n, A] -> [B, n] long: the index of each row's first maximum (as ``argmax``), computed
+    over the action-major layout that scores of `Tree.children_stats` views have, where the
+    maxima are reductions over the outer dimension (vectorised across nodes) rather than over
+    rows of A. `rank` [A, 1, 1] holds A, A - 1, ..., 1. Exact: ``sign(s - max)`` is 0 at the
+    maxima and -1 elsewhere, so the largest rank among the maxima is the first of them."""
+    if scores.numel() < 1 << 14:  # small: one reduction over rows of A is cheaper
+        return scores.max(-1).indices
+    s = scores.permute(2, 0, 1)  # [A, B, n]
+    at_max = (s - s.amax(0)).sign_().add_(1.0).mul_(rank)  # rank at the maxima, 0 elsewhere
+    return (rank.shape[0] - at_max.amax(0)).long()
 
 
 class _Search:
@@ -420,7 +435,9 @@ class _Search:
         self.base = torch.arange(B, device=device) * N  # flat row of each tree's root
         self.node_ids = torch.arange(N, device=device)
         self.stats = tree.children_stats.view(-1)
-        self.plane = B * N * A  # flat offset of the Q plane from the N(s, a) plane
+        self.plane = A * B * N  # flat offset of the Q plane from the N(s, a) plane
+        self.action_stride = B * N  # flat (a, b, node) = a * B * N + b * N + node
+        self.rank = torch.arange(A, 0, -1, dtype=self.dtype, device=device).view(A, 1, 1)
         self.index = tree.children_index.view(-1)
         self.rewards = tree.children_rewards.view(-1)
         self.discounts = tree.children_discounts.view(-1)
@@ -457,10 +474,11 @@ class _Search:
         action = node
         nodes, actions, nexts = [], [], []
         if per_path:
-            stats_rows = tree.children_stats.view(3, -1, A)
+            stats_rows = tree.children_stats.view(3, A, -1)
             for depth in range(sim if self.early_exit else self.max_depth + 1):
                 row = base + node
-                best = score_fn(stats_rows.index_select(1, row), row, depth).argmax(-1)
+                stats = stats_rows.index_select(2, row).transpose(1, 2)  # [3, B, A]
+                best = score_fn(stats, row, depth).argmax(-1)
                 action = best if depth == 0 else torch.where(active, best, action)
                 nxt = self.index.index_select(0, row * A + action)
                 nodes.append(node)
@@ -475,7 +493,8 @@ class _Search:
             # (-1 while unexpanded), [B * sim]; max(-1).indices is the first maximum, as argmax,
             # and faster over a short last dim. The descent then only follows `next_of`; a
             # parked tree re-reads its leaf, whose best action does not change.
-            best_of = score_fn(tree.children_stats[:, :, :sim], sim).max(-1).indices.view(-1)
+            stats = tree.children_stats[..., :sim].permute(0, 2, 3, 1)  # [3, B, sim, A]
+            best_of = _first_argmax(score_fn(stats, sim), self.rank).reshape(-1)
             # flat edge of each node's best action: (b * N + node) * A + best, [B * sim]
             edges = (self.base[:, None] + self.node_ids[:sim]).view(-1) * A + best_of
             next_of = self.index.index_select(0, edges)
@@ -510,7 +529,7 @@ class _Search:
         self.rewards[edge] = reward.to(dtype)
         self.discounts[edge] = discount.to(dtype)
         _set_column(tree.embeddings, sim, embedding)
-        tree.children_stats[2, :, sim] = _softmax(prior_logits.to(dtype))
+        tree.children_stats[2, :, :, sim] = _softmax(prior_logits.to(dtype)).t()
         value = value.to(dtype)
         tree.node_visits[:, sim] = 1.0
         tree.node_value_sums[:, sim] = value
@@ -537,7 +556,7 @@ class _Search:
         rows, onf = rows.view(-1), onf.view(-1)
         self.visits.index_add_(0, rows, onf)
         self.sums.index_add_(0, rows, returns.view(-1) * onf)
-        stat_edges = rows * A + path_actions.view(-1)  # N(s, a) in the stacked stats
+        stat_edges = path_actions.view(-1) * self.action_stride + rows  # N(s, a), stacked stats
         self.stats.index_add_(0, stat_edges, onf)
         child_rows = (base + torch.where(path_next >= 0, path_next, sim)).view(-1)
         child_values = self.sums.index_select(0, child_rows) / self.visits.index_select(
