@@ -525,9 +525,9 @@ class _Search:
         )
         assert prior_logits.shape == (B, A), prior_logits.shape
         edge = parent_row * A + action
-        self.index[edge] = sim
-        self.rewards[edge] = reward.to(dtype)
-        self.discounts[edge] = discount.to(dtype)
+        self.index.index_fill_(0, edge, sim)
+        self.rewards.index_copy_(0, edge, reward.to(dtype))
+        self.discounts.index_copy_(0, edge, discount.to(dtype))
         _set_column(tree.embeddings, sim, embedding)
         tree.children_stats[2, :, :, sim] = _softmax(prior_logits.to(dtype)).t()
         value = value.to(dtype)
@@ -563,7 +563,7 @@ class _Search:
             0, child_rows
         )
         q = torch.addcmul(r, g, child_values.view(D, B))
-        self.stats.index_put_((stat_edges + self.plane,), q.view(-1))  # Q(s, a); duplicates agree
+        self.stats.index_copy_(0, stat_edges + self.plane, q.view(-1))  # Q(s, a); duplicates agree
         tree.min_q = torch.minimum(tree.min_q, torch.where(on, q, self.inf).amin(0))
         tree.max_q = torch.maximum(tree.max_q, torch.where(on, q, -self.inf).amax(0))
         if not self.early_exit:
