@@ -154,11 +154,11 @@ class Tree:
     children_index: Tensor
     """[B, N, A] long, node index of each child (-1 while unexpanded)."""
     children_stats: Tensor
-    """[3, A, B, N] N(s, a), Q(s, a) and P(s, a) stacked, action-major in memory: pUCT scores
-    the planes as views without a copy, its elementwise results keep that layout, and the best
-    action of every node is then a reduction over the outer dimension (`_first_argmax`); a
-    selection step gathers all three with one index. Read them as `children_visits`,
-    `children_qvalues` and `children_prior` ([B, N, A] views)."""
+    """[3, B, N, A] N(s, a), Q(s, a) and P(s, a) stacked; read them as `children_visits`,
+    `children_qvalues` and `children_prior`. In memory (`_init_tree`'s `action_major`): [3, A, B,
+    N] for pUCT, which scores every node from views of the planes without a copy and finds each
+    node's best action as a reduction over the outer dimension (`_first_argmax`); [3, B, N, A]
+    for Gumbel, whose per-node scoring gathers a node's three rows with one index."""
     children_rewards: Tensor
     """[B, N, A] r(s, a) (0 while unexpanded)."""
     children_discounts: Tensor
@@ -177,17 +177,17 @@ class Tree:
     @property
     def children_visits(self) -> Tensor:
         """[B, N, A] N(s, a) (a view)."""
-        return self.children_stats[0].permute(1, 2, 0)
+        return self.children_stats[0]
 
     @property
     def children_qvalues(self) -> Tensor:
         """[B, N, A] Q(s, a) = r + sign * d * V(child), player at s; 0 while unvisited (a view)."""
-        return self.children_stats[1].permute(1, 2, 0)
+        return self.children_stats[1]
 
     @property
     def children_prior(self) -> Tensor:
         """[B, N, A] prior probabilities (at the root: legal-masked, with noise) (a view)."""
-        return self.children_stats[2].permute(1, 2, 0)
+        return self.children_stats[2]
 
     def node_values(self) -> Tensor:
         """[B, N] V(s) = value sum / visits (0 for nodes not yet added)."""
@@ -337,8 +337,10 @@ def _init_tree(
     num_simulations: int,
     sign: float,
     bounds: tuple[float, float] | None,
+    action_major: bool = False,
 ) -> Tree:
-    """A tree whose root (node 0) is expanded with one visit worth its network value."""
+    """A tree whose root (node 0) is expanded with one visit worth its network value;
+    `action_major` lays `children_stats` out as [3, A, B, N] in memory (see `Tree`)."""
     B, A = root_prior.shape
     N = num_simulations + 1
     value = root.value.to(_float_dtype(root))
@@ -351,7 +353,11 @@ def _init_tree(
         parents=torch.full((B, N), -1, dtype=torch.long, device=device),
         action_from_parent=torch.full((B, N), -1, dtype=torch.long, device=device),
         children_index=torch.full((B, N, A), -1, dtype=torch.long, device=device),
-        children_stats=torch.zeros(3, A, B, N, dtype=dtype, device=device),
+        children_stats=(
+            torch.zeros(3, A, B, N, dtype=dtype, device=device).permute(0, 2, 3, 1)
+            if action_major
+            else torch.zeros(3, B, N, A, dtype=dtype, device=device)
+        ),
         children_rewards=torch.zeros(B, N, A, dtype=dtype, device=device),
         children_discounts=torch.zeros(B, N, A, dtype=dtype, device=device),
         embeddings=_map(lambda e: e.new_zeros((B, N) + tuple(e.shape[1:])), root.embedding),
@@ -363,7 +369,7 @@ def _init_tree(
     tree.node_visits[:, 0] = 1.0
     tree.node_value_sums[:, 0] = value
     tree.raw_values[:, 0] = value
-    tree.children_stats[2, :, :, 0] = root_prior.to(dtype).t()
+    tree.children_prior[:, 0] = root_prior.to(dtype)
     _set_column(tree.embeddings, 0, root.embedding)
     return tree
 
@@ -411,12 +417,12 @@ PathScoreFn = Callable[[Tensor, Tensor, int], Tensor]
 
 
 def _first_argmax(scores: Tensor, rank: Tensor) -> Tensor:
-    """[B, n, A] -> [B, n] long: the index of each row's first maximum (as ``argmax``), computed
-    over the action-major layout that scores of `Tree.children_stats` views have, where the
+    """[B, n, A] -> [B, n] long: the index of each row's first maximum (as ``argmax``). On
+    scores laid out action-major in memory (pUCT's, from an action-major `Tree`) and large, the
     maxima are reductions over the outer dimension (vectorised across nodes) rather than over
     rows of A. `rank` [A, 1, 1] holds A, A - 1, ..., 1. Exact: ``sign(s - max)`` is 0 at the
     maxima and -1 elsewhere, so the largest rank among the maxima is the first of them."""
-    if scores.numel() < 1 << 14:  # small: one reduction over rows of A is cheaper
+    if scores.numel() < 1 << 14 or scores.stride(-1) == 1:  # small, or rows of A contiguous
         return scores.max(-1).indices
     s = scores.permute(2, 0, 1)  # [A, B, n]
     at_max = (s - s.amax(0)).sign_().add_(1.0).mul_(rank)  # rank at the maxima, 0 elsewhere
@@ -434,9 +440,11 @@ class _Search:
         device = tree.node_visits.device
         self.base = torch.arange(B, device=device) * N  # flat row of each tree's root
         self.node_ids = torch.arange(N, device=device)
-        self.stats = tree.children_stats.view(-1)
-        self.plane = A * B * N  # flat offset of the Q plane from the N(s, a) plane
-        self.action_stride = B * N  # flat (a, b, node) = a * B * N + b * N + node
+        # The stats' memory as one flat tensor, and the strides of its (plane, row = b * N +
+        # node, action) in it (either layout: the b stride is N times the node stride).
+        stats = tree.children_stats
+        self.stats = stats.as_strided((stats.numel(),), (1,))
+        self.plane, _, self.row_stride, self.action_stride = stats.stride()
         self.rank = torch.arange(A, 0, -1, dtype=self.dtype, device=device).view(A, 1, 1)
         self.index = tree.children_index.view(-1)
         self.rewards = tree.children_rewards.view(-1)
@@ -474,11 +482,11 @@ class _Search:
         action = node
         nodes, actions, nexts = [], [], []
         if per_path:
-            stats_rows = tree.children_stats.view(3, A, -1)
+            assert self.action_stride == 1, "per-path scoring reads a row-major tree"
+            stats_rows = tree.children_stats.view(3, -1, A)  # [3, B * N, A]
             for depth in range(sim if self.early_exit else self.max_depth + 1):
                 row = base + node
-                stats = stats_rows.index_select(2, row).transpose(1, 2)  # [3, B, A]
-                best = score_fn(stats, row, depth).argmax(-1)
+                best = score_fn(stats_rows.index_select(1, row), row, depth).argmax(-1)
                 action = best if depth == 0 else torch.where(active, best, action)
                 nxt = self.index.index_select(0, row * A + action)
                 nodes.append(node)
@@ -493,8 +501,8 @@ class _Search:
             # (-1 while unexpanded), [B * sim]; max(-1).indices is the first maximum, as argmax,
             # and faster over a short last dim. The descent then only follows `next_of`; a
             # parked tree re-reads its leaf, whose best action does not change.
-            stats = tree.children_stats[..., :sim].permute(0, 2, 3, 1)  # [3, B, sim, A]
-            best_of = _first_argmax(score_fn(stats, sim), self.rank).reshape(-1)
+            scores = score_fn(tree.children_stats[:, :, :sim], sim)
+            best_of = _first_argmax(scores, self.rank).reshape(-1)
             # flat edge of each node's best action: (b * N + node) * A + best, [B * sim]
             edges = (self.base[:, None] + self.node_ids[:sim]).view(-1) * A + best_of
             next_of = self.index.index_select(0, edges)
@@ -529,7 +537,7 @@ class _Search:
         self.rewards.index_copy_(0, edge, reward.to(dtype))
         self.discounts.index_copy_(0, edge, discount.to(dtype))
         _set_column(tree.embeddings, sim, embedding)
-        tree.children_stats[2, :, :, sim] = _softmax(prior_logits.to(dtype)).t()
+        tree.children_prior[:, sim] = _softmax(prior_logits.to(dtype))
         value = value.to(dtype)
         tree.node_visits[:, sim] = 1.0
         tree.node_value_sums[:, sim] = value
@@ -556,7 +564,8 @@ class _Search:
         rows, onf = rows.view(-1), onf.view(-1)
         self.visits.index_add_(0, rows, onf)
         self.sums.index_add_(0, rows, returns.view(-1) * onf)
-        stat_edges = path_actions.view(-1) * self.action_stride + rows  # N(s, a), stacked stats
+        # N(s, a) of each path edge in the flat stats
+        stat_edges = rows * self.row_stride + path_actions.view(-1) * self.action_stride
         self.stats.index_add_(0, stat_edges, onf)
         child_rows = (base + torch.where(path_next >= 0, path_next, sim)).view(-1)
         child_values = self.sums.index_select(0, child_rows) / self.visits.index_select(
@@ -688,7 +697,9 @@ def muzero_search(
         frac = config.root_exploration_fraction
         noisy = (1.0 - frac) * prior + frac * noise
     sign = -1.0 if config.two_player else 1.0
-    tree = _init_tree(root, noisy, legal, config.num_simulations, sign, config.known_bounds)
+    tree = _init_tree(
+        root, noisy, legal, config.num_simulations, sign, config.known_bounds, action_major=True
+    )
     pb_c = _pb_c_table(
         config.num_simulations + 1, config.pb_c_init, config.pb_c_base, tree.node_visits
     )
