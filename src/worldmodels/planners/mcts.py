@@ -440,6 +440,7 @@ class _Search:
         device = tree.node_visits.device
         self.base = torch.arange(B, device=device) * N  # flat row of each tree's root
         self.node_ids = torch.arange(N, device=device)
+        self.flat_ids = torch.arange(B * N, device=device)
         # The stats' memory as one flat tensor, and the strides of its (plane, row = b * N +
         # node, action) in it (either layout: the b stride is N times the node stride).
         stats = tree.children_stats
@@ -477,11 +478,11 @@ class _Search:
         tree, base, A, dtype = self.tree, self.base, self.A, self.dtype
 
         # Select: descend all trees at once; a tree that reached an unexpanded edge parks there.
-        node = torch.zeros_like(base)
-        active = torch.ones_like(base, dtype=torch.bool)
-        action = node
-        nodes, actions, nexts = [], [], []
         if per_path:
+            node = torch.zeros_like(base)
+            active = torch.ones_like(base, dtype=torch.bool)
+            action = node
+            nodes, actions, nexts = [], [], []
             assert self.action_stride == 1, "per-path scoring reads a row-major tree"
             stats_rows = tree.children_stats.view(3, -1, A)  # [3, B * N, A]
             for depth in range(sim if self.early_exit else self.max_depth + 1):
@@ -496,29 +497,35 @@ class _Search:
                 node = torch.where(active, nxt, node)
                 if self.early_exit and not bool(active.any()):
                     break
+            path_nodes, path_actions, path_next = torch.stack(nodes + actions + nexts).view(
+                3, len(nodes), self.B
+            )
         else:
-            # The best action of each of the `sim` nodes added so far and the child it leads to
-            # (-1 while unexpanded), [B * sim]; max(-1).indices is the first maximum, as argmax,
-            # and faster over a short last dim. The descent then only follows `next_of`; a
-            # parked tree re-reads its leaf, whose best action does not change.
+            # The best action of each of the `sim` nodes added so far (the first maximum) and the
+            # child it leads to (-1 while unexpanded), [B * sim] at flat b * sim + node.
             scores = score_fn(tree.children_stats[:, :, :sim], sim)
             best_of = _first_argmax(scores, self.rank).reshape(-1)
-            # flat edge of each node's best action: (b * N + node) * A + best, [B * sim]
             edges = (self.base[:, None] + self.node_ids[:sim]).view(-1) * A + best_of
             next_of = self.index.index_select(0, edges)
-            best_base = torch.arange(self.B, device=base.device) * sim
-            for _ in range(sim if self.early_exit else self.max_depth + 1):
-                nxt = next_of.index_select(0, best_base + node)
-                nodes.append(node)
-                nexts.append(nxt)
-                active = nxt >= 0
-                node = torch.where(active, nxt, node)
-                if self.early_exit and not bool(active.any()):
+            # Where a descent moves from each node (flat): its best child, or itself at a leaf
+            # (a parked tree stays). Then a level is one gather, and the descent ends once no
+            # tree moved.
+            roots = torch.arange(self.B, device=base.device) * sim
+            child = (roots[:, None] + next_of.view(self.B, sim)).view(-1)
+            step = torch.where(next_of >= 0, child, self.flat_ids[: self.B * sim])
+            at = roots
+            visited = [at]
+            for _ in range(sim - 1 if self.early_exit else self.max_depth):
+                after = step.index_select(0, at)
+                if self.early_exit and torch.equal(after, at):
                     break
-            on_path = torch.stack(nodes)  # [D, B]
-            on_best = best_of.index_select(0, (best_base + on_path).view(-1))
-            actions = list(on_best.view(len(nodes), -1).unbind(0))
-            action = actions[-1]
+                visited.append(after)
+                at = after
+            path_flat = torch.stack(visited)  # [D, B]
+            path_nodes = path_flat - roots
+            path_actions = best_of.index_select(0, path_flat.view(-1)).view_as(path_flat)
+            path_next = next_of.index_select(0, path_flat.view(-1)).view_as(path_flat)
+            node, action = path_nodes[-1], path_actions[-1]
 
         # Expand: one batched model call for the B new leaves; `node` is their parent.
         parent_row = base + node
@@ -547,8 +554,7 @@ class _Search:
 
         # Back up: G_d = r_d + sign * d_d * G_{d+1} from the leaf value along each path, [D, B];
         # entries past a tree's leaf repeat its leaf edge with on = False and change nothing.
-        D = len(nodes)
-        path_nodes, path_actions, path_next = torch.stack(nodes + actions + nexts).view(3, D, B)
+        D = path_nodes.shape[0]
         on = torch.cat([self.true_row, path_next[:-1] >= 0])
         rows = base + path_nodes
         edges = (rows * A + path_actions).view(-1)
