@@ -403,11 +403,11 @@ def _set_column(embeddings: Embedding, node: int, value: Embedding) -> None:
         embeddings[:, node] = value
 
 
-# A score function maps the stacked children stats [3, B, n, A] (views over the action-major
-# `Tree.children_stats`) of the tree's first n nodes (the ones added so far, as they stand at the
-# start of a simulation) and n to [B, n, A] scores of their children, node 0 by the root's rule;
-# selection takes each node's argmax (ties: lowest index). Nothing changes during a descent, so one
-# pass over the nodes replaces a score per node visited.
+# A score function maps the stacked children stats [3, B, n, A] (views of `Tree.children_stats`,
+# action-major in memory for pUCT) of the tree's first n nodes (the ones added so far, as they
+# stand at the start of a simulation) and n to [B, n, A] scores of their children, node 0 by the
+# root's rule; selection takes each node's argmax (ties: lowest index). Nothing changes during a
+# descent, so one pass over the nodes replaces a score per node visited.
 ScoreFn = Callable[[Tensor, int], Tensor]
 
 # A path score function scores only the nodes a descent visits: (stacked children stats [3, B, A]
