@@ -32,7 +32,7 @@ def test_bad_precision_from_command_line_is_refused():
 def test_presets_of_mixed_precision_references():
     for name in ("dreamerv1", "dreamerv2"):
         assert build_config(name, ["debug"], {})[0].precision == "auto"
-    assert build_config("dreamerv3", [], {})[0].precision == "fp32"
+    assert build_config("dreamerv3", [], {})[0].precision == "auto"
 
 
 def _batch(env_id, batch_size, length):

@@ -245,10 +245,13 @@ class DreamerConfig:
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
     behavior: BehaviorConfig = field(default_factory=BehaviorConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     """Matrix products in ``bf16`` under autocast (states, losses, optimiser in float32), or all
     ``fp32``; ``auto`` = bf16 where the device does bf16 natively (CUDA; a CPU with AMX or
-    AVX512-BF16), else fp32 (nn/precision.py). 2.2x on a DreamerV1 update on an AMX CPU."""
+    AVX512-BF16), else fp32 (nn/precision.py). The references' compute dtype is 16-bit too
+    (DreamerV3 ``compute_dtype: bfloat16``). 2.2x on a DreamerV1 update on an AMX CPU, 1.37x on
+    DreamerV3's at 2 threads on an AVX512-BF16 CPU, with CartPole and Pendulum targets kept
+    (docs/results.md)."""
     compile: bool = True
     """torch.compile the agent's hot inner steps (falls back to eager with a warning if the
     compiler is unavailable); 1.6x on DreamerV3's imagination step on CPU."""
