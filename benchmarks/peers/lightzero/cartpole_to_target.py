@@ -38,6 +38,8 @@ How each side counts
   evaluation at step 0 of the entry is skipped (it cannot reach 450). Evaluation uses
   LightZero's MuZeroEvaluator (eval mode: argmax of visit counts, no root noise) with 10 envs,
   one episode each.
+- machine: each row records the CPU model, torch's vector capability (AVX2, AVX512) and the
+  core count; the table gives a wall-time ratio only where both sides ran on one machine.
 - wall time: ours, the `time` of the eval row (seconds since the training loop began, after the
   env and agent were built; includes every evaluation). LightZero, seconds from just before the
   first collect to the end of the eval that reached the target (after the envs, policy, learner,
@@ -97,6 +99,7 @@ FIELDS = [
     "ours_updates",
     "run_dir",
     "finished_at",
+    "machine",
 ]
 
 
@@ -105,6 +108,14 @@ def _cpu_model() -> str:
     from worldmodels.bench.machine import cpu_model
 
     return cpu_model() or platform.processor()
+
+
+def machine() -> str:
+    """CPU model, torch's vector capability and core count: wall times compare only between
+    rows of one machine (one model name can come with or without AVX512)."""
+    import torch
+
+    return f"{_cpu_model()} {torch.backends.cpu.get_cpu_capability()} x{os.cpu_count()}"
 
 
 def lightzero_venv() -> Path:
@@ -398,6 +409,7 @@ def run_one(args, framework: str, config: str, seed: int, budget: int) -> dict:
         "process_s": process_s,
         "run_dir": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": machine(),
     }
     print(f"[{name}] {json.dumps(row)}", flush=True)
     return row
@@ -411,6 +423,14 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def append_row(path: Path, row: dict) -> None:
+    old = read_rows(path)
+    if old and list(old[0]) != FIELDS:  # a CSV of an earlier column set: rewrite its header
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, FIELDS, extrasaction="ignore", restval="")
+            w.writeheader()
+            w.writerows(old)
+        os.replace(tmp, path)
     new = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", newline="") as f:
@@ -464,21 +484,25 @@ def table(args, rows: list[dict], runs: list[tuple[str, str]], budgets: dict) ->
             [float(r["env_steps"]) for r in ok],
             [float(r["wall_s"]) for r in ok],
             [float(r["best_eval_mean"]) for r in sel],
+            {r.get("machine") or "?" for r in ok},
         )
     lines = [
         f"| run | reached {args.target:g} | env steps to {args.target:g} | wall s to "
-        f"{args.target:g} | ours/this env steps | ours/this wall | best eval, all seeds |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"{args.target:g} | ours/this env steps | ours/this wall | best eval, all seeds "
+        "| machines |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for (fw, cf), (k, n, steps, walls, best) in stats.items():
+    for (fw, cf), (k, n, steps, walls, best, machines) in stats.items():
         r_steps = r_wall = "-"
         ours = stats.get(("ours", cf))  # ours beside the peer's config of the same agent
         if ours and ours[2] and steps and fw != "ours":
             r_steps = f"{statistics.median(ours[2]) / statistics.median(steps):.2f}"
-            r_wall = f"{statistics.median(ours[3]) / statistics.median(walls):.2f}"
+            if len(ours[5] | machines) == 1:  # wall times compare on one machine only
+                r_wall = f"{statistics.median(ours[3]) / statistics.median(walls):.2f}"
         lines.append(
             f"| {fw} {cf} (budget {budgets[fw]:,}) | {k}/{n} | {med_range(steps, ',.0f')} "
-            f"| {med_range(walls, ',.0f')} | {r_steps} | {r_wall} | {med_range(best, '.1f')} |"
+            f"| {med_range(walls, ',.0f')} | {r_steps} | {r_wall} | {med_range(best, '.1f')} "
+            f"| {'; '.join(sorted(machines))} |"
         )
     return "\n".join(lines)
 
