@@ -11,7 +11,11 @@ dream with the run's CMA-ES settings, C's mean return in ``--dream-episodes`` dr
 ``--episodes`` real episodes. Writes ``OUT/mdn.pt`` (M's weights, reused on a rerun),
 ``OUT/controller.pt`` and ``OUT/result.json``; the run directory is not touched.
 ``--untrained-m`` is the control that shows M matters: the same CMA-ES budget inside an M with
-its initial random weights (not trained, not probed).
+its initial random weights (not trained, not probed). ``--reuse-m`` keeps the run's own trained
+M (no ``mdnrnn.*`` overrides then), to compare ``controller.*`` settings on one M:
+
+    python benchmarks/worldmodels_m_variant.py runs/wm/takecover-cpu-0 --reuse-m \
+        --out runs/wm/m_exp/mid50 --set controller.mid_starts=0.5
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the control: evolve C inside M with its initial random weights (no M training)",
     )
+    p.add_argument(
+        "--reuse-m", action="store_true", help="keep the run's trained M (controller.* only)"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     try:
@@ -67,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         if "encode" not in base.done:
             raise UserError(f"{args.run} has no encoded frames yet; fix: let its encode stage end")
         cfg = copy.deepcopy(base.config)
-        apply_overrides(cfg, parse_set_args(args.set))
+        overrides = parse_set_args(args.set)
+        apply_overrides(cfg, overrides)
         validate(cfg)
+        if args.reuse_m and "mdnrnn" not in base.done:
+            raise UserError(f"{args.run} has no trained M yet; fix: let its mdnrnn stage end")
+        if args.reuse_m and any(k.startswith("mdnrnn.") for k in overrides):
+            raise UserError("--reuse-m keeps the run's M; fix: drop the mdnrnn.* overrides")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -83,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     row: dict = {"run": str(args.run), "set": args.set}
     weights = args.out / "mdn.pt"
     row["untrained_m"] = args.untrained_m
+    row["reuse_m"] = args.reuse_m
     if args.untrained_m:
         print("M: initial random weights (the untrained-M control)")
+    elif args.reuse_m:
+        agent.mdn.load_state_dict(base.mdn.state_dict())
+        print(f"M: the run's own ({args.run})")
     elif weights.exists():
         agent.mdn.load_state_dict(torch.load(weights))
         print(f"M: {weights} (trained earlier)")

@@ -127,7 +127,9 @@ def test_dream_is_deterministic_for_a_seed_and_respects_the_temperature():
                 mod.sample_z = real_sample
             z_seen[(tau, seed)] = zs
     pairs = list(zip(z_seen[(1e-6, 0)], z_seen[(1e-6, 1)]))
-    assert len(pairs) == 12  # a near-zero temperature leaves (almost) nothing to chance
+    # 11 draws in a 12-step dream (none after its last step); a near-zero temperature leaves
+    # (almost) nothing to chance
+    assert len(pairs) == 11
     assert all(torch.allclose(a, b, atol=1e-2) for a, b in pairs)
     assert not torch.equal(z_seen[(1.0, 0)][-1], z_seen[(1.0, 1)][-1])
     again = []
@@ -360,3 +362,86 @@ def test_a_crash_after_the_data_stage_keeps_every_collected_step_on_disk(tmp_pat
     on_disk = ReplayBuffer(10**6, directory=run / "replay")
     assert state["counters"]["env_steps"] > 0
     assert len(on_disk) == state["counters"]["env_steps"]
+
+
+def _episodes(agent, lengths, seed=0):
+    """Encoded episodes as ``split_episodes`` gives them: (mu, logvar), actions, first flags."""
+    rng = np.random.default_rng(seed)
+    z = agent.config.vae.z_dim
+    out = []
+    for n in lengths:
+        first = np.zeros(n, bool)
+        first[0] = True
+        out.append({
+            "mu": rng.standard_normal((n, z)).astype(np.float32),
+            "logvar": np.full((n, z), -40.0, np.float32),
+            "action": rng.integers(agent.n_act, size=n),
+            "is_first": first,
+        })  # fmt: skip
+    return out
+
+
+def test_mid_start_memory_is_m_run_over_the_real_episode_up_to_the_start():
+    """controller.mid_starts: each pooled start's memory equals M's sequence pass (its own
+    nn.LSTM call, not the stepped loop) over V's means and the actions before the frame."""
+    agent = _agent(**{"controller.max_steps": 100})
+    episodes = _episodes(agent, [7, 5, 9])
+    agent.build_mid_pool(episodes)
+    pool = agent.mid_pool
+    # steps 1 .. len - 2 of every episode: 5 + 3 + 7 frames, all kept (fewer than the pool size)
+    assert sorted(pool["t"].tolist()) == sorted([*range(1, 6), *range(1, 4), *range(1, 8)])
+    for k in range(len(pool["t"])):
+        t = int(pool["t"][k])
+        # find the episode by its recorded (mu, logvar) at t
+        e = next(e for e in episodes if len(e["mu"]) > t + 1
+                 and np.allclose(e["mu"][t], pool["z"][k, 0].numpy()))  # fmt: skip
+        mu = torch.as_tensor(e["mu"][:t])[None]
+        act = agent._onehot(torch.as_tensor(e["action"][:t]))[None]
+        restart = torch.zeros(1, t)
+        restart[0, 0] = 1.0
+        with torch.no_grad():
+            _, (h, c) = agent.mdn(mu, act, restart)
+        torch.testing.assert_close(pool["h"][k], h[0])
+        torch.testing.assert_close(pool["c"][k], c[0])
+        torch.testing.assert_close(pool["z"][k, 1], torch.as_tensor(e["logvar"][t]))
+
+
+def test_mid_start_dreams_begin_from_the_pool_and_end_where_the_episode_would():
+    agent = _agent(**{"controller.max_steps": 10, "controller.mid_starts": 1.0})
+    _start(agent)
+    _set_done_bias(agent, -50.0)
+    agent.build_mid_pool(_episodes(agent, [4]))  # starts at t = 1 or 2
+    seen = {}
+    real_step = agent.mdn.step
+
+    def spy(zt, a, restart, state):
+        if not seen:
+            seen.update(restart=restart.clone(), h=state[0].clone())
+        return real_step(zt, a, restart, state)
+
+    agent.mdn.step = spy
+    _, length = agent.dream(torch.zeros(64, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
+    assert set(length.tolist()) == {9, 8}  # the 10-step cap less the steps already played
+    assert not seen["restart"].any()
+    pool_h = agent.mid_pool["h"]
+    assert all(any(torch.equal(h, p) for p in pool_h) for h in seen["h"])
+
+
+def test_mid_starts_take_their_fraction_of_the_dreams_and_need_their_pool():
+    agent = _agent(**{"controller.max_steps": 2, "controller.mid_starts": 0.25})
+    _start(agent)
+    with pytest.raises(UserError, match="mid_starts"):
+        agent.dream(torch.zeros(2, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
+    agent.build_mid_pool(_episodes(agent, [6, 6]))
+    seen = {}
+    real_step = agent.mdn.step
+
+    def spy(zt, a, restart, state):
+        seen.setdefault("r", restart.clone())  # the dream's first step
+        return real_step(zt, a, restart, state)
+
+    agent.mdn.step = spy
+    n, p = 4000, 0.25
+    agent.dream(torch.zeros(n, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
+    frac = 1.0 - seen["r"].mean().item()  # first-frame starts are marked restart
+    assert abs(frac - p) < 4 * (p * (1 - p) / n) ** 0.5

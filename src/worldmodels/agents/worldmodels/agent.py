@@ -35,6 +35,8 @@ from .config import WorldModelsConfig
 THRESHOLD = 1.0 / 3.0
 """doomreal.py: a tanh output below -1/3 moves left, above 1/3 right, else nothing."""
 COLLECT_SCALE = 0.01
+MID_START_POOL = 4096
+"""Recorded mid-episode frames kept as dream starts (``controller.mid_starts``)."""
 """carracing/extract.py: a random-weight controller's weights are standard Cauchy draws times a
 scale drawn uniformly from [0, COLLECT_SCALE] for each episode."""
 
@@ -125,6 +127,10 @@ class WorldModelsAgent(AgentBase):
         self.controller = torch.zeros(self.c_dim, device=self.device)
         self.initial_z = torch.zeros(0, 2, v.z_dim)
         """(mu, logvar) of recorded episodes' first frames: where dreams start."""
+        self.mid_pool: dict[str, Tensor] | None = None
+        """Recorded mid-episode dream starts (``controller.mid_starts``): (mu, logvar)
+        ``[P, 2, Z]``, M's warmed-up memory h, c ``[P, H]`` and the step t ``[P]``; built from
+        the encoded episodes and the trained M when the controller stage begins."""
         self.done: list[str] = []
         """Names of the fit stages finished."""
         self.progress: dict[str, Any] = {}
@@ -503,6 +509,9 @@ class WorldModelsAgent(AgentBase):
         z = start[:, 0] + torch.exp(start[:, 1] / 2) * eps
         state = self.mdn.initial(n, self.device)
         restart, not_first = torch.ones(n, device=self.device), torch.zeros(n, device=self.device)
+        cap = torch.full((n,), max_steps, dtype=torch.long, device=self.device)
+        if c.mid_starts > 0:
+            z, state, restart, cap = self._mid_starts(z, state, restart, cap, generator)
         alive = torch.ones(n, dtype=torch.bool, device=self.device)
         ret = torch.zeros(n, device=self.device)
         length = torch.zeros(n, dtype=torch.long, device=self.device)
@@ -517,12 +526,98 @@ class WorldModelsAgent(AgentBase):
             else:
                 u = torch.rand(n, generator=generator, device=dev).to(self.device)
                 ended = u < p_done
-            alive &= ~ended
+            alive &= ~ended & (length < cap)
             if not bool(alive.any()):
                 break
             z = sample_z(out, temperature, generator)
             restart = not_first
         return ret, length
+
+    def _mid_starts(
+        self,
+        z: Tensor,
+        state: tuple[Tensor, Tensor],
+        restart: Tensor,
+        cap: Tensor,
+        generator: torch.Generator,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor, Tensor]:
+        """Replace a ``controller.mid_starts`` fraction of the dream starts (z, memory, restart,
+        step cap ``[N]``) with recorded mid-episode frames of :attr:`mid_pool`."""
+        pool = self.mid_pool
+        if pool is None:
+            raise UserError(
+                "controller.mid_starts needs the recorded mid-episode starts; fix: build them "
+                "with build_mid_pool (the controller stage does) after the encode and mdnrnn "
+                "stages"
+            )
+        n, dev = len(z), generator.device
+        mid = torch.rand(n, generator=generator, device=dev) < self.config.controller.mid_starts
+        j = torch.randint(len(pool["t"]), (n,), generator=generator, device=dev)
+        eps = torch.randn(z.shape, generator=generator, device=dev).to(self.device)
+        mid, j = mid.to(self.device), j.to(self.device)
+        stats = pool["z"][j]
+        z_mid = stats[:, 0] + torch.exp(stats[:, 1] / 2) * eps
+        m1 = mid.unsqueeze(-1)
+        z = torch.where(m1, z_mid, z)
+        state = (torch.where(m1, pool["h"][j], state[0]), torch.where(m1, pool["c"][j], state[1]))
+        restart = torch.where(mid, torch.zeros_like(restart), restart)
+        left = (self.config.controller.max_steps - pool["t"][j]).clamp(min=1)
+        cap = torch.where(mid, torch.minimum(cap, left), cap)
+        return z, state, restart, cap
+
+    @torch.no_grad()
+    def build_mid_pool(self, episodes: list[dict[str, np.ndarray]]) -> None:
+        """:attr:`mid_pool` from encoded episodes (``split_episodes``): ``MID_START_POOL``
+        frames drawn uniformly (seeded by the agent's seed) from every episode's steps 1 .. its
+        last but one (and below ``controller.max_steps``); for each, M's memory after consuming
+        the episode's earlier steps (V's means, the recorded actions, ``restart`` at step 0),
+        all episodes stepped side by side."""
+        cap = self.config.controller.max_steps
+        eps_ok = [e for e in episodes if len(e["mu"]) > 2 and bool(e["is_first"][0])]
+        cands = [(i, t) for i, e in enumerate(eps_ok) for t in range(1, min(len(e["mu"]) - 1, cap))]
+        if not cands:
+            raise UserError(
+                "controller.mid_starts found no recorded mid-episode frame (an episode's "
+                "steps 1 .. its last but one, below controller.max_steps); fix: collect more "
+                "episodes (data.episodes) or set controller.mid_starts=0"
+            )
+        rng = np.random.default_rng([self.seed, 31])
+        take = rng.choice(len(cands), size=min(MID_START_POOL, len(cands)), replace=False)
+        picks = sorted(cands[k] for k in take)
+        used = sorted({i for i, _ in picks})
+        row = {i: r for r, i in enumerate(used)}
+        T = max(t for _, t in picks)
+        z_dim = self.config.vae.z_dim
+        mu = torch.zeros(len(used), T, z_dim)
+        act = torch.zeros(len(used), T, dtype=torch.long)
+        for i in used:
+            e = eps_ok[i]
+            k = min(T, len(e["mu"]))
+            mu[row[i], :k] = torch.as_tensor(e["mu"][:k].astype(np.float32))
+            act[row[i], :k] = torch.as_tensor(np.asarray(e["action"][:k]).astype(np.int64))
+        mu, act = mu.to(self.device), act.to(self.device)
+        by_t: dict[int, list[int]] = {}
+        for k, (_, t) in enumerate(picks):
+            by_t.setdefault(t, []).append(k)
+        H = self.config.mdnrnn.hidden
+        h_out = torch.zeros(len(picks), H, device=self.device)
+        c_out = torch.zeros_like(h_out)
+        state = self.mdn.initial(len(used), self.device)
+        restart = torch.ones(len(used), device=self.device)
+        for t in range(T):
+            _, state = self.mdn.step(mu[:, t], self._onehot(act[:, t]), restart, state)
+            restart = torch.zeros_like(restart)
+            ks = by_t.get(t + 1, [])
+            if ks:  # memory after consuming steps 0..t: the start of step t + 1
+                rows = torch.as_tensor([row[picks[k][0]] for k in ks], device=self.device)
+                h_out[ks], c_out[ks] = state[0][rows], state[1][rows]
+        stats = [np.stack([eps_ok[i]["mu"][t], eps_ok[i]["logvar"][t]]) for i, t in picks]
+        self.mid_pool = {
+            "z": torch.as_tensor(np.stack(stats).astype(np.float32), device=self.device),
+            "h": h_out,
+            "c": c_out,
+            "t": torch.as_tensor([t for _, t in picks], device=self.device),
+        }
 
     def dream_fitness(
         self, solutions: np.ndarray, rollouts: int, temperature: float, seed: int
@@ -594,6 +689,8 @@ class WorldModelsAgent(AgentBase):
         if "mdnrnn" not in self.done:
             raise UserError("the controller stage needs a trained M; fix: run the mdnrnn stage")
         envs = self._real_envs(context) if c.mode == "real" else None
+        if c.mode == "dream" and c.mid_starts > 0 and self.mid_pool is None:
+            self.build_mid_pool(split_episodes(load_series(self.series_path(context.run_dir))))
         try:
             return self._evolve_with(context, envs)
         finally:

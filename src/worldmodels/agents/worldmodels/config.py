@@ -142,6 +142,15 @@ class ControllerConfig:
     done: Literal["threshold", "sample"] = "threshold"
     """A dream ends where M's done probability exceeds 0.5 (doomrnn.py: ``logrestart > 0``), or
     with that probability (``sample``)."""
+    mid_starts: float = 0.0
+    """Fraction of dreams that start from a recorded mid-episode frame instead of an episode's
+    first frame (not in the paper, whose dreams all start at the first frame; 0 = the paper).
+    Such a dream starts from a frame drawn uniformly from a pool of 4,096 recorded frames
+    (``agent.MID_START_POOL``, drawn once from every frame but the episodes' first and last):
+    z sampled from the frame's (mu, logvar), M's memory warmed up by consuming the real
+    episode up to it (V's means and the recorded actions), and the dream capped at the steps
+    the real episode had left (``max_steps`` - t). C then meets the fireballs of real play,
+    which an M trained on few episodes loses from its own dreams (docs/results.md)."""
     eval_every: int = 25
     """Every this many generations the current mean is scored on ``eval_rollouts`` fresh
     rollouts (dreams or real episodes by ``mode``) and the best-scoring mean is kept as the
@@ -157,6 +166,7 @@ class ControllerConfig:
         "generations": ">= 1",
         "temperature": "> 0",
         "max_steps": ">= 1",
+        "mid_starts": "[0, 1]",
         "eval_every": ">= 0",
         "eval_rollouts": ">= 1",
     }
