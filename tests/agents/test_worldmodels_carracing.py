@@ -202,3 +202,29 @@ def test_carracing_preset_runs_end_to_end_on_car_racing(tmp_path):
     assert saved["presets"] == ["worldmodels", "carracing", "debug"]
     c = saved["config"]["controller"]
     assert (c["mode"], c["continuous"], c["inputs"], c["bias"]) == ("real", "carracing", "zh", True)
+
+
+def test_mid_start_dreams_take_continuous_actions():
+    """controller.mid_starts with continuous actions: the pool's memory is M over the recorded
+    action vectors, and dreams run from it."""
+    agent = _agent(REACH, **{"controller.mid_starts": 1.0, "controller.max_steps": 6})
+    rng = np.random.default_rng(0)
+    z = agent.config.vae.z_dim
+    first = np.zeros(5, bool)
+    first[0] = True
+    ep = {
+        "mu": rng.standard_normal((5, z)).astype(np.float32),
+        "logvar": np.zeros((5, z), np.float32),
+        "action": rng.uniform(-1, 1, (5, agent.n_act)).astype(np.float32),
+        "is_first": first,
+    }
+    agent.build_mid_pool([ep])
+    k = int(torch.argmax(agent.mid_pool["t"]))  # t = 3
+    with torch.no_grad():
+        restart = torch.tensor([[1.0, 0.0, 0.0]])
+        _, (h, _) = agent.mdn(torch.as_tensor(ep["mu"][:3])[None],
+                              torch.as_tensor(ep["action"][:3])[None], restart)  # fmt: skip
+    torch.testing.assert_close(agent.mid_pool["h"][k], h[0])
+    agent.initial_z = torch.zeros(1, 2, z)
+    _, length = agent.dream(torch.zeros(4, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
+    assert (length <= 5).all()  # 6 steps less the 1-3 already played

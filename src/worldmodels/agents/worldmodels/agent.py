@@ -588,14 +588,15 @@ class WorldModelsAgent(AgentBase):
         row = {i: r for r, i in enumerate(used)}
         T = max(t for _, t in picks)
         z_dim = self.config.vae.z_dim
-        mu = torch.zeros(len(used), T, z_dim)
-        act = torch.zeros(len(used), T, dtype=torch.long)
+        a0 = np.asarray(eps_ok[used[0]]["action"])
+        mu = np.zeros((len(used), T, z_dim), np.float32)
+        act = np.zeros((len(used), T, *a0.shape[1:]), np.int64 if self.discrete else np.float32)
         for i in used:
             e = eps_ok[i]
             k = min(T, len(e["mu"]))
-            mu[row[i], :k] = torch.as_tensor(e["mu"][:k].astype(np.float32))
-            act[row[i], :k] = torch.as_tensor(np.asarray(e["action"][:k]).astype(np.int64))
-        mu, act = mu.to(self.device), act.to(self.device)
+            mu[row[i], :k] = e["mu"][:k]
+            act[row[i], :k] = np.asarray(e["action"][:k])
+        mu, act = torch.as_tensor(mu, device=self.device), torch.as_tensor(act, device=self.device)
         by_t: dict[int, list[int]] = {}
         for k, (_, t) in enumerate(picks):
             by_t.setdefault(t, []).append(k)
