@@ -113,9 +113,9 @@ def test_dream_is_deterministic_for_a_seed_and_respects_the_temperature():
         for seed in (0, 1):
             zs = []
 
-            def spy(out, temperature, generator, zs=zs, tau=tau):
+            def spy(out, temperature, generator, zs=zs, tau=tau, **kw):
                 assert temperature == tau
-                z = real_sample(out, temperature, generator)
+                z = real_sample(out, temperature, generator, **kw)
                 zs.append(z)
                 return z
 
@@ -133,7 +133,7 @@ def test_dream_is_deterministic_for_a_seed_and_respects_the_temperature():
     assert all(torch.allclose(a, b, atol=1e-2) for a, b in pairs)
     assert not torch.equal(z_seen[(1.0, 0)][-1], z_seen[(1.0, 1)][-1])
     again = []
-    mod.sample_z = lambda out, t, g: again.append(real_sample(out, t, g)) or again[-1]
+    mod.sample_z = lambda out, t, g, **kw: again.append(real_sample(out, t, g, **kw)) or again[-1]
     try:
         agent.dream(params, 1.0, torch.Generator().manual_seed(0))
     finally:
@@ -445,3 +445,24 @@ def test_mid_starts_take_their_fraction_of_the_dreams_and_need_their_pool():
     agent.dream(torch.zeros(n, agent.c_dim), 1.0, torch.Generator().manual_seed(0))
     frac = 1.0 - seen["r"].mean().item()  # first-frame starts are marked restart
     assert abs(frac - p) < 4 * (p * (1 - p) / n) ** 0.5
+
+
+def test_common_dreams_score_every_candidate_on_the_same_dreams():
+    """controller.common_dreams: candidates of one generation share their dreams' random
+    numbers, so equal candidates score equally and a candidate's rollouts still differ."""
+    agent = _agent(**{"controller.max_steps": 30, "controller.done": "sample"})
+    _start(agent, n=5)
+    _set_done_bias(agent, math.log(0.1 / 0.9))
+    agent.mdn.head.bias.data[-1] = 1.0
+    w = np.random.default_rng(0).standard_normal(agent.c_dim)
+    same = np.stack([w, w, w])
+    for common, equal in ((True, True), (False, False)):
+        agent.config.controller.common_dreams = common
+        fit = agent.dream_fitness(same, 4, 1.15, seed=3)
+        assert (len(set(fit.tolist())) == 1) == equal, fit
+    agent.config.controller.common_dreams = True
+    gen = torch.Generator().manual_seed(0)
+    params = torch.as_tensor(same, dtype=torch.float32).repeat_interleave(4, 0)
+    ret, length = agent.dream(params, 1.15, gen, repeat=3)
+    assert torch.equal(ret.view(3, 4)[0], ret.view(3, 4)[2])
+    assert len(set(length.view(3, 4)[0].tolist())) > 1  # the 4 dreams of one candidate differ

@@ -185,3 +185,18 @@ def test_sample_is_reproducible_with_a_seed():
     assert a.shape == (2, 4, 3)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert not torch.equal(a, c)
+
+
+def test_sample_repeat_shares_the_draws_between_blocks():
+    """repeat=R: the N rows are R blocks with one set of random numbers, so equal predictions
+    in rows i and i + N/R give equal samples, and the first block equals a draw of N/R rows."""
+    torch.manual_seed(0)
+    out, _ = _rnn()(torch.randn(2, 4, 3), torch.randn(2, 4, 2), torch.zeros(2, 4))
+    out = MDNOut(*(torch.cat([p.detach()] * 3) for p in out))  # rows 0-1 == 2-3 == 4-5
+    z = sample_z(out, 1.2, torch.Generator().manual_seed(7), repeat=3)
+    torch.testing.assert_close(z[:2], z[2:4], rtol=0, atol=0)
+    torch.testing.assert_close(z[:2], z[4:], rtol=0, atol=0)
+    first = MDNOut(*(p[:2] for p in out))
+    torch.testing.assert_close(z[:2], sample_z(first, 1.2, torch.Generator().manual_seed(7)))
+    with pytest.raises(ValueError, match="blocks"):
+        sample_z(out, 1.2, torch.Generator().manual_seed(7), repeat=4)

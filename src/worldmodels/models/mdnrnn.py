@@ -139,22 +139,37 @@ def done_prob(out: MDNOut) -> Tensor:
 
 
 def sample_z(
-    out: MDNOut, temperature: float = 1.0, generator: torch.Generator | None = None
+    out: MDNOut,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    repeat: int = 1,
 ) -> Tensor:
     """Sample z ``[..., Z]`` from the mixtures (reference ``DoomCoverRNNEnv``): per latent
     dimension a component k ~ softmax(logmix / temperature), then
     z = mean_k + exp(logstd_k) * eps * sqrt(temperature), eps ~ N(0, 1).
 
     The component is drawn with the Gumbel-max trick; ``temperature == 0`` returns the mean of
-    the most likely component. Random numbers come from ``generator`` where given.
+    the most likely component. Random numbers come from ``generator`` where given. ``repeat``
+    > 1 draws them for the first ``N / repeat`` rows and repeats that block ``repeat`` times
+    along dim 0 (common random numbers: row i gets the draws of row i mod N / repeat).
     """
     logmix, mean, logstd = out.logmix, out.mean, out.logstd
     if temperature <= 0.0:
         k = logmix.argmax(dim=-1, keepdim=True)
         return mean.gather(-1, k).squeeze(-1)
     kw = {"generator": generator, "device": mean.device, "dtype": mean.dtype}
-    u = torch.rand(logmix.shape, **kw).clamp(min=torch.finfo(mean.dtype).tiny)
+    u = repeated(torch.rand, logmix.shape, repeat, **kw).clamp(min=torch.finfo(mean.dtype).tiny)
     k = (logmix / temperature - torch.log(-torch.log(u))).argmax(dim=-1, keepdim=True)
     mu, ls = mean.gather(-1, k).squeeze(-1), logstd.gather(-1, k).squeeze(-1)
-    eps = torch.randn(mu.shape, **kw)
+    eps = repeated(torch.randn, mu.shape, repeat, **kw)
     return mu + torch.exp(ls) * eps * math.sqrt(temperature)
+
+
+def repeated(draw, shape: tuple[int, ...] | torch.Size, repeat: int = 1, **kw) -> Tensor:
+    """``draw(shape, **kw)`` (torch.rand, torch.randn, ...) with the first ``shape[0] / repeat``
+    rows drawn and that block repeated ``repeat`` times along dim 0."""
+    shape = tuple(shape)
+    if shape[0] % repeat:
+        raise ValueError(f"{shape[0]} rows are not {repeat} equal blocks")
+    block = draw((shape[0] // repeat, *shape[1:]), **kw)
+    return block.repeat(repeat, *[1] * (len(shape) - 1))

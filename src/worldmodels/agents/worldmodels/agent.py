@@ -27,7 +27,7 @@ from ...core import AgentBase, Stage, Step, Traits, Update
 from ...envs.base import ActionSpace, Spec
 from ...envs.vector import VectorEnv
 from ...errors import UserError
-from ...models.mdnrnn import MDNRNN, done_loss, done_prob, mdn_nll, sample_z
+from ...models.mdnrnn import MDNRNN, done_loss, done_prob, mdn_nll, repeated, sample_z
 from ...models.vae import ConvVAE, frames_to_input, output_to_frames, vae_loss
 from ...planners.cmaes import CMAES
 from .config import WorldModelsConfig
@@ -490,28 +490,32 @@ class WorldModelsAgent(AgentBase):
         temperature: float,
         generator: torch.Generator,
         max_steps: int | None = None,
+        repeat: int = 1,
     ) -> tuple[Tensor, Tensor]:
         """Roll ``len(params)`` controllers out inside M, all on one tensor, each from a
         recorded episode's first frame (z sampled from its (mu, logvar)) with M's memory at
         zero, as an episode starts (doomrnn.py's DoomCoverRNNEnv). Each step C acts on
         [z, (c,) h], M consumes (z, action), predicts the reward and whether the episode ends,
         and z is sampled at ``temperature``. A dream ends where M predicts the end, or at
-        ``max_steps`` like the real episode. Returns (returns ``[N]``, lengths ``[N]``)."""
+        ``max_steps`` like the real episode. ``repeat`` > 1: the N dreams are ``repeat`` blocks
+        that share their random numbers (starts, samples and sampled ends), row i those of row
+        i mod N / repeat. Returns (returns ``[N]``, lengths ``[N]``)."""
         c = self.config.controller
         if len(self.initial_z) == 0:
             raise UserError("no encoded first frames to dream from; fix: run the encode stage")
         max_steps = c.max_steps if max_steps is None else max_steps
         n = len(params)
         dev = generator.device
-        pick = torch.randint(len(self.initial_z), (n,), generator=generator, device=dev)
+        draw = functools.partial(repeated, repeat=repeat, generator=generator, device=dev)
+        pick = draw(functools.partial(torch.randint, len(self.initial_z)), (n,))
         start = self.initial_z.to(dev)[pick].to(self.device)
-        eps = torch.randn(start[:, 0].shape, generator=generator, device=dev).to(self.device)
+        eps = draw(torch.randn, start[:, 0].shape).to(self.device)
         z = start[:, 0] + torch.exp(start[:, 1] / 2) * eps
         state = self.mdn.initial(n, self.device)
         restart, not_first = torch.ones(n, device=self.device), torch.zeros(n, device=self.device)
         cap = torch.full((n,), max_steps, dtype=torch.long, device=self.device)
         if c.mid_starts > 0:
-            z, state, restart, cap = self._mid_starts(z, state, restart, cap, generator)
+            z, state, restart, cap = self._mid_starts(z, state, restart, cap, draw)
         alive = torch.ones(n, dtype=torch.bool, device=self.device)
         ret = torch.zeros(n, device=self.device)
         length = torch.zeros(n, dtype=torch.long, device=self.device)
@@ -524,12 +528,11 @@ class WorldModelsAgent(AgentBase):
             if c.done == "threshold":
                 ended = p_done > 0.5
             else:
-                u = torch.rand(n, generator=generator, device=dev).to(self.device)
-                ended = u < p_done
+                ended = draw(torch.rand, (n,)).to(self.device) < p_done
             alive &= ~ended & (length < cap)
             if not bool(alive.any()):
                 break
-            z = sample_z(out, temperature, generator)
+            z = sample_z(out, temperature, generator, repeat=repeat)
             restart = not_first
         return ret, length
 
@@ -539,10 +542,11 @@ class WorldModelsAgent(AgentBase):
         state: tuple[Tensor, Tensor],
         restart: Tensor,
         cap: Tensor,
-        generator: torch.Generator,
+        draw: Callable[..., Tensor],
     ) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor, Tensor]:
         """Replace a ``controller.mid_starts`` fraction of the dream starts (z, memory, restart,
-        step cap ``[N]``) with recorded mid-episode frames of :attr:`mid_pool`."""
+        step cap ``[N]``) with recorded mid-episode frames of :attr:`mid_pool`; random numbers
+        from ``draw(fn, shape)`` (the dream's)."""
         pool = self.mid_pool
         if pool is None:
             raise UserError(
@@ -550,10 +554,10 @@ class WorldModelsAgent(AgentBase):
                 "with build_mid_pool (the controller stage does) after the encode and mdnrnn "
                 "stages"
             )
-        n, dev = len(z), generator.device
-        mid = torch.rand(n, generator=generator, device=dev) < self.config.controller.mid_starts
-        j = torch.randint(len(pool["t"]), (n,), generator=generator, device=dev)
-        eps = torch.randn(z.shape, generator=generator, device=dev).to(self.device)
+        n = len(z)
+        mid = draw(torch.rand, (n,)) < self.config.controller.mid_starts
+        j = draw(functools.partial(torch.randint, len(pool["t"])), (n,))
+        eps = draw(torch.randn, z.shape).to(self.device)
         mid, j = mid.to(self.device), j.to(self.device)
         stats = pool["z"][j]
         z_mid = stats[:, 0] + torch.exp(stats[:, 1] / 2) * eps
@@ -627,7 +631,8 @@ class WorldModelsAgent(AgentBase):
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         params = torch.as_tensor(solutions, dtype=torch.float32, device=self.device)
         params = params.repeat_interleave(rollouts, 0)
-        ret, _ = self.dream(params, temperature, gen)
+        repeat = len(solutions) if self.config.controller.common_dreams else 1
+        ret, _ = self.dream(params, temperature, gen, repeat=repeat)
         return ret.view(len(solutions), rollouts).mean(1).cpu().numpy().astype(np.float64)
 
     @torch.no_grad()

@@ -151,6 +151,11 @@ class ControllerConfig:
     episode up to it (V's means and the recorded actions), and the dream capped at the steps
     the real episode had left (``max_steps`` - t). C then meets the fireballs of real play,
     which an M trained on few episodes loses from its own dreams (docs/results.md)."""
+    common_dreams: bool = False
+    """Score every candidate of a generation on the same ``rollouts`` dreams: the same starts
+    and the same random numbers for M's samples and sampled ends (common random numbers; not
+    in the reference, whose workers draw a seed per candidate). Candidates then differ only by
+    what they do, not by the luck of their dreams."""
     eval_every: int = 25
     """Every this many generations the current mean is scored on ``eval_rollouts`` fresh
     rollouts (dreams or real episodes by ``mode``) and the best-scoring mean is kept as the
