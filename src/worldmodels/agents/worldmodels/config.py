@@ -149,13 +149,15 @@ class ControllerConfig:
     (``agent.MID_START_POOL``, drawn once from every frame but the episodes' first and last):
     z sampled from the frame's (mu, logvar), M's memory warmed up by consuming the real
     episode up to it (V's means and the recorded actions), and the dream capped at the steps
-    the real episode had left (``max_steps`` - t). C then meets the fireballs of real play,
-    which an M trained on few episodes loses from its own dreams (docs/results.md)."""
+    the real episode had left (``max_steps`` - t), so that C meets the fireballs of real play,
+    which an M trained on few episodes loses from its own dreams. Measured on TakeCover at 0.5
+    (docs/results.md): no better than 0."""
     common_dreams: bool = False
     """Score every candidate of a generation on the same ``rollouts`` dreams: the same starts
     and the same random numbers for M's samples and sampled ends (common random numbers; not
     in the reference, whose workers draw a seed per candidate). Candidates then differ only by
-    what they do, not by the luck of their dreams."""
+    what they do, not by the luck of their dreams (TakeCover, docs/results.md: real 177 -> 235
+    on one M)."""
     eval_every: int = 25
     """Every this many generations the current mean is scored on ``eval_rollouts`` fresh
     rollouts (dreams or real episodes by ``mode``) and the best-scoring mean is kept as the
