@@ -172,4 +172,4 @@ def repeated(draw, shape: tuple[int, ...] | torch.Size, repeat: int = 1, **kw) -
     if shape[0] % repeat:
         raise ValueError(f"{shape[0]} rows are not {repeat} equal blocks")
     block = draw((shape[0] // repeat, *shape[1:]), **kw)
-    return block.repeat(repeat, *[1] * (len(shape) - 1))
+    return block if repeat == 1 else block.repeat(repeat, *[1] * (len(shape) - 1))

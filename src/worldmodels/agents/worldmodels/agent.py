@@ -35,10 +35,10 @@ from .config import WorldModelsConfig
 THRESHOLD = 1.0 / 3.0
 """doomreal.py: a tanh output below -1/3 moves left, above 1/3 right, else nothing."""
 COLLECT_SCALE = 0.01
-MID_START_POOL = 4096
-"""Recorded mid-episode frames kept as dream starts (``controller.mid_starts``)."""
 """carracing/extract.py: a random-weight controller's weights are standard Cauchy draws times a
 scale drawn uniformly from [0, COLLECT_SCALE] for each episode."""
+MID_START_POOL = 4096
+"""Recorded mid-episode frames kept as dream starts (``controller.mid_starts``)."""
 
 
 def image_key(obs_space: dict[str, Spec]) -> str | None:
