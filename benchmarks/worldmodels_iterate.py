@@ -77,7 +77,7 @@ def collect(agent, n_episodes: int, noise: float, seed: int) -> tuple[dict, list
             r = rows[i]
             r["mu"].append(mu[i].numpy().astype(np.float16))
             r["logvar"].append(logvar[i].numpy().astype(np.float16))
-            r["action"].append(int(act[i]))
+            r["action"].append(act[i])
             for k in ("reward", "is_first", "is_last", "is_terminal"):
                 r[k].append(obs[k][i])
             if obs["is_last"][i] and r["is_first"][0] and len(done) < n_episodes:
@@ -85,8 +85,8 @@ def collect(agent, n_episodes: int, noise: float, seed: int) -> tuple[dict, list
                 returns.append(float(np.sum(r["reward"])))
         obs = envs.step(act)
     envs.close()
-    dtypes = {"action": np.int64, "reward": np.float32, "is_first": bool, "is_last": bool,
-              "is_terminal": bool}  # fmt: skip
+    dtypes = {"action": agent._act_dtype(), "reward": np.float32, "is_first": bool,
+              "is_last": bool, "is_terminal": bool}  # fmt: skip
     stream = {k: np.concatenate([e[k] for e in done]) for k in KEYS}
     stream = {k: v.astype(dtypes.get(k, v.dtype)) for k, v in stream.items()}
     return stream, returns
@@ -114,12 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     try:
-        agent = load_agent(args.run, device="cpu")
-        if "controller" not in agent.done:
-            raise UserError(f"{args.run} has no evolved C yet; fix: let its controller stage end")
         overrides = parse_set_args(args.set)
         if any(not k.startswith("controller.") for k in overrides):
             raise UserError("only controller.* can be set; fix: drop the other --set keys")
+        agent = load_agent(args.run, device="cpu")
+        if "controller" not in agent.done:
+            raise UserError(f"{args.run} has no evolved C yet; fix: let its controller stage end")
         cfg = copy.deepcopy(agent.config)
         apply_overrides(cfg, overrides)
         validate(cfg)
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.controller is not None:
         agent.controller = torch.load(args.controller)
     tau = agent.config.controller.temperature
+    base_seed = agent.seed
     for k in range(1, args.rounds + 1):
         out = args.out / f"round_{k}"
         if (out / "done").exists():
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         t_m = time.perf_counter() - t0
         torch.save(agent.mdn.state_dict(), out / "mdn.pt")
         agent.progress.pop("controller", None)
-        agent.seed += 1
+        agent.seed = base_seed + k  # CMA-ES's seed: a new one each round, the same on a rerun
         t0 = time.perf_counter()
         agent._evolve(ctx)
         t_c = time.perf_counter() - t0
