@@ -2,34 +2,44 @@
 finished run) at debug size: a round collects whole real episodes, trains M and evolves C, its
 result is kept, and a rerun continues after the finished rounds without redoing them."""
 
+import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from worldmodels.agents.worldmodels.agent import load_series, split_episodes
 from worldmodels.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "worldmodels_iterate.py"
 SMALL = ["--episodes", "3", "--m-updates", "1", "--real-episodes", "2", "--dream-episodes", "2"]
 
 
-def _iterate(run: Path, out: Path, rounds: int, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(SCRIPT), str(run), "--out", str(out), "--rounds", str(rounds),
-           *SMALL, *extra]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "worldmodels_iterate", ROOT / "benchmarks" / "worldmodels_iterate.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def test_rounds_collect_whole_episodes_and_a_rerun_continues(tmp_path):
+def _iterate(run: Path, out: Path, rounds: int, *extra: str) -> int:
+    threads = torch.get_num_threads()  # the script sets them from OMP_NUM_THREADS
+    try:
+        argv = [str(run), "--out", str(out), "--rounds", str(rounds), *SMALL, *extra]
+        return _script().main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_rounds_collect_whole_episodes_and_a_rerun_continues(tmp_path, capsys):
     run, out = tmp_path / "run", tmp_path / "iter"
     argv = ["train", "worldmodels", "--env", "toy:image_target", "--preset", "debug",
             "--run-dir", str(run), "--no-progress"]  # fmt: skip
     assert main(argv) == 0
-    first = _iterate(run, out, 1)
-    assert first.returncode == 0, first.stderr
+    assert _iterate(run, out, 1) == 0
     result = json.loads((out / "result.json").read_text())
     assert [r["round"] for r in result["rounds"]] == [1]
     series = load_series(out / "round_1" / "encode" / "series.npz")
@@ -40,16 +50,16 @@ def test_rounds_collect_whole_episodes_and_a_rerun_continues(tmp_path):
         assert ep["is_first"][0] and ep["is_last"][-1] and ep["is_last"].sum() == 1
     assert len(series[1]["mu"]) == sum(len(ep["mu"]) for ep in new)
     assert np.isfinite(series[1]["mu"].astype(np.float32)).all()
-    again = _iterate(run, out, 2)
-    assert again.returncode == 0, again.stderr
-    assert "round 1: done earlier" in again.stdout
+    capsys.readouterr()
+    assert _iterate(run, out, 2) == 0
+    assert "round 1: done earlier" in capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     assert [r["round"] for r in result["rounds"]] == [1, 2]
     assert len(load_series(out / "round_2" / "encode" / "series.npz")) == 3
 
 
-def test_only_controller_settings_can_be_set(tmp_path):
-    bad = _iterate(tmp_path / "run", tmp_path / "iter", 1, "--set", "mdnrnn.hidden=8")
-    assert bad.returncode == 2
-    assert bad.stderr.strip().count("\n") == 0 and "controller.*" in bad.stderr
+def test_only_controller_settings_can_be_set(tmp_path, capsys):
+    assert _iterate(tmp_path / "run", tmp_path / "iter", 1, "--set", "mdnrnn.hidden=8") == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "controller.*" in err
     assert not (tmp_path / "iter").exists()
