@@ -19,7 +19,6 @@ touched. Round 0 is the start: the run's M and either the run's C or ``--control
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -32,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from worldmodels_dream import _Context  # noqa: E402
+from worldmodels_m_variant import _Log  # noqa: E402
 
 from worldmodels.agents.worldmodels.agent import load_series  # noqa: E402
 from worldmodels.config import apply_overrides, parse_set_args, validate  # noqa: E402
@@ -42,12 +41,6 @@ from worldmodels.train.parts import evaluate  # noqa: E402
 from worldmodels.train.run import eval_envs, load_agent  # noqa: E402
 
 KEYS = ("mu", "logvar", "action", "reward", "is_first", "is_last", "is_terminal")
-
-
-class _Log(_Context):
-    @staticmethod
-    def log(row: dict) -> None:
-        print(time.strftime("%H:%M:%S"), json.dumps({k: round(v, 4) for k, v in row.items()}))
 
 
 @torch.no_grad()
@@ -120,10 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         agent = load_agent(args.run, device="cpu")
         if "controller" not in agent.done:
             raise UserError(f"{args.run} has no evolved C yet; fix: let its controller stage end")
-        cfg = copy.deepcopy(agent.config)
-        apply_overrides(cfg, overrides)
-        validate(cfg)
-        agent.config = cfg
+        apply_overrides(agent.config, overrides)
+        validate(agent.config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
