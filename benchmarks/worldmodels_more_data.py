@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, _, _ in chunks[1:]:
         series += load_series(out / "collect" / name)
     encoded = base.series_path(out)
-    if not encoded.exists():
+    if not result["epochs"] or not encoded.exists():  # M trains on what was collected
         save_series(encoded, series)
     frames = sum(len(s["mu"]) for s in series)
     result["frames"] = frames
