@@ -51,6 +51,18 @@ class _Log(_Context):
         print(time.strftime("%H:%M:%S"), json.dumps({k: round(v, 4) for k, v in row.items()}))
 
 
+def with_new_m(base, cfg):
+    """An agent of ``cfg`` with ``base``'s V, first frames, seeds and run, and a new M (its
+    initial weights drawn under torch seed 0); its data, vae and encode stages count as done."""
+    torch.manual_seed(0)
+    agent = type(base)(cfg, base.obs_space, base.act_space, "cpu")
+    agent.vae.load_state_dict(base.vae.state_dict())
+    agent.initial_z, agent.seed, agent.rng = base.initial_z, base.seed, base.rng
+    agent.run_info = base.run_info
+    agent.done = ["data", "vae", "encode"]
+    return agent
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="a worldmodels run whose encode stage has finished")
@@ -85,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    agent = type(base)(cfg, base.obs_space, base.act_space, "cpu")
-    agent.vae.load_state_dict(base.vae.state_dict())
-    agent.initial_z, agent.seed, agent.rng = base.initial_z, base.seed, base.rng
-    agent.run_info = base.run_info
-    agent.done = ["data", "vae", "encode"]
+    agent = with_new_m(base, cfg)
     context = _Log(args.run)
     row: dict = {"run": str(args.run), "set": args.set}
     weights = args.out / "mdn.pt"

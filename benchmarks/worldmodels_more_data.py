@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from worldmodels_iterate import KEYS, save_series  # noqa: E402
-from worldmodels_m_variant import _Log  # noqa: E402
+from worldmodels_m_variant import _Log, with_new_m  # noqa: E402
 
 from worldmodels.agents.worldmodels.agent import load_series, make_streams, split_episodes  # noqa: E402
 from worldmodels.config import apply_overrides, parse_set_args, validate  # noqa: E402
@@ -177,12 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     result["frames"] = frames
 
     # a fresh M, one epoch at a time, scored on the held-out episodes after each
-    torch.manual_seed(0)
-    agent = type(base)(cfg, base.obs_space, base.act_space, "cpu")
-    agent.vae.load_state_dict(base.vae.state_dict())
-    agent.initial_z, agent.seed, agent.rng = base.initial_z, base.seed, base.rng
-    agent.run_info = base.run_info
-    agent.done = ["data", "vae", "encode"]
+    agent = with_new_m(base, cfg)
     ctx = _Log(out)
     mdir = out / "m"
     mdir.mkdir(exist_ok=True)
