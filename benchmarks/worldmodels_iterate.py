@@ -44,45 +44,56 @@ KEYS = ("mu", "logvar", "action", "reward", "is_first", "is_last", "is_terminal"
 
 
 @torch.no_grad()
-def collect(agent, n_episodes: int, noise: float, seed: int) -> tuple[dict, list[float]]:
-    """``n_episodes`` whole real episodes under C plus per-episode noise, as one stream of
-    series arrays (V's (mu, logvar) per frame), and their returns."""
-    envs = eval_envs(agent.run_info, 16, seed_offset=seed)
-    n = envs.num_envs
-    rng = np.random.default_rng(seed)
-    obs = envs.reset(seed=agent.run_info.seed + seed)
-    state = agent.init_state(n)
-    params = agent.controller.expand(n, -1).clone()
-    rows: list[dict[str, list]] = [{k: [] for k in KEYS} for _ in range(n)]
+def record_episodes(agent, envs, obs: dict, n_episodes: int, policy) -> tuple[dict, list[float]]:
+    """``n_episodes`` whole episodes of ``envs`` (from their first observations ``obs``) as one
+    stream of series arrays (V's (mu, logvar) per frame), and their returns. ``policy(obs,
+    first, mu, logvar)`` gives each env's action (numpy); the envs are closed at the end."""
+    rows: list[dict[str, list]] = [{k: [] for k in KEYS} for _ in range(envs.num_envs)]
     done: list[dict[str, np.ndarray]] = []
-    returns: list[float] = []
     while len(done) < n_episodes:
         first = np.asarray(obs["is_first"], bool)
         for i in np.flatnonzero(first):
-            scale = rng.uniform(0.0, noise)
-            d = torch.as_tensor(rng.standard_normal(agent.c_dim), dtype=torch.float32)
-            params[i] = agent.controller + scale * d
             rows[i] = {k: [] for k in KEYS}
         mu, logvar = agent.vae.encode(frames_to_input(obs[agent.key], agent.device))
-        state, action = agent._c_step(state, obs, params)
-        act = action.cpu().numpy()
-        for i in range(n):
-            r = rows[i]
-            r["mu"].append(mu[i].numpy().astype(np.float16))
-            r["logvar"].append(logvar[i].numpy().astype(np.float16))
+        act = policy(obs, first, mu, logvar)
+        mu16 = mu.cpu().numpy().astype(np.float16)
+        logvar16 = logvar.cpu().numpy().astype(np.float16)
+        for i, r in enumerate(rows):
+            r["mu"].append(mu16[i])
+            r["logvar"].append(logvar16[i])
             r["action"].append(act[i])
             for k in ("reward", "is_first", "is_last", "is_terminal"):
                 r[k].append(obs[k][i])
             if obs["is_last"][i] and r["is_first"][0] and len(done) < n_episodes:
                 done.append({k: np.asarray(v) for k, v in r.items()})
-                returns.append(float(np.sum(r["reward"])))
         obs = envs.step(act)
     envs.close()
     dtypes = {"action": agent._act_dtype(), "reward": np.float32, "is_first": bool,
               "is_last": bool, "is_terminal": bool}  # fmt: skip
     stream = {k: np.concatenate([e[k] for e in done]) for k in KEYS}
     stream = {k: v.astype(dtypes.get(k, v.dtype)) for k, v in stream.items()}
-    return stream, returns
+    return stream, [float(e["reward"].sum()) for e in done]
+
+
+def collect(agent, n_episodes: int, noise: float, seed: int) -> tuple[dict, list[float]]:
+    """``n_episodes`` whole real episodes under C plus per-episode noise, as one stream of
+    series arrays (V's (mu, logvar) per frame), and their returns."""
+    envs = eval_envs(agent.run_info, 16, seed_offset=seed)
+    rng = np.random.default_rng(seed)
+    obs = envs.reset(seed=agent.run_info.seed + seed)
+    state = agent.init_state(envs.num_envs)
+    params = agent.controller.expand(envs.num_envs, -1).clone()
+
+    def policy(obs, first, mu, logvar):
+        nonlocal state
+        for i in np.flatnonzero(first):
+            scale = rng.uniform(0.0, noise)
+            d = torch.as_tensor(rng.standard_normal(agent.c_dim), dtype=torch.float32)
+            params[i] = agent.controller + scale * d
+        state, action = agent._c_step(state, obs, params, encoded=(mu, logvar))
+        return action.cpu().numpy()
+
+    return record_episodes(agent, envs, obs, n_episodes, policy)
 
 
 def save_series(path: Path, series: list[dict[str, np.ndarray]]) -> None:

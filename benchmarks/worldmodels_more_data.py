@@ -33,14 +33,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from worldmodels_iterate import KEYS, save_series  # noqa: E402
+from worldmodels_iterate import record_episodes, save_series  # noqa: E402
 from worldmodels_m_variant import _Log, with_new_m  # noqa: E402
 
 from worldmodels.agents.worldmodels.agent import load_series, make_streams, split_episodes  # noqa: E402
 from worldmodels.config import apply_overrides, parse_set_args, validate  # noqa: E402
 from worldmodels.envs.vector import VectorEnv  # noqa: E402
 from worldmodels.errors import UserError  # noqa: E402
-from worldmodels.models.vae import frames_to_input  # noqa: E402
 from worldmodels.train.parts import evaluate  # noqa: E402
 from worldmodels.train.run import eval_envs, load_agent, run_env  # noqa: E402
 
@@ -48,7 +47,6 @@ CHUNK = 250
 ENVS = 32
 
 
-@torch.no_grad()
 def collect_random(agent, n_episodes: int, seed: int) -> dict[str, np.ndarray]:
     """``n_episodes`` whole episodes of the run's collection policy, as one stream of series
     arrays (V's (mu, logvar) of every frame)."""
@@ -58,35 +56,17 @@ def collect_random(agent, n_episodes: int, seed: int) -> dict[str, np.ndarray]:
     agent.rng = np.random.default_rng(seed)
     obs = envs.reset(seed=info.seed + seed)
     state = agent.init_state(n)
-    rows: list[dict[str, list]] = [{k: [] for k in KEYS} for _ in range(n)]
-    done: list[dict[str, np.ndarray]] = []
-    while len(done) < n_episodes:
-        first = np.asarray(obs["is_first"], bool)
-        for i in np.flatnonzero(first):
-            rows[i] = {k: [] for k in KEYS}
-        mu, logvar = agent.vae.encode(frames_to_input(obs[agent.key], agent.device))
+
+    def policy(obs, first, mu, logvar):
+        nonlocal state
         if agent.config.data.policy == "held":
-            action, state["left"] = agent._random_actions(state, first)
-            state["held"] = action
-        else:
-            state["params"] = agent._random_controllers(state, first)
-            state, act = agent._c_step(state, obs, state["params"])
-            action = act.cpu().numpy()
-        for i in range(n):
-            r = rows[i]
-            r["mu"].append(mu[i].cpu().numpy().astype(np.float16))
-            r["logvar"].append(logvar[i].cpu().numpy().astype(np.float16))
-            r["action"].append(action[i])
-            for k in ("reward", "is_first", "is_last", "is_terminal"):
-                r[k].append(obs[k][i])
-            if obs["is_last"][i] and r["is_first"][0] and len(done) < n_episodes:
-                done.append({k: np.asarray(v) for k, v in r.items()})
-        obs = envs.step(action)
-    envs.close()
-    dtypes = {"action": agent._act_dtype(), "reward": np.float32, "is_first": bool,
-              "is_last": bool, "is_terminal": bool}  # fmt: skip
-    stream = {k: np.concatenate([e[k] for e in done]) for k in KEYS}
-    return {k: v.astype(dtypes.get(k, v.dtype)) for k, v in stream.items()}
+            state["held"], state["left"] = agent._random_actions(state, first)
+            return state["held"]
+        state["params"] = agent._random_controllers(state, first)
+        state, act = agent._c_step(state, obs, state["params"], encoded=(mu, logvar))
+        return act.cpu().numpy()
+
+    return record_episodes(agent, envs, obs, n_episodes, policy)[0]
 
 
 @torch.no_grad()

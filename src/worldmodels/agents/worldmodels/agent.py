@@ -229,18 +229,22 @@ class WorldModelsAgent(AgentBase):
         obs: dict[str, np.ndarray],
         params: Tensor,
         generator: torch.Generator | None = None,
+        encoded: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[dict, Tensor]:
         """One step of V + M + C with one controller per env (``params`` ``[n, c_dim]``): M
         consumes the previous step's (z, action), its memory restarts where an episode starts,
         V encodes the frame (z sampled from q(z|x), as doomreal.py; the noise from
-        ``generator`` if given) and C acts on [z, (c,) h]. Returns (state, actions)."""
+        ``generator`` if given) and C acts on [z, (c,) h]; ``encoded``: V's (mu, logvar) of
+        these frames where the caller has them already. Returns (state, actions)."""
         first = torch.as_tensor(np.asarray(obs["is_first"], bool), device=self.device)
         _, (h, c) = self.mdn.step(
             state["z"], state["a"], state["restart"], (state["h"], state["c"])
         )
         keep = (~first).float().unsqueeze(-1)
         h, c = h * keep, c * keep
-        mu, logvar = self.vae.encode(frames_to_input(obs[self.key], self.device))
+        if encoded is None:
+            encoded = self.vae.encode(frames_to_input(obs[self.key], self.device))
+        mu, logvar = encoded
         if generator is None:
             eps = torch.randn_like(mu)
         else:
